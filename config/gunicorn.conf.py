@@ -1,0 +1,26 @@
+"""Gunicorn configuration. Tracing and metrics are set up per worker, after the fork."""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+accesslog = None  # the structlog request middleware logs each request as JSON
+preload_app = False
+# The pool is per gunicorn worker process; safe here, unlike in Celery workers (celery#10554).
+raw_env = [f"DB_POOL={os.environ.get('DB_POOL', 'true')}"]
+
+
+def post_fork(server, worker):
+    from jfintech.observability import tracing
+
+    tracing.setup_after_fork()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,11 @@
+"""Developer and demo settings. Starts embedded PostgreSQL/Redis when none is configured."""
+
+from jfintech import devservices
+
+devservices.export_missing()
+
+from config.settings.base import *  # noqa: E402,F403
+from config.settings.base import env  # noqa: E402
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = SECRET_KEY or "local-development-only-not-secret"  # noqa: F405

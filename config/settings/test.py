@@ -1,0 +1,22 @@
+"""Test settings: real PostgreSQL and Redis (embedded ones when none is configured)."""
+
+import os
+import uuid
+
+from jfintech import devservices
+
+devservices.export_missing()
+# A short visibility timeout so redelivery tests do not wait an hour; set before base reads it.
+os.environ.setdefault("CELERY_VISIBILITY_TIMEOUT", "30")
+os.environ.setdefault("CELERY_TASK_TIME_LIMIT", "25")
+os.environ.setdefault("CELERY_TASK_SOFT_TIME_LIMIT", "20")
+# Every test session (and xdist worker) gets private broker and result keys on a shared Redis;
+# the worker subprocesses it starts inherit this, so sessions never consume each other's tasks.
+os.environ.setdefault("CELERY_KEY_PREFIX", f"jftest-{uuid.uuid4().hex[:10]}:")
+
+from config.settings.base import *  # noqa: E402,F403
+
+SECRET_KEY = "test-only-not-secret"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+ALLOWED_HOSTS = ["*"]

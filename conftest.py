@@ -1,0 +1,49 @@
+"""Session-wide test fixtures: real Celery workers and the test process's own tracing."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from jfintech.testing import processes
+
+
+@pytest.fixture(scope="session")
+def observability_dir(tmp_path_factory) -> Path:
+    """Where every process of this session writes its spans (one JSON-lines file per pid)."""
+    directory = tmp_path_factory.mktemp("observability")
+    os.environ["OTEL_TRACES_EXPORTER"] = "file"
+    os.environ["OTEL_EXPORTER_FILE_DIR"] = str(directory / "spans")
+    from jfintech.observability import tracing
+
+    tracing.setup_after_fork(role="test")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def celery_workers(django_db_setup, django_db_blocker, observability_dir):
+    """Two real workers, as in production: prefork for CPU work, threads for I/O-bound fetches."""
+    with django_db_blocker.unblock():
+        workers = [
+            processes.celery_worker(
+                "main", "default,ingest,reconciliation", observability_dir, concurrency=2
+            ),
+            processes.celery_worker("fetch", "fetch", observability_dir, pool="threads", concurrency=4),
+        ]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.wait_for_log(" ready.", timeout=90)
+        yield {w.name: w for w in workers}
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    user = django_user_model.objects.create_user("ops", password="pw", is_staff=True)  # noqa: S106
+    client.force_login(user)
+    client.user = user
+    return client

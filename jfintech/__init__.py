@@ -1,0 +1,1 @@
+"""The platform core every domain app leans on. It imports no domain app."""

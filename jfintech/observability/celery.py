@@ -1,0 +1,78 @@
+"""Worker and beat wiring: JSON logging, tracing after fork, and the worker metrics endpoint."""
+
+import os
+
+import structlog
+from celery import signals
+from django_structlog.celery.signals import bind_extra_task_metadata
+from django_structlog.celery.steps import DjangoStructLogInitStep
+
+from config.celery import app
+from jfintech.observability import tracing
+
+# Instrument Celery before django-structlog connects its task_prerun receiver (the step below):
+# receivers run in connection order, so the task span exists when "task_started" is logged and
+# that line carries the task's trace_id.
+tracing.instrument()
+app.steps["worker"].add(DjangoStructLogInitStep)
+
+
+def _bind_task_name(sender=None, task=None, **_):
+    # Every line a task logs carries the task's name, not only "task_started".
+    if task is not None:
+        structlog.contextvars.bind_contextvars(task=task.name)
+
+
+bind_extra_task_metadata.connect(_bind_task_name, weak=False)
+
+
+@signals.setup_logging.connect(weak=False)
+def _setup_logging(**_):
+    # Connecting here stops Celery from installing its own plain-text handlers.
+    from jfintech.observability.logging import reset_stdlib_logging_from_settings
+
+    reset_stdlib_logging_from_settings()
+
+
+@signals.worker_process_init.connect(weak=False)
+def _tracing_in_pool_child(**_):
+    tracing.setup_after_fork(role="worker")
+
+
+@signals.worker_init.connect(weak=False)
+def _worker_init(sender=None, **_):
+    pool = getattr(sender, "pool_cls", None)
+    pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    if "prefork" not in str(pool_name):
+        # threads/solo pools run tasks in this very process: no fork is coming.
+        tracing.setup_after_fork(role="worker")
+    port = int(os.environ.get("WORKER_METRICS_PORT") or 0)
+    if port:
+        from jfintech.observability.metrics import start_worker_metrics_server
+
+        start_worker_metrics_server(port)
+
+
+@signals.beat_init.connect(weak=False)
+def _beat_init(**_):
+    tracing.setup_after_fork(role="beat")
+
+
+@signals.task_prerun.connect(weak=False)
+def _task_clock_start(task=None, **_):
+    import time
+
+    if task is not None:
+        task.request._jf_started = time.monotonic()
+
+
+@signals.task_postrun.connect(weak=False)
+def _task_clock_stop(task=None, state=None, **_):
+    import time
+
+    from jfintech.observability.metrics import TASK_DURATION
+
+    started = getattr(getattr(task, "request", None), "_jf_started", None)
+    if started is not None:
+        outcome = {"SUCCESS": "success", "RETRY": "retry"}.get(state or "", "failure")
+        TASK_DURATION.labels(task=task.name, outcome=outcome).observe(time.monotonic() - started)

@@ -1,0 +1,5 @@
+"""Celery discovers tasks per installed app as ``<app>.tasks``; the core's live in subpackages."""
+
+from jfintech.health.tasks import pipeline_complete, pipeline_probe
+
+__all__ = ["pipeline_complete", "pipeline_probe"]
