@@ -1,0 +1,21 @@
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: a user, an API key, or a system task (beat, a worker)."""
+
+    kind: str  # "user" | "api_key" | "system"
+    id: str
+    display: str
+
+    @classmethod
+    def for_user(cls, user) -> "Actor":
+        return cls("user", str(user.pk), user.get_username())
+
+    @classmethod
+    def for_system(cls, name: str) -> "Actor":
+        return cls("system", name, name)
+
+
+SYSTEM = Actor.for_system("system")

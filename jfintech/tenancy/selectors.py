@@ -1,0 +1,23 @@
+"""Reads for tenancy. Domain selectors scope every user-reachable query with ``for_tenant``."""
+
+from django.db.models import QuerySet
+
+from jfintech.tenancy.models import Membership, Role, Tenant
+
+
+def tenants_for_user(user) -> QuerySet[Tenant]:
+    if not getattr(user, "is_authenticated", False):
+        return Tenant.objects.none()
+    if user.is_superuser:
+        return Tenant.objects.all()
+    return Tenant.objects.filter(memberships__user=user).distinct()
+
+
+def role_of(user, tenant: Tenant) -> str | None:
+    if getattr(user, "is_superuser", False):
+        return Role.ADMIN
+    return Membership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
+
+
+def for_tenant(queryset: QuerySet, tenant: Tenant) -> QuerySet:
+    return queryset.filter(tenant=tenant)
