@@ -11,6 +11,9 @@ env = environ.Env()
 SECRET_KEY = env("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# Kubernetes probes and Prometheus scrapes send the pod's IP as Host (the chart sets POD_IP).
+if env("POD_IP", default=""):
+    ALLOWED_HOSTS.append(env("POD_IP"))
 SERVICE_NAME = env("OTEL_SERVICE_NAME", default="jfintech")
 
 INSTALLED_APPS = [
