@@ -46,3 +46,10 @@ def test_api_errors_have_the_standard_shape(client):
     assert set(error) == {"code", "message", "details", "request_id"}
     assert error["code"] == "not_authenticated"
     assert error["request_id"]
+
+
+def test_admin_static_files_are_served_by_the_app_itself(client):
+    # gunicorn has no static file server in front of it in the pod; WhiteNoise serves the admin CSS.
+    response = client.get("/static/admin/css/base.css")
+    assert response.status_code == 200
+    assert b"body" in b"".join(response.streaming_content)
