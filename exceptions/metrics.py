@@ -1,0 +1,15 @@
+"""Prometheus metrics of the exceptions app (names fixed by issue 8; never labelled by run or case)."""
+
+from prometheus_client import Counter
+
+CASE_TRANSITIONS = Counter(
+    "exception_cases_transitions_total",
+    "Break cases moved into a status (opened by a run, assigned, resolved, reopened, ...).",
+    ["to_status"],
+)
+
+SLA_BREACHES = Counter(
+    "exception_sla_breaches_total",
+    "Break cases flagged past their SLA due time, by priority (counted once per case and due time).",
+    ["priority"],
+)
