@@ -6,6 +6,8 @@ from jfintech.health import views as health
 
 api_v1 = [
     path("", include("jfintech.health.urls")),
+    path("", include("jfintech.tenancy.urls")),
+    path("", include("jfintech.audit.urls")),
 ]
 
 urlpatterns = [

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class JfintechConfig(AppConfig):
@@ -9,5 +10,7 @@ class JfintechConfig(AppConfig):
         # Instrument before the first request handler loads its middleware. The tracer provider
         # itself is installed later, after any fork (gunicorn post_fork, Celery process init).
         from jfintech.observability import tracing
+        from jfintech.scheduling import post_migrate_ensure_schedules
 
         tracing.instrument()
+        post_migrate.connect(post_migrate_ensure_schedules, sender=self, dispatch_uid="jfintech_schedules")

@@ -1,7 +1,16 @@
 """Models of the platform core, defined in their subpackages and registered here."""
 
+from jfintech.api.models import IdempotencyKey
 from jfintech.audit.models import AuditEvent
 from jfintech.health.models import PipelineCheck, PipelineCheckPart
-from jfintech.tenancy.models import Membership, Tenant
+from jfintech.tenancy.models import ApiKey, Membership, Tenant
 
-__all__ = ["AuditEvent", "Membership", "PipelineCheck", "PipelineCheckPart", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "IdempotencyKey",
+    "Membership",
+    "PipelineCheck",
+    "PipelineCheckPart",
+    "Tenant",
+]

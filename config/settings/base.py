@@ -75,8 +75,9 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-# django-prometheus' backend wrapper counts queries and errors per connection alias.
-DATABASES = {"default": env.db_url("DATABASE_URL", engine="django_prometheus.db.backends.postgresql")}
+# django-prometheus' backend wrapper counts queries and errors per connection alias; ours adds
+# pre-commit hooks (the audit chain is linked right before COMMIT: docs/audit.md).
+DATABASES = {"default": env.db_url("DATABASE_URL", engine="jfintech.db.backends.postgresql")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
@@ -146,8 +147,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- REST framework and OpenAPI ---------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Session first: its (absent) WWW-Authenticate keeps anonymous requests at 403, not 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        "jfintech.api.authentication.ApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "jfintech.api.pagination.CreatedCursorPagination",
@@ -177,6 +180,30 @@ HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", default=2.0)
 from jfintech.observability.logging import build_logging_config  # noqa: E402
 
 LOGGING = build_logging_config(LOG_LEVEL, LOG_FORMAT)
+
+# --- Tenancy, audit and idempotency (docs/tenancy.md, docs/audit.md) -----------------------------
+# The key that signs each tenant's audit chain head. Never stored in the database; production
+# refuses to start without it. AUDIT_HMAC_PREVIOUS_KEYS verifies events signed before a rotation.
+AUDIT_HMAC_KEY = env("AUDIT_HMAC_KEY", default="")
+AUDIT_HMAC_PREVIOUS_KEYS = env.list("AUDIT_HMAC_PREVIOUS_KEYS", default=[])
+# The database role the application runs as in production: DML on every table, never TRUNCATE,
+# and no UPDATE/DELETE on the audit trail. Created (NOLOGIN) by migration; grant it to the
+# login role the web and workers use. Migrations run as the owner.
+DB_RUNTIME_ROLE = env("DB_RUNTIME_ROLE", default="jfintech_runtime")
+# How long a concurrent repeat of an in-flight idempotent POST waits before answering 409.
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
+
+# Beat schedules, written to django-celery-beat after every migrate (jfintech.scheduling).
+# Crontabs in UTC; expire_seconds drops a run that could not start in time instead of running late.
+PERIODIC_TASKS = {
+    "api.purge_idempotency_keys": {
+        "task": "api.purge_idempotency_keys",
+        "crontab": {"minute": "23"},
+        "queue": "default",
+        "expire_seconds": 3000,
+    },
+}
 
 # `make demo` runs these in order (dotted paths, so the core never imports a domain app).
 DEMO_SEEDERS = ["jfintech.demo.seed_superuser"]

@@ -13,3 +13,5 @@ SECRET_KEY = SECRET_KEY or "local-development-only-not-secret"  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+# A fixed, well-known key: audit chains written here prove nothing outside this machine.
+AUDIT_HMAC_KEY = AUDIT_HMAC_KEY or "local-development-only-audit-key"  # noqa: F405

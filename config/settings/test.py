@@ -23,3 +23,5 @@ ALLOWED_HOSTS = ["*"]
 WHITENOISE_USE_FINDERS = True  # browser tests see a styled admin without collectstatic
 STATIC_ROOT = None
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+# A fixed, well-known key: audit chains written here prove nothing outside this machine.
+AUDIT_HMAC_KEY = AUDIT_HMAC_KEY or "test-only-audit-key"  # noqa: F405

@@ -14,6 +14,10 @@ class Actor:
         return cls("user", str(user.pk), user.get_username())
 
     @classmethod
+    def for_api_key(cls, key) -> "Actor":
+        return cls("api_key", str(key.pk), f"api-key:{key.prefix} ({key.name})"[:200])
+
+    @classmethod
     def for_system(cls, name: str) -> "Actor":
         return cls("system", name, name)
 

@@ -4,8 +4,10 @@ Business dates are ``date`` objects in the tenant's own time zone (a London bank
 starts at midnight in London, not UTC). Weekend days are ISO weekday numbers (Monday=1).
 
 ``business_days_between(t, start, end)`` counts business days in the half-open interval
-(start, end]: Friday → next Monday is 1; it is negative when end is before start, so
-``add_business_days(t, d, business_days_between(t, d, e)) == e`` for any business day ``e``.
+(start, end]: Friday → next Monday is 1 (an SLA "due in 1 business day" from Friday is Monday),
+and it is negative when end is before start. It inverts ``add_business_days``:
+``business_days_between(t, d, add_business_days(t, d, n)) == n`` for n >= 0, and for n < 0
+when ``d`` is itself a business day.
 """
 
 from __future__ import annotations
