@@ -8,9 +8,12 @@ from a library looks like a line of ours.
 
 import logging
 import os
+import sys
 
 import structlog
 from opentelemetry import trace
+
+from jfintech.observability.masking import mask_sensitive
 
 SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "jfintech")
 
@@ -40,11 +43,18 @@ def rename_fields(_, __, event_dict):
 
 
 def add_error_type(_, __, event_dict):
-    exc_info = event_dict.get("exc_info")
-    if exc_info and "error.type" not in event_dict:
-        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        if isinstance(exc, BaseException):
-            event_dict["error.type"] = type(exc).__name__
+    """error.type = the exception's class name, however the exception reached the logger."""
+    if "error.type" in event_dict:
+        return event_dict
+    exc = event_dict.get("exc_info")
+    if exc is True:
+        exc = sys.exc_info()[1]
+    elif isinstance(exc, tuple):
+        exc = exc[1]
+    if not isinstance(exc, BaseException):
+        exc = event_dict.get("exception")  # django-structlog's task_failed passes it this way
+    if isinstance(exc, BaseException):
+        event_dict["error.type"] = type(exc).__name__
     return event_dict
 
 
@@ -88,6 +98,8 @@ def build_logging_config(level: str, fmt: str) -> dict:
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,
+                    # After the traceback is text, before rendering: one place masks every line.
+                    mask_sensitive,
                     renderer,
                 ],
                 "foreign_pre_chain": SHARED_PROCESSORS,
