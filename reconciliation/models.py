@@ -69,6 +69,7 @@ class IngestionBatch(TenantOwned):
         REJECTED = "rejected"
         DUPLICATE = "duplicate"
         REVERSED = "reversed"
+        FAILED = "failed"  # an unexpected error (not the file's fault): loud, nothing loaded
 
     source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="batches")
     file_name = models.CharField(max_length=255, blank=True)
@@ -82,12 +83,18 @@ class IngestionBatch(TenantOwned):
     rows_accepted = models.IntegerField(default=0)
     rows_rejected = models.IntegerField(default=0)
     reject_reason = models.TextField(blank=True)
+    # Why the whole file was refused (bad XML, XSD, control totals, continuity): a RejectionReason
+    # code or "malformed_file" / "invalid_schema"; row-level reasons are on the Rejection rows.
+    reject_code = models.CharField(max_length=32, blank=True)
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT)
     timings = models.JSONField(default=dict, blank=True)
     trace_id = models.CharField(max_length=32, blank=True)
     created_by = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_by = models.CharField(max_length=200, blank=True)
+    reverse_reason = models.TextField(blank=True)
 
     class Meta:
         constraints = [
@@ -144,3 +151,6 @@ class Record(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.external_id} v{self.version} {self.business_date}"
+
+
+from reconciliation.ingestion.models import Rejection, RejectionReason  # noqa: E402,F401  (ingestion's tables)

@@ -60,11 +60,16 @@ def ensure_partitions(first: date, last: date) -> list[str]:
         if name in have:
             continue
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL lock_timeout = '5s'")
-            cursor.execute(
-                f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{RECORD_TABLE}" '
-                "FOR VALUES FROM (%s) TO (%s)",
-                [month, add_months(month, 1)],
-            )
+            create_partition(cursor, month)
         created.append(name)
     return created
+
+
+def create_partition(cursor, month: date) -> None:
+    """One month's partition, on ``cursor``'s connection, which must not be mid-load (see above)."""
+    cursor.execute("SET LOCAL lock_timeout = '5s'")
+    cursor.execute(
+        f'CREATE TABLE IF NOT EXISTS "{partition_name(month)}" PARTITION OF "{RECORD_TABLE}" '
+        "FOR VALUES FROM (%s) TO (%s)",
+        [month, add_months(month, 1)],
+    )

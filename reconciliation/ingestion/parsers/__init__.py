@@ -1,0 +1,57 @@
+"""Parsers turn a file into staging rows; the loader does the typing and validation in SQL.
+
+Every parser returns a ``Parsed``: ``rows`` is a (lazy, streamed) iterator of tuples in
+``STAGE_COLUMNS`` order, all text except ``line_no``. A parser raises ``FileRejected`` when the file
+as a whole cannot be read (bad XML, XSD violation, missing CSV header column): the batch is then
+rejected with that code and no row is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from reconciliation.ingestion.mapping import FIELDS, ISO, Normalization
+
+STAGE_COLUMNS = ("line_no", "raw", "parse_error", "parse_message", *FIELDS, "attributes")
+EMPTY_FIELDS = (None,) * len(FIELDS)
+
+
+class FileRejected(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class StatementInfo:
+    """One bank statement in a file, with what it declares and what its entries add up to."""
+
+    account: str
+    statement_id: str
+    currency: str
+    opening: Decimal | None = None
+    closing: Decimal | None = None
+    opening_date: str = ""
+    closing_date: str = ""
+    sequence: str = ""
+    entries_sum: Decimal = Decimal(0)
+    entries_count: int = 0
+
+
+@dataclass
+class Parsed:
+    rows: Iterator[tuple]
+    format: str
+    normalization: Normalization = ISO
+    # Filled while ``rows`` is consumed (streamed formats learn their trailer at the end).
+    declared_totals: dict = field(default_factory=dict)
+    statements: list[StatementInfo] = field(default_factory=list)
+    # A control that failed after the rows were read: (code, message); every row is rejected.
+    file_rejection: tuple[str, str] | None = None
+
+
+def malformed(line_no: int, raw: str, message: str, code: str = "malformed_row") -> tuple:
+    return (line_no, raw, code, message, *EMPTY_FIELDS, None)

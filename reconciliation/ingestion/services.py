@@ -1,0 +1,363 @@
+"""Ingestion's writes: receive a file or records, load them as one batch, reverse a batch.
+
+Every row ends up either in ``reconciliation_record`` or in ``reconciliation_rejection`` with a
+reason (accepted + rejected = total is a check constraint on the batch). A batch's accepted rows
+are committed together or not at all. Callers outside a transaction get the fast path (partitions
+created in their own short transactions before the load); inside one (an idempotent API request),
+missing partitions are created on a separate connection first, never under the load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.utils import timezone
+
+from jfintech import audit
+from jfintech.common.errors import ApplicationError
+from jfintech.observability.logging import get_logger
+from jfintech.observability.tracing import current_trace_id
+from reconciliation import partitions
+from reconciliation.ingestion import formats, metrics
+from reconciliation.ingestion.loader import LoadResult, Staging
+from reconciliation.ingestion.parsers import FileRejected, Parsed
+from reconciliation.ingestion.parsers.json_records import parse_json_records
+from reconciliation.models import DataSource, IngestionBatch, Record
+
+log = get_logger(__name__)
+
+Status = IngestionBatch.Status
+_LOCK_NAMESPACE = 74_201  # pg_advisory_xact_lock(namespace, source id): one load per source at a time
+_CHUNK = 1 << 20
+
+
+def tenant_window(tenant, today: date | None = None) -> tuple[date, date]:
+    """The dates a tenant accepts: whole months, window_months_back before to _ahead after today."""
+    if today is None:
+        today = timezone.now().astimezone(ZoneInfo(tenant.timezone or "UTC")).date()
+    month = partitions.month_start(today)
+    first = partitions.add_months(month, -tenant.window_months_back)
+    last = date.fromordinal(partitions.add_months(month, tenant.window_months_ahead + 1).toordinal() - 1)
+    return first, last
+
+
+def ensure_partitions_for(first: date, last: date) -> None:
+    """Partitions for [first, last] before the load, each in its own short transaction."""
+    if not connection.in_atomic_block:
+        partitions.ensure_partitions(first, last)
+        return
+    # Inside the caller's transaction: a separate connection creates them and commits. That only
+    # works before this transaction writes to a table the partition's foreign keys reference
+    # (tenant, source, batch: a new partition locks them), hence _run's call before _receive.
+    have = partitions.existing_partitions()
+    missing = [m for m in partitions.months_between(first, last) if partitions.partition_name(m) not in have]
+    if not missing:
+        return
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            for month in missing:
+                cursor.execute("BEGIN")
+                partitions.create_partition(cursor, month)
+                cursor.execute("COMMIT")
+    finally:
+        other.close()
+
+
+def _snapshot(batch: IngestionBatch) -> dict:
+    return {
+        "source": batch.source_id, "file_name": batch.file_name, "sha256": batch.sha256,
+        "status": batch.status, "rows_total": batch.rows_total, "rows_accepted": batch.rows_accepted,
+        "rows_rejected": batch.rows_rejected, "reject_code": batch.reject_code,
+    }  # fmt: skip
+
+
+def _check_source(tenant, source: DataSource) -> None:
+    if source.tenant_id != tenant.pk:
+        raise ApplicationError("No such source for this tenant.", code="not_found", status=404)
+    if not source.is_active:
+        raise ApplicationError(f"Source {source.name} is not active.", code="source_inactive", status=409)
+
+
+@dataclass
+class _Received:
+    batch: IngestionBatch
+    duplicate: bool
+
+
+def _receive(*, tenant, actor, source, sha256, size, file_name, fmt) -> _Received:
+    with transaction.atomic():
+        loaded = IngestionBatch.objects.filter(source=source, sha256=sha256, status=Status.LOADED).first()
+        batch = IngestionBatch.objects.create(
+            tenant=tenant, source=source, file_name=file_name[:255], sha256=sha256, size_bytes=size,
+            detected_format=fmt, status=Status.DUPLICATE if loaded else Status.RECEIVED, duplicate_of=loaded,
+            trace_id=current_trace_id(), created_by=actor.display[:200],
+            completed_at=timezone.now() if loaded else None,
+        )  # fmt: skip
+        audit.record(tenant=tenant, actor=actor, action="batch.duplicate" if loaded else "batch.receive",
+                     obj=batch, after=_snapshot(batch))  # fmt: skip
+    return _Received(batch, duplicate=loaded is not None)
+
+
+def _finish(batch, *, actor, status, started, result: LoadResult | None = None, total=0, parsed=None,
+            code="", message="", timings=None) -> IngestionBatch:  # fmt: skip
+    """Close the batch (compare-and-set from received/validated) with its counts; audited."""
+    result = result or LoadResult()
+    fields = {
+        "status": status,
+        "rows_total": total if status in (Status.LOADED, Status.REJECTED) else 0,
+        "rows_accepted": result.accepted,
+        "rows_rejected": result.rejected,
+        "computed_totals": {
+            "rows": total,
+            "accepted": result.accepted,
+            "rejected": result.rejected,
+            "superseded": result.superseded,
+            "by_currency": result.totals,
+            "rejections_by_reason": result.reasons,
+        },
+        "declared_totals": parsed.declared_totals if parsed else {},
+        "reject_code": code,
+        "reject_reason": message,
+        "timings": {**(timings or {}), "total_s": round(time.monotonic() - started, 3)},
+        "completed_at": timezone.now(),
+    }
+    if status == Status.DUPLICATE:
+        fields["duplicate_of"] = IngestionBatch.objects.filter(
+            source_id=batch.source_id, sha256=batch.sha256, status=Status.LOADED
+        ).first()
+    moved = IngestionBatch.objects.filter(pk=batch.pk, status__in=[Status.RECEIVED, Status.VALIDATED]).update(
+        **fields
+    )
+    if not moved:
+        raise RuntimeError(f"batch {batch.pk} was closed by someone else")
+    batch.refresh_from_db()
+    audit.record(
+        tenant=batch.tenant, actor=actor, action=f"batch.{status}", obj=batch, after=_snapshot(batch)
+    )
+    return batch
+
+
+def _observe(batch: IngestionBatch, kind: str, started: float) -> None:
+    fmt = batch.detected_format or "unknown"
+    metrics.BATCH_DURATION.labels(format=fmt, outcome=batch.status).observe(time.monotonic() - started)
+    metrics.BYTES.labels(format=fmt).inc(batch.size_bytes)
+    if batch.rows_accepted:
+        metrics.ROWS.labels(kind=kind, outcome="accepted").inc(batch.rows_accepted)
+    if batch.rows_rejected:
+        metrics.ROWS.labels(kind=kind, outcome="rejected").inc(batch.rows_rejected)
+    for reason, count in (batch.computed_totals or {}).get("rejections_by_reason", {}).items():
+        metrics.REJECTIONS.labels(kind=kind, reason=reason).inc(count)
+    event = {"loaded": "batch_loaded", "duplicate": "batch_duplicate"}.get(
+        batch.status, "batch_" + batch.status
+    )
+    level = log.info if batch.status in (Status.LOADED, Status.DUPLICATE) else log.warning
+    level(event, batch_id=batch.pk, source_id=batch.source_id, tenant=batch.tenant.slug, format=fmt,
+          **{"txn.type": kind}, rows_total=batch.rows_total, rows_accepted=batch.rows_accepted,
+          rows_rejected=batch.rows_rejected, reject_code=batch.reject_code,
+          duration_ms=round((time.monotonic() - started) * 1000, 1))  # fmt: skip
+
+
+def _load(
+    *, tenant, actor, source: DataSource, batch: IngestionBatch, parse, started: float
+) -> IngestionBatch:
+    """Stage, validate, create partitions, then load in ONE transaction. Returns the closed batch."""
+    timings: dict = {}
+    with connection.cursor() as cursor:
+        staging = Staging(cursor, batch.pk)
+        try:
+            t0 = time.monotonic()
+            try:
+                # A savepoint (or a transaction): a file that fails halfway leaves no staged rows.
+                with transaction.atomic():
+                    staging.create()
+                    parsed: Parsed = parse()
+                    total = staging.copy_rows(parsed.rows)
+            except FileRejected as exc:
+                with transaction.atomic():
+                    return _finish(batch, actor=actor, status=Status.REJECTED, started=started,
+                                   code=exc.code, message=exc.message)  # fmt: skip
+            timings["parse_copy_s"] = round(time.monotonic() - t0, 3)
+            t0 = time.monotonic()
+            staging.validate(
+                kind=source.kind, normalization=parsed.normalization, window=tenant_window(tenant)
+            )
+            file_rejection = parsed.file_rejection or formats.statement_controls(
+                tenant=tenant, source=source, parsed=parsed
+            )
+            if file_rejection:
+                staging.reject_all(*file_rejection)
+            IngestionBatch.objects.filter(pk=batch.pk, status=Status.RECEIVED).update(
+                status=Status.VALIDATED, rows_total=total
+            )
+            date_range = staging.date_range()
+            if date_range:
+                ensure_partitions_for(*date_range)
+            timings["validate_s"] = round(time.monotonic() - t0, 3)
+            t0 = time.monotonic()
+            with transaction.atomic():
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, source.pk])
+                if IngestionBatch.objects.filter(
+                    source=source, sha256=batch.sha256, status=Status.LOADED
+                ).exists():
+                    return _finish(
+                        batch, actor=actor, status=Status.DUPLICATE, started=started, timings=timings
+                    )
+                result = staging.load(
+                    tenant_id=tenant.pk, source_id=source.pk, batch_id=batch.pk, kind=source.kind
+                )
+                if file_rejection is None and parsed.statements:
+                    formats.statements_record(tenant=tenant, source=source, batch=batch, parsed=parsed)
+                timings["load_s"] = round(time.monotonic() - t0, 3)
+                status = Status.REJECTED if result.rejected and not result.accepted else Status.LOADED
+                code, message = file_rejection or ("", "")
+                if status == Status.REJECTED and not code:
+                    code, message = "all_rows_rejected", "every row of the file was rejected"
+                return _finish(
+                    batch, actor=actor, status=status, started=started, result=result, total=total,
+                    parsed=parsed, code=code, message=message, timings=timings,
+                )  # fmt: skip
+        finally:
+            if not (connection.in_atomic_block and connection.needs_rollback):
+                staging.drop()
+
+
+def _run(*, tenant, actor, source, sha256, size, file_name, fmt, parse) -> IngestionBatch:
+    _check_source(tenant, source)
+    started = time.monotonic()
+    if connection.in_atomic_block:
+        # The caller's transaction (an idempotent API request) is open: partitions must exist
+        # before its first write (see ensure_partitions_for), so cover the whole tenant window.
+        ensure_partitions_for(*tenant_window(tenant))
+    received = _receive(tenant=tenant, actor=actor, source=source, sha256=sha256, size=size,
+                        file_name=file_name, fmt=fmt)  # fmt: skip
+    batch = received.batch
+    if not received.duplicate:
+        try:
+            batch = _load(
+                tenant=tenant, actor=actor, source=source, batch=batch, parse=parse, started=started
+            )
+        except Exception as exc:
+            log.exception("batch_failed", batch_id=batch.pk, source_id=source.pk, tenant=tenant.slug,
+                          **{"txn.type": source.kind})  # fmt: skip
+            metrics.BATCH_DURATION.labels(format=fmt, outcome="failed").observe(time.monotonic() - started)
+            if not connection.in_atomic_block:  # else the caller's transaction is rolled back whole
+                with transaction.atomic():
+                    _finish(batch, actor=actor, status=Status.FAILED, started=started,
+                            code="internal_error", message=f"{type(exc).__name__}: {exc}"[:2000])  # fmt: skip
+            raise
+    _observe(batch, source.kind, started)
+    return batch
+
+
+def _hash_stream(stream) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    while chunk := stream.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def batch_ingest_file(*, tenant, actor, source: DataSource, path: str | Path | None = None, fileobj=None,
+                      file_name: str = "", format: str = "auto") -> IngestionBatch:  # fmt: skip
+    """Ingest one file (a path, or a binary file object that can seek) as one batch.
+
+    A file whose sha256 was already loaded for this source becomes a ``duplicate`` batch that loads
+    nothing. Returns the closed batch (loaded, rejected, duplicate); raises on unexpected errors
+    after marking the batch failed.
+    """
+    if (path is None) == (fileobj is None):
+        raise ValueError("give exactly one of path or fileobj")
+    stream = open(path, "rb") if path is not None else fileobj  # noqa: SIM115 (closed below)
+    try:
+        file_name = file_name or (Path(path).name if path is not None else getattr(fileobj, "name", "") or "")
+        stream.seek(0)
+        sha256, size = _hash_stream(stream)
+        stream.seek(0)
+        head = stream.read(4096)
+        stream.seek(0)
+        fmt = formats.detect(head, declared=format, source=source)
+
+        def parse() -> Parsed:
+            return formats.parse(fmt, stream, source=source)
+
+        return _run(tenant=tenant, actor=actor, source=source, sha256=sha256, size=size,
+                    file_name=file_name, fmt=fmt, parse=parse)  # fmt: skip
+    finally:
+        if path is not None:
+            stream.close()
+
+
+def batch_ingest_records(
+    *, tenant, actor, source: DataSource, records: list, file_name: str = ""
+) -> IngestionBatch:
+    """Ingest JSON records (pushed through the API or pulled by a connector) as one batch.
+
+    The batch's sha256 is over the canonical JSON of the records, so the same push twice is a
+    duplicate batch.
+    """
+    if not isinstance(records, list):
+        raise ApplicationError("expected a list of records", code="invalid")
+    canonical = json.dumps(records, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return _run(tenant=tenant, actor=actor, source=source, sha256=hashlib.sha256(canonical).hexdigest(),
+                size=len(canonical), file_name=file_name or "records.json", fmt="json",
+                parse=lambda: parse_json_records(records))  # fmt: skip
+
+
+def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> IngestionBatch:
+    """Mark a loaded batch's rows reversed (kept, never deleted) so a corrected file can be loaded.
+
+    Versions the batch had superseded become active again when no other active version is left.
+    """
+    if batch.tenant_id != tenant.pk:
+        raise ApplicationError("No such batch for this tenant.", code="not_found", status=404)
+    if not reason.strip():
+        raise ApplicationError("Say why the batch is reversed.", code="reason_required")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, batch.source_id])
+        before = _snapshot(batch)
+        moved = IngestionBatch.objects.filter(pk=batch.pk, status=Status.LOADED).update(
+            status=Status.REVERSED, reversed_at=timezone.now(), reversed_by=actor.display[:200],
+            reverse_reason=reason,
+        )  # fmt: skip
+        if not moved:
+            batch.refresh_from_db()
+            raise ApplicationError(f"Only a loaded batch can be reversed (this one is {batch.status}).",
+                                   code="invalid_state", status=409)  # fmt: skip
+        reversed_rows = (
+            Record.objects.filter(batch_id=batch.pk).exclude(status="reversed").update(status="reversed")
+        )
+        cursor.execute(
+            """
+            UPDATE reconciliation_record r SET status = 'active'
+            FROM (
+              SELECT DISTINCT ON (p.external_id, p.business_date) p.id, p.business_date
+              FROM reconciliation_record p
+              JOIN (SELECT DISTINCT external_id, business_date FROM reconciliation_record
+                    WHERE batch_id = %(batch)s) k
+                ON p.external_id = k.external_id AND p.business_date = k.business_date
+              WHERE p.tenant_id = %(tenant)s AND p.source_id = %(source)s AND p.status <> 'reversed'
+                AND NOT EXISTS (SELECT 1 FROM reconciliation_record a WHERE a.tenant_id = p.tenant_id
+                  AND a.source_id = p.source_id AND a.external_id = p.external_id
+                  AND a.business_date = p.business_date AND a.status = 'active')
+              ORDER BY p.external_id, p.business_date, p.version DESC
+            ) back
+            WHERE r.id = back.id AND r.business_date = back.business_date
+            """,
+            {"batch": batch.pk, "tenant": tenant.pk, "source": batch.source_id},
+        )
+        reactivated = cursor.rowcount
+        batch.refresh_from_db()
+        audit.record(tenant=tenant, actor=actor, action="batch.reverse", obj=batch, before=before,
+                     after={**_snapshot(batch), "reason": reason, "rows_reversed": reversed_rows,
+                            "versions_reactivated": reactivated})  # fmt: skip
+    log.info("batch_reversed", batch_id=batch.pk, tenant=tenant.slug, rows_reversed=reversed_rows,
+             versions_reactivated=reactivated)  # fmt: skip
+    return batch
