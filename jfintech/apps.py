@@ -9,8 +9,12 @@ class JfintechConfig(AppConfig):
     def ready(self):
         # Instrument before the first request handler loads its middleware. The tracer provider
         # itself is installed later, after any fork (gunicorn post_fork, Celery process init).
+        from jfintech.db.roles import post_migrate_grant
         from jfintech.observability import tracing
         from jfintech.scheduling import post_migrate_ensure_schedules
 
         tracing.instrument()
+        # After every migrate (all apps' tables exist by then): the runtime role's grants on
+        # every table, and the beat schedules declared in settings.
+        post_migrate.connect(post_migrate_grant, sender=self, dispatch_uid="jfintech_runtime_grants")
         post_migrate.connect(post_migrate_ensure_schedules, sender=self, dispatch_uid="jfintech_schedules")

@@ -197,6 +197,12 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 # Beat schedules, written to django-celery-beat after every migrate (jfintech.scheduling).
 # Crontabs in UTC; expire_seconds drops a run that could not start in time instead of running late.
 PERIODIC_TASKS = {
+    "audit.verify_chains": {
+        "task": "audit.verify_chains",
+        "crontab": {"minute": "17", "hour": "3"},
+        "queue": "default",
+        "expire_seconds": 6 * 3600,
+    },
     "api.purge_idempotency_keys": {
         "task": "api.purge_idempotency_keys",
         "crontab": {"minute": "23"},
