@@ -13,3 +13,9 @@ SLA_BREACHES = Counter(
     "Break cases flagged past their SLA due time, by priority (counted once per case and due time).",
     ["priority"],
 )
+
+WEBHOOK_DELIVERIES = Counter(
+    "exception_webhook_deliveries_total",
+    "SLA webhook delivery attempts, by outcome (delivered, retry, failed: alert on failed).",
+    ["outcome"],
+)

@@ -9,7 +9,7 @@ Thresholds are in units of the case's currency (no FX on the desk); see docs/exc
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from decimal import Decimal
 
 from exceptions.models import BreakType, Priority
@@ -39,5 +39,4 @@ def priority_for(*, break_type: str, amount) -> str:
 def sla_due_at(*, tenant, priority: str, opened_at: datetime) -> datetime:
     local = calendar.tenant_now(tenant, opened_at)
     due_day = calendar.add_business_days(tenant, local.date(), SLA_BUSINESS_DAYS[priority])
-    wall = time(local.hour, local.minute, local.second)
-    return datetime.combine(due_day, wall, tzinfo=calendar.tenant_zone(tenant))
+    return datetime.combine(due_day, local.time(), tzinfo=calendar.tenant_zone(tenant))

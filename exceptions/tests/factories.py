@@ -29,10 +29,11 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     is_staff = True
-    password = factory.PostGenerationMethodCall("set_password", "pw")
+    password = factory.django.Password("pw")
 
 
 def member(tenant, role=Role.ANALYST, username=None, **kwargs):
@@ -41,9 +42,18 @@ def member(tenant, role=Role.ANALYST, username=None, **kwargs):
     return user
 
 
-def break_input(definition_id: int = 1, *, key: str | None = None, break_type: str = "amount_mismatch",
-                amount="150.00", currency="EUR", reference=None, account="ACC-1",
-                instrument="", left_amount="1000.00") -> BreakInput:  # fmt: skip
+def break_input(
+    definition_id: int = 1,
+    *,
+    key: str | None = None,
+    break_type: str = "amount_mismatch",
+    amount="150.00",
+    currency="EUR",
+    reference=None,
+    account="ACC-1",
+    instrument="",
+    left_amount="1000.00",
+) -> BreakInput:
     """A two-way amount break between a ledger entry and a statement line, snapshot and all."""
     key = key or f"REF-{next(_keys):06d}"
     reference = reference or key
@@ -58,8 +68,14 @@ def break_input(definition_id: int = 1, *, key: str | None = None, break_type: s
         snapshot = {"left": [], "right": [right]}
     return BreakInput(
         fingerprint=fingerprint_of(definition_id, [f"ledger:{key}", f"statement:{key}"]),
-        break_type=break_type, record_ids=[1, 2], snapshot=snapshot,
+        break_type=break_type,
+        record_ids=[1, 2],
+        snapshot=snapshot,
         differences={"amount": {"left": left_amount, "right": right_amount, "delta": amount}},
-        amount_at_stake=Decimal(amount) if amount is not None else None, currency=currency,
-        reference=reference, account=account, instrument=instrument, rule="v1/pass:exact_ref",
-    )  # fmt: skip
+        amount_at_stake=Decimal(amount) if amount is not None else None,
+        currency=currency,
+        reference=reference,
+        account=account,
+        instrument=instrument,
+        rule="v1/pass:exact_ref",
+    )

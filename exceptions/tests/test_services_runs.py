@@ -20,9 +20,15 @@ DEF = 7
 
 def sync(tenant, actor, run_id, breaks, **kw):
     return services.cases_sync_for_run(
-        tenant=tenant, definition_id=DEF, definition_name="gl-vs-bank", run_id=run_id,
-        trace_id=f"{run_id:032x}", breaks=breaks, actor=actor, **kw,
-    )  # fmt: skip
+        tenant=tenant,
+        definition_id=DEF,
+        definition_name="gl-vs-bank",
+        run_id=run_id,
+        trace_id=f"{run_id:032x}",
+        breaks=breaks,
+        actor=actor,
+        **kw,
+    )
 
 
 def case_events(case, action=None):
@@ -116,11 +122,17 @@ def test_resolve_matched_leaves_other_definitions_and_tenants_alone(tenant, syst
     other = TenantFactory(slug="other-bank")
     sync(other, system_actor, 10, [b])
 
-    n = services.cases_resolve_matched(tenant=tenant, definition_id=DEF + 1, run_id=11,
-                                       matched_fingerprints=[b.fingerprint], actor=system_actor)  # fmt: skip
+    n = services.cases_resolve_matched(
+        tenant=tenant,
+        definition_id=DEF + 1,
+        run_id=11,
+        matched_fingerprints=[b.fingerprint],
+        actor=system_actor,
+    )
     assert n == 0
-    services.cases_resolve_matched(tenant=tenant, definition_id=DEF, run_id=11,
-                                   matched_fingerprints=[b.fingerprint], actor=system_actor)  # fmt: skip
+    services.cases_resolve_matched(
+        tenant=tenant, definition_id=DEF, run_id=11, matched_fingerprints=[b.fingerprint], actor=system_actor
+    )
     assert Case.objects.get(tenant=tenant).status == CaseStatus.RESOLVED
     assert Case.objects.get(tenant=other).status == CaseStatus.OPEN
 
@@ -148,8 +160,9 @@ def test_a_resolution_by_an_older_run_does_not_close_a_case_a_newer_run_saw(tena
     sync(tenant, system_actor, 10, [b])
     sync(tenant, system_actor, 12, [b])
 
-    n = services.cases_resolve_matched(tenant=tenant, definition_id=DEF, run_id=11,
-                                       matched_fingerprints=[b.fingerprint], actor=system_actor)  # fmt: skip
+    n = services.cases_resolve_matched(
+        tenant=tenant, definition_id=DEF, run_id=11, matched_fingerprints=[b.fingerprint], actor=system_actor
+    )
     assert n == 0
     assert Case.objects.get().status == CaseStatus.OPEN
 
@@ -169,9 +182,15 @@ def test_an_unknown_break_type_is_refused(tenant, system_actor):
 
 
 def test_a_failed_run_opens_one_critical_case_idempotently(tenant, system_actor):
-    kwargs = dict(tenant=tenant, definition_id=DEF, definition_name="gl-vs-bank", run_id=42,
-                  trace_id="ab" * 16, error="fetch_trades: upstream timed out",
-                  actor=system_actor)  # fmt: skip
+    kwargs = dict(
+        tenant=tenant,
+        definition_id=DEF,
+        definition_name="gl-vs-bank",
+        run_id=42,
+        trace_id="ab" * 16,
+        error="fetch_trades: upstream timed out",
+        actor=system_actor,
+    )
     case = services.case_open_for_failed_run(**kwargs)
     again = services.case_open_for_failed_run(**kwargs)
 

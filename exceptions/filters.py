@@ -1,0 +1,64 @@
+"""The desk's filters for the API (django-filter); the admin's list filters use the same selectors."""
+
+import django_filters
+from django.db.models import Q
+
+from exceptions import selectors
+from exceptions.models import BreakType, Case, CaseStatus, Priority
+
+
+class CaseFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=CaseStatus.choices)
+    break_type = django_filters.MultipleChoiceFilter(choices=BreakType.choices)
+    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
+    age_bucket = django_filters.ChoiceFilter(
+        choices=[(b, b) for b in selectors.AGE_BUCKETS],
+        method="filter_age_bucket",
+        help_text="business days since first seen",
+    )
+    min_age_days = django_filters.NumberFilter(
+        method="filter_min_age", help_text="at least N business days old"
+    )
+    assignee = django_filters.CharFilter(method="filter_assignee", help_text='a user id, "me" or "none"')
+    sla_breached = django_filters.BooleanFilter(method="filter_sla_breached")
+    definition_id = django_filters.NumberFilter()
+    currency = django_filters.CharFilter(lookup_expr="iexact")
+    amount_min = django_filters.NumberFilter(field_name="amount_at_stake", lookup_expr="gte")
+    amount_max = django_filters.NumberFilter(field_name="amount_at_stake", lookup_expr="lte")
+    root_cause = django_filters.NumberFilter(field_name="root_cause_id")
+    q = django_filters.CharFilter(
+        method="filter_search", help_text="reference, account or instrument contains"
+    )
+
+    class Meta:
+        model = Case
+        fields = []
+
+    @property
+    def tenant(self):
+        return self.request.jf_tenant
+
+    def filter_age_bucket(self, queryset, name, value):
+        return queryset.filter(selectors.age_bucket_q(tenant=self.tenant, bucket=value))
+
+    def filter_min_age(self, queryset, name, value):
+        days = int(value)
+        return (
+            queryset.filter(selectors.age_q_at_least(tenant=self.tenant, days=days)) if days > 0 else queryset
+        )
+
+    def filter_assignee(self, queryset, name, value):
+        if value == "me":
+            return queryset.filter(assignee=self.request.user)
+        if value == "none":
+            return queryset.filter(assignee__isnull=True)
+        return queryset.filter(assignee_id=value) if value.isdigit() else queryset.none()
+
+    def filter_sla_breached(self, queryset, name, value):
+        q = selectors.sla_breached_q()
+        return queryset.filter(q) if value else queryset.exclude(q)
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(
+            Q(reference__icontains=value) | Q(account__icontains=value) | Q(instrument__icontains=value)
+        )
