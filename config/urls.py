@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("jfintech.health.urls")),
     path("", include("jfintech.tenancy.urls")),
     path("", include("jfintech.audit.urls")),
+    path("exceptions/", include("exceptions.urls")),
 ]
 
 urlpatterns = [

@@ -5,6 +5,7 @@ from django.db.models import Q
 
 from exceptions import selectors
 from exceptions.models import BreakType, Case, CaseStatus, Priority
+from jfintech.api.tenancy import request_tenant
 
 
 class CaseFilter(django_filters.FilterSet):
@@ -36,7 +37,7 @@ class CaseFilter(django_filters.FilterSet):
 
     @property
     def tenant(self):
-        return self.request.jf_tenant
+        return request_tenant(self.request)
 
     def filter_age_bucket(self, queryset, name, value):
         return queryset.filter(selectors.age_bucket_q(tenant=self.tenant, bucket=value))

@@ -209,6 +209,13 @@ PERIODIC_TASKS = {
         "queue": "default",
         "expire_seconds": 3000,
     },
+    # Flags unresolved break cases past their SLA due time (exceptions.services.cases_flag_sla_breaches).
+    "exceptions.flag_sla_breaches": {
+        "task": "exceptions.flag_sla_breaches",
+        "crontab": {"minute": "*/5"},
+        "queue": "default",
+        "expire_seconds": 240,
+    },
 }
 
 # `make demo` runs these in order (dotted paths, so the core never imports a domain app).

@@ -5,41 +5,12 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal
 
-import factory
-from django.contrib.auth import get_user_model
-
 from exceptions.types import BreakInput, fingerprint_of
-from jfintech.tenancy.models import Membership, Role, Tenant
+from jfintech.tests.factories import TenantFactory, UserFactory, member
+
+__all__ = ["TenantFactory", "UserFactory", "break_input", "member"]
 
 _keys = itertools.count(1)
-
-
-class TenantFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Tenant
-        django_get_or_create = ("slug",)
-
-    slug = factory.Sequence(lambda n: f"bank-{n}")
-    name = factory.LazyAttribute(lambda t: t.slug.title())
-    timezone = "Europe/London"
-    weekend_days = factory.LazyFunction(lambda: [6, 7])
-
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        django_get_or_create = ("username",)
-        skip_postgeneration_save = True
-
-    username = factory.Sequence(lambda n: f"user{n}")
-    is_staff = True
-    password = factory.django.Password("pw")
-
-
-def member(tenant, role=Role.ANALYST, username=None, **kwargs):
-    user = UserFactory(**({"username": username} if username else {}), **kwargs)
-    Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": role})
-    return user
 
 
 def break_input(
