@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
@@ -24,6 +23,7 @@ from jfintech import audit
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
 from jfintech.observability.tracing import current_trace_id
+from jfintech.tenancy.calendar import tenant_today
 from reconciliation import partitions
 from reconciliation.ingestion import formats, metrics
 from reconciliation.ingestion.loader import LoadResult, Staging
@@ -40,8 +40,7 @@ _CHUNK = 1 << 20
 
 def tenant_window(tenant, today: date | None = None) -> tuple[date, date]:
     """The dates a tenant accepts: whole months, window_months_back before to _ahead after today."""
-    if today is None:
-        today = timezone.now().astimezone(ZoneInfo(tenant.timezone or "UTC")).date()
+    today = today or tenant_today(tenant)
     month = partitions.month_start(today)
     first = partitions.add_months(month, -tenant.window_months_back)
     last = date.fromordinal(partitions.add_months(month, tenant.window_months_ahead + 1).toordinal() - 1)
