@@ -25,10 +25,22 @@ def celery_workers(django_db_setup, django_db_blocker, observability_dir):
     """Two real workers, as in production: prefork for CPU work, threads for I/O-bound fetches."""
     with django_db_blocker.unblock():
         workers = [
+            # Each with its own metrics directory and port (tests scrape them: metrics_url).
             processes.celery_worker(
-                "main", "default,ingest,reconciliation", observability_dir, concurrency=2
+                "main",
+                "default,ingest,reconciliation",
+                observability_dir,
+                concurrency=2,
+                **processes.metrics_env(observability_dir, "main"),
             ),
-            processes.celery_worker("fetch", "fetch", observability_dir, pool="threads", concurrency=4),
+            processes.celery_worker(
+                "fetch",
+                "fetch",
+                observability_dir,
+                pool="threads",
+                concurrency=4,
+                **processes.metrics_env(observability_dir, "fetch"),
+            ),
         ]
     for worker in workers:
         worker.start()

@@ -13,10 +13,20 @@ preload_app = False
 raw_env = [f"DB_POOL={os.environ.get('DB_POOL', 'true')}"]
 
 
+def on_starting(server):
+    # A restarted container keeps its emptyDir: samples of the previous run's pids would linger.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(directory, name))
+
+
 def post_fork(server, worker):
-    from jfintech.observability import tracing
+    from jfintech.observability import metrics, tracing
 
     tracing.setup_after_fork()
+    metrics.start_db_pool_sampler()
 
 
 def child_exit(server, worker):

@@ -10,10 +10,11 @@ class JfintechConfig(AppConfig):
         # Instrument before the first request handler loads its middleware. The tracer provider
         # itself is installed later, after any fork (gunicorn post_fork, Celery process init).
         from jfintech.db.roles import post_migrate_grant
-        from jfintech.observability import tracing
+        from jfintech.observability import metrics, tracing
         from jfintech.scheduling import post_migrate_ensure_schedules
 
         tracing.instrument()
+        metrics.install_db_instrumentation()
         # After every migrate (all apps' tables exist by then): the runtime role's grants on
         # every table, and the beat schedules declared in settings.
         post_migrate.connect(post_migrate_grant, sender=self, dispatch_uid="jfintech_runtime_grants")

@@ -175,6 +175,12 @@ OTEL_TRACES_EXPORTER = env("OTEL_TRACES_EXPORTER", default="none")  # otlp | con
 OTEL_EXPORTER_FILE_DIR = env("OTEL_EXPORTER_FILE_DIR", default="")
 WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# Global metrics computed at scrape time by ONE process, beat, on BEAT_METRICS_PORT (never per pod:
+# docs/observability.md). Dotted paths, so the core imports no domain app.
+PLATFORM_METRICS_COLLECTORS = [
+    "jfintech.observability.platform.QueueCollector",
+    "reporting.metrics.RunsAndCasesCollector",
+]
 HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", default=2.0)
 
 from jfintech.observability.logging import build_logging_config  # noqa: E402

@@ -1,6 +1,9 @@
-"""Worker and beat wiring: JSON logging, tracing after fork, and the worker metrics endpoint."""
+"""Worker and beat wiring: JSON logging, tracing after fork, the worker and platform metrics
+endpoints, the publish-time header the queue-age metric reads, and a span per beat tick."""
 
+import functools
 import os
+import time
 
 import structlog
 from celery import signals
@@ -53,23 +56,65 @@ def _worker_init(sender=None, **_):
         start_worker_metrics_server(port)
 
 
+@signals.worker_process_shutdown.connect(weak=False)
+def _metrics_process_dead(**_):
+    # A pool child that exits must drop out of the livesum gauges (gunicorn: child_exit).
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
+
+
+@signals.before_task_publish.connect(weak=False)
+def _stamp_published_at(headers=None, **_):
+    # kombu's Redis messages carry no timestamp; the oldest-message-age metric reads this one.
+    if headers is not None:
+        from jfintech.observability.platform import PUBLISHED_AT_HEADER
+
+        headers.setdefault(PUBLISHED_AT_HEADER, time.time())
+
+
+def _traced_apply_entry(apply_entry):
+    """A root span around each beat tick, so a scheduled run's trace starts at beat."""
+
+    @functools.wraps(apply_entry)
+    def traced(self, entry, producer=None):
+        with (
+            tracing.get_tracer("jfintech.beat").start_as_current_span(
+                f"beat/{entry.task}",
+                attributes={"celery.beat.entry": entry.name, "celery.task_name": entry.task},
+            ),
+            structlog.contextvars.bound_contextvars(task=entry.task),
+        ):
+            return apply_entry(self, entry, producer=producer)
+
+    traced._jf_traced = True
+    return traced
+
+
 @signals.beat_init.connect(weak=False)
 def _beat_init(**_):
+    from celery.beat import Scheduler
+
     tracing.setup_after_fork(role="beat")
+    if not getattr(Scheduler.apply_entry, "_jf_traced", False):
+        Scheduler.apply_entry = _traced_apply_entry(Scheduler.apply_entry)
+    port = int(os.environ.get("BEAT_METRICS_PORT") or 0)
+    if port:
+        # Beat is the one process that serves the platform (global) metrics: docs/observability.md.
+        from jfintech.observability.platform import start_platform_metrics_server
+
+        start_platform_metrics_server(port)
 
 
 @signals.task_prerun.connect(weak=False)
 def _task_clock_start(task=None, **_):
-    import time
-
     if task is not None:
         task.request._jf_started = time.monotonic()
 
 
 @signals.task_postrun.connect(weak=False)
 def _task_clock_stop(task=None, state=None, **_):
-    import time
-
     from jfintech.observability.metrics import TASK_DURATION
 
     started = getattr(getattr(task, "request", None), "_jf_started", None)

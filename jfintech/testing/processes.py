@@ -100,6 +100,17 @@ def base_env(workdir: Path, **overrides) -> dict:
     return env
 
 
+def metrics_env(workdir: Path, name: str, port_variable: str | None = "WORKER_METRICS_PORT") -> dict:
+    """A private multiprocess directory (so no other process's samples leak in) and a free port
+    in ``port_variable`` (gunicorn serves /metrics on its own port: pass None)."""
+    directory = Path(workdir) / f"prometheus-{name}"
+    directory.mkdir(parents=True, exist_ok=True)
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    if port_variable:
+        env[port_variable] = str(free_port())
+    return env
+
+
 def celery_worker(name: str, queues: str, workdir: Path, *, pool: str = "prefork",
                   concurrency: int = 2, **env) -> ManagedProcess:  # fmt: skip
     args = [
@@ -107,7 +118,20 @@ def celery_worker(name: str, queues: str, workdir: Path, *, pool: str = "prefork
         f"{name}-{os.getpid()}@%h", "--pool", pool, "--concurrency", str(concurrency),
         "--without-gossip", "--without-mingle", "--loglevel", "INFO",
     ]  # fmt: skip
-    return ManagedProcess(name, args, base_env(workdir, **env), workdir / f"{name}.log")
+    process = ManagedProcess(name, args, base_env(workdir, **env), workdir / f"{name}.log")
+    if env.get("WORKER_METRICS_PORT"):
+        process.extra["metrics_url"] = f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics"
+    return process
+
+
+def celery_beat(workdir: Path, **env) -> ManagedProcess:
+    """Beat with the DatabaseScheduler; with BEAT_METRICS_PORT it serves the platform metrics."""
+    args = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+            "--pidfile", str(Path(workdir) / f"beat-{free_port()}.pid")]  # fmt: skip
+    process = ManagedProcess("beat", args, base_env(workdir, **env), Path(workdir) / "beat.log")
+    if env.get("BEAT_METRICS_PORT"):
+        process.extra["metrics_url"] = f"http://127.0.0.1:{env['BEAT_METRICS_PORT']}/metrics"
+    return process
 
 
 def gunicorn_server(workdir: Path, **env) -> ManagedProcess:
