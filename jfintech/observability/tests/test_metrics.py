@@ -61,7 +61,7 @@ def gunicorn(observability_dir, tmp_path):
     )  # fmt: skip
     server.start()
     try:
-        wait_until(lambda: _answers(server.extra["url"] + "/livez"), timeout=60, message=server.tail())
+        wait_until(lambda: _answers(server.extra["url"] + "/livez"), timeout=120, message="gunicorn not up")
         yield server
     finally:
         server.stop()
