@@ -1,4 +1,4 @@
-"""SLA: due times in the tenant's business days; the sweep flags breaches once; the webhook is signed and retried."""
+"""SLA: due in the tenant's business days; the sweep flags breaches once; the webhook is signed, retried."""
 
 import json
 import threading
@@ -33,8 +33,15 @@ def test_priority_follows_the_amount_at_stake():
 
 def _open_overdue_case(tenant) -> Case:
     b = break_input(1, amount="150000")
-    services.cases_sync_for_run(tenant=tenant, definition_id=1, definition_name="d", run_id=1, trace_id="",
-                                breaks=[b], actor=Actor.for_system("recon"))  # fmt: skip
+    services.cases_sync_for_run(
+        tenant=tenant,
+        definition_id=1,
+        definition_name="d",
+        run_id=1,
+        trace_id="",
+        breaks=[b],
+        actor=Actor.for_system("recon"),
+    )
     Case.objects.filter(fingerprint=b.fingerprint).update(sla_due_at=datetime.now(UTC) - timedelta(minutes=1))
     return Case.objects.get(fingerprint=b.fingerprint)
 
@@ -93,7 +100,9 @@ def receiver():
 
 @pytest.mark.workers
 @pytest.mark.django_db(transaction=True)
-def test_breaches_are_posted_signed_and_retried_with_backoff_by_a_worker(celery_workers, receiver, monkeypatch):
+def test_breaches_are_posted_signed_and_retried_with_backoff_by_a_worker(
+    celery_workers, receiver, monkeypatch
+):
     tenant = TenantFactory(slug="hooked")
     services.sla_webhook_set(tenant=tenant, actor=Actor.for_system("t"), url=receiver.url, secret="s3cret")
     case = _open_overdue_case(tenant)
@@ -102,9 +111,10 @@ def test_breaches_are_posted_signed_and_retried_with_backoff_by_a_worker(celery_
     services.cases_flag_sla_breaches()
 
     delivery = wait_until(
-        lambda: WebhookDelivery.objects.filter(status="delivered").first(), timeout=60,
+        lambda: WebhookDelivery.objects.filter(status="delivered").first(),
+        timeout=60,
         message="webhook not delivered",
-    )  # fmt: skip
+    )
     assert delivery.attempts == 3
     assert len(receiver.requests) == 3
     headers, body = receiver.requests[-1]
@@ -122,13 +132,17 @@ def test_a_delivery_that_never_succeeds_ends_failed(celery_workers):
     try:
         tenant = TenantFactory(slug="down")
         services.sla_webhook_set(tenant=tenant, actor=Actor.for_system("t"), url=r.url, secret="x")
-        delivery = WebhookDelivery.objects.create(tenant=tenant, event="exception.sla_breached", url=r.url,
-                                                  payload={"cases": []})  # fmt: skip
+        delivery = WebhookDelivery.objects.create(
+            tenant=tenant, event="exception.sla_breached", url=r.url, payload={"cases": []}
+        )
         from exceptions import tasks
 
         tasks.deliver_webhook.delay(delivery.pk, 0.1, 3)
-        failed = wait_until(lambda: WebhookDelivery.objects.filter(pk=delivery.pk, status="failed").first(),
-                            timeout=60, message="delivery never marked failed")  # fmt: skip
+        failed = wait_until(
+            lambda: WebhookDelivery.objects.filter(pk=delivery.pk, status="failed").first(),
+            timeout=60,
+            message="delivery never marked failed",
+        )
         assert (failed.attempts, len(r.requests), failed.last_error) == (3, 3, "HTTP 503")
     finally:
         r.close()
