@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from exceptions import selectors
 from exceptions.models import CaseStatus
 from jfintech.audit import Actor
@@ -45,6 +47,36 @@ def records_side_by_side(case) -> dict:
     return {"columns": columns, "rows": rows}
 
 
+def differences_rows(case) -> list[tuple[str, str]]:
+    """Each named difference as "left 100.00 · right 99.50 · delta 0.50"."""
+    diffs = case.differences if isinstance(case.differences, dict) else {}
+    rows = []
+    for field, detail in sorted(diffs.items()):
+        if isinstance(detail, dict):
+            text = " · ".join(f"{k} {'—' if v is None else v}" for k, v in detail.items())
+        else:
+            text = str(detail)
+        rows.append((field, text))
+    return rows
+
+
+def history_rows(case) -> list[dict]:
+    """The audit events of the case as "what changed": before → after for the keys that moved."""
+    rows = []
+    for event in selectors.case_history(case=case):
+        before, after = event.before or {}, event.after or {}
+        changes = [
+            (key, before.get(key), after.get(key))
+            for key in after
+            if key in before and before.get(key) != after.get(key)
+        ]
+        facts = [
+            (key, value) for key, value in after.items() if key not in before and value not in (None, "")
+        ]
+        rows.append({"event": event, "changes": changes, "facts": facts})
+    return rows
+
+
 def case_page_context(request, case) -> dict:
     role = role_of(request.user, case.tenant)
     pending = selectors.case_pending_approval(case=case)
@@ -52,9 +84,10 @@ def case_page_context(request, case) -> dict:
     return {
         "case": case,
         "table": records_side_by_side(case),
-        "differences": sorted((case.differences or {}).items()) if isinstance(case.differences, dict) else [],
+        "differences": differences_rows(case),
         "comments": selectors.case_comments(case=case),
-        "history": selectors.case_history(case=case),
+        "history": history_rows(case),
+        "is_breached": bool(case.sla_due_at and case.sla_due_at < timezone.now()),
         "pending": pending,
         "role": role,
         "can_approve": pending is not None and role == Role.APPROVER and not maker,

@@ -225,4 +225,8 @@ PERIODIC_TASKS = {
 }
 
 # `make demo` runs these in order (dotted paths, so the core never imports a domain app).
-DEMO_SEEDERS = ["jfintech.demo.seed_superuser", "jfintech.tenancy.demo.seed_demo_tenant"]
+DEMO_SEEDERS = [
+    "jfintech.demo.seed_superuser",
+    "jfintech.tenancy.demo.seed_demo_tenant",
+    "exceptions.demo.seed_demo_cases",
+]

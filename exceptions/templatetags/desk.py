@@ -54,10 +54,10 @@ def bar_chart(summary: dict) -> dict:
         )
     legend_y = len(buckets) * ROW_H + 6
     legend = [
-        {"type": row["break_type"], "colour": COLOURS.get(row["break_type"], "#888"), "x": LABEL_W + j * 120}
+        {"type": row["break_type"], "colour": COLOURS.get(row["break_type"], "#888"), "x": LABEL_W + j * 140}
         for j, row in enumerate(summary["by_bucket_type"])
     ]
-    width = max(LABEL_W + BAR_W + 60, LABEL_W + len(legend) * 120)
+    width = max(LABEL_W + BAR_W + 60, LABEL_W + len(legend) * 140)
     return {"bars": bars, "legend": legend, "legend_y": legend_y, "width": width, "height": legend_y + 20}
 
 
