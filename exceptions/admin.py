@@ -41,7 +41,7 @@ from jfintech.common.errors import ApplicationError
 from jfintech.tenancy import calendar
 from jfintech.tenancy.admin import TenantScopedAdminMixin
 from jfintech.tenancy.models import Membership, Role
-from jfintech.tenancy.selectors import role_of, tenants_for_user
+from jfintech.tenancy.selectors import tenants_for_user
 
 # The admin index shows the desk at a glance above the app list. (An app template named
 # admin/index.html would lose to django.contrib.admin's own, which is installed first.)
@@ -49,7 +49,20 @@ admin.site.index_template = "admin/exceptions/index.html"
 
 
 def _tenants(request):
-    return list(tenants_for_user(request.user))
+    # Memoised on the request: filters, actions and the sidebar all ask within one page view.
+    if not hasattr(request, "_jf_desk_tenants"):
+        request._jf_desk_tenants = list(tenants_for_user(request.user))
+    return request._jf_desk_tenants
+
+
+def _roles(request) -> set[str]:
+    if not hasattr(request, "_jf_desk_roles"):
+        request._jf_desk_roles = (
+            {Role.ADMIN}
+            if request.user.is_superuser
+            else set(Membership.objects.filter(user=request.user).values_list("role", flat=True))
+        )
+    return request._jf_desk_roles
 
 
 # --- list filters ------------------------------------------------------------------------------
@@ -345,9 +358,7 @@ def _trace_url(trace_id: str) -> str:
 
 
 def _has_role(request, roles) -> bool:
-    if request.user.is_superuser:
-        return True
-    return Membership.objects.filter(user=request.user, role__in=roles).exists()
+    return request.user.is_superuser or bool(_roles(request) & set(roles))
 
 
 class _DeskConfigAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
@@ -438,8 +449,7 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        roles = {role_of(request.user, t) for t in _tenants(request)}
-        if Role.APPROVER not in roles:
+        if Role.APPROVER not in _roles(request):
             actions.pop("approve", None)
             actions.pop("reject", None)
         return actions
