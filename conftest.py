@@ -4,8 +4,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from jfintech.testing import processes
+
+# Property tests: HYPOTHESIS_PROFILE=ci (set by .ci/run) is derandomized and has no deadline (a
+# shared 2-core CI machine makes timings meaningless); without it, hypothesis' defaults apply.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    hypothesis_settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 @pytest.fixture(scope="session")

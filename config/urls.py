@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("jfintech.tenancy.urls")),
     path("", include("jfintech.audit.urls")),
     path("exceptions/", include("exceptions.urls")),
+    path("ingestion/", include("reconciliation.ingestion.urls")),
 ]
 
 urlpatterns = [

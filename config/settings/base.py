@@ -215,6 +215,13 @@ PERIODIC_TASKS = {
         "queue": "default",
         "expire_seconds": 3000,
     },
+    # Monthly record partitions for every tenant's window, ahead of the data (reconciliation.partitions).
+    "ingestion.ensure_partitions_ahead": {
+        "task": "ingestion.ensure_partitions_ahead",
+        "crontab": {"minute": "41", "hour": "1"},
+        "queue": "default",
+        "expire_seconds": 6 * 3600,
+    },
     # Flags unresolved break cases past their SLA due time (exceptions.services.cases_flag_sla_breaches).
     "exceptions.flag_sla_breaches": {
         "task": "exceptions.flag_sla_breaches",
@@ -223,6 +230,10 @@ PERIODIC_TASKS = {
         "expire_seconds": 240,
     },
 }
+
+# --- Ingestion ----------------------------------------------------------------------------------
+# Uploads over this size are refused with 413 before the body is read (docs/ingestion.md).
+INGEST_MAX_UPLOAD_BYTES = env.int("INGEST_MAX_UPLOAD_BYTES", default=256 * 1024 * 1024)
 
 # `make demo` runs these in order (dotted paths, so the core never imports a domain app).
 DEMO_SEEDERS = [

@@ -360,3 +360,82 @@ def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> Inges
     log.info("batch_reversed", batch_id=batch.pk, tenant=tenant.slug, rows_reversed=reversed_rows,
              versions_reactivated=reactivated)  # fmt: skip
     return batch
+
+
+# --- Sources -----------------------------------------------------------------------------------
+
+SOURCE_FIELDS = ("kind", "format", "mapping", "connector", "is_active")
+CONNECTOR_TYPES = ("database", "http", "directory")
+
+
+def source_validate(*, kind: str, format: str, mapping: dict, connector: dict) -> None:
+    """Raise ApplicationError (code invalid_source / invalid_mapping) with a message a person can act on."""
+    from reconciliation.ingestion.mapping import validate_csv_mapping
+    from reconciliation.models import RecordKind
+
+    if kind not in RecordKind.values:
+        raise ApplicationError(f"kind must be one of {', '.join(RecordKind.values)}", code="invalid_source")
+    if format not in DataSource.Format.values:
+        raise ApplicationError(
+            f"format must be one of {', '.join(DataSource.Format.values)}", code="invalid_source"
+        )
+    if not isinstance(mapping, dict) or not isinstance(connector, dict):
+        raise ApplicationError("mapping and connector must be objects", code="invalid_source")
+    if format == DataSource.Format.CSV:
+        validate_csv_mapping(mapping, kind)
+    connector_type = connector.get("type", "database")
+    if connector_type not in CONNECTOR_TYPES:
+        raise ApplicationError(
+            f"connector type must be one of {', '.join(CONNECTOR_TYPES)}", code="invalid_source"
+        )
+    if connector_type == "http" and not str(connector.get("url", "")).startswith(("http://", "https://")):
+        raise ApplicationError("an http connector needs an http(s) url", code="invalid_source")
+    if connector_type == "directory" and not connector.get("path"):
+        raise ApplicationError("a directory connector needs a path", code="invalid_source")
+
+
+def _source_snapshot(source: DataSource) -> dict:
+    return {"name": source.name, **{f: getattr(source, f) for f in SOURCE_FIELDS}}
+
+
+def source_upsert(
+    *, tenant, actor, name: str, kind: str, format: str = "csv", mapping: dict | None = None,
+    connector: dict | None = None, is_active: bool = True,
+) -> tuple[DataSource, str]:  # fmt: skip
+    """Create or update a source by (tenant, name). Returns (source, "created" | "updated" | "unchanged")."""
+    values = {"kind": kind, "format": format, "mapping": mapping or {}, "connector": connector or {},
+              "is_active": is_active}  # fmt: skip
+    source_validate(kind=kind, format=format, mapping=values["mapping"], connector=values["connector"])
+    with transaction.atomic():
+        source = DataSource.objects.select_for_update().filter(tenant=tenant, name=name).first()
+        if source is None:
+            source = DataSource(tenant=tenant, name=name, **values)
+            source.full_clean()
+            source.save()
+            audit.record(
+                tenant=tenant, actor=actor, action="source.create", obj=source, after=_source_snapshot(source)
+            )
+            return source, "created"
+        before = _source_snapshot(source)
+        if all(before[f] == values[f] for f in SOURCE_FIELDS):
+            return source, "unchanged"
+        for field_name, value in values.items():
+            setattr(source, field_name, value)
+        source.full_clean()
+        source.save()
+        audit.record(tenant=tenant, actor=actor, action="source.update", obj=source, before=before,
+                     after=_source_snapshot(source))  # fmt: skip
+        return source, "updated"
+
+
+def partitions_ensure_ahead(*, today: date | None = None) -> list[str]:
+    """Create every month any tenant's window covers (beat, daily), so loads rarely create one."""
+    from jfintech.tenancy.models import Tenant
+
+    windows = [tenant_window(t, today) for t in Tenant.objects.all()]
+    if not windows:
+        return []
+    created = partitions.ensure_partitions(min(w[0] for w in windows), max(w[1] for w in windows))
+    if created:
+        log.info("partitions_created", partitions=created)
+    return created

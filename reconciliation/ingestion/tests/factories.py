@@ -1,7 +1,7 @@
 import factory
 
 from jfintech.audit import Actor
-from jfintech.tenancy.models import Tenant
+from jfintech.tests.factories import TenantFactory
 from reconciliation.models import DataSource
 
 ACTOR = Actor.for_system("test")
@@ -13,15 +13,6 @@ TRADE_MAPPING = {
     },
 }  # fmt: skip
 TRADE_HEADER = "trade_id,trade_date,account,isin,amount,ccy,version\n"
-
-
-class TenantFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Tenant
-        django_get_or_create = ("slug",)
-
-    slug = factory.Sequence(lambda n: f"tenant-{n}")
-    name = factory.LazyAttribute(lambda o: o.slug.title())
 
 
 class SourceFactory(factory.django.DjangoModelFactory):

@@ -1,0 +1,292 @@
+"""Ingestion over the API: sources, file upload, JSON push, batches with totals, rejections, reversal.
+
+Thin views: input serializer → service → output serializer; the tenant is the request's. POSTs
+honour ``Idempotency-Key``. A loaded batch answers 201, a duplicate 200, a rejected file 422 (the
+batch, with its reason, is stored and returned either way).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import parsers, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jfintech.api.idempotency import idempotent
+from jfintech.api.pagination import get_paginated_response
+from jfintech.api.permissions import actor_for_request, tenant_role
+from jfintech.api.tenancy import request_tenant
+from jfintech.common.errors import ApplicationError
+from jfintech.tenancy.models import Role
+from reconciliation.ingestion import selectors, services
+from reconciliation.ingestion.filters import BatchFilter, RejectionFilter
+from reconciliation.ingestion.formats import FORMATS
+from reconciliation.models import DataSource, IngestionBatch, Rejection
+
+READERS = tenant_role()
+LOADERS = tenant_role(Role.INTEGRATION, Role.ADMIN)
+ADMINS = tenant_role(Role.ADMIN)
+FIRST_REJECTIONS = 20
+
+
+def max_upload_bytes() -> int:
+    return settings.INGEST_MAX_UPLOAD_BYTES
+
+
+def _source_or_404(request, source_id: int) -> DataSource:
+    source = selectors.source_get(tenant=request_tenant(request), source_id=source_id)
+    if source is None:
+        raise ApplicationError(f"No source {source_id} in this tenant.", code="source_not_found", status=404)
+    return source
+
+
+def _batch_or_404(request, batch_id: int) -> IngestionBatch:
+    batch = selectors.batch_get(tenant=request_tenant(request), batch_id=batch_id)
+    if batch is None:
+        raise ApplicationError(f"No batch {batch_id} in this tenant.", code="batch_not_found", status=404)
+    return batch
+
+
+class SourceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = DataSource
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "format",
+            "mapping",
+            "connector",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class SourceInput(serializers.Serializer):
+    name = serializers.SlugField(max_length=64)
+    kind = serializers.CharField()
+    format = serializers.CharField(default="csv")
+    mapping = serializers.DictField(default=dict)
+    connector = serializers.DictField(default=dict)
+    is_active = serializers.BooleanField(default=True)
+
+
+class RejectionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Rejection
+        fields = ["id", "line_no", "reason", "message", "raw"]
+
+
+class BatchOutput(serializers.ModelSerializer):
+    source = serializers.CharField(source="source.name")
+    source_id = serializers.IntegerField()
+    control_totals = serializers.SerializerMethodField()
+    first_rejections = serializers.SerializerMethodField()
+
+    class Meta:
+        model = IngestionBatch
+        fields = [
+            "id", "source", "source_id", "file_name", "sha256", "size_bytes", "detected_format", "status",
+            "rows_total", "rows_accepted", "rows_rejected", "control_totals", "reject_code", "reject_reason",
+            "duplicate_of", "timings", "trace_id", "created_by", "received_at", "completed_at",
+            "reversed_at", "reversed_by", "reverse_reason", "first_rejections",
+        ]  # fmt: skip
+
+    def get_control_totals(self, batch) -> dict:
+        return {"declared": batch.declared_totals, "computed": batch.computed_totals}
+
+    def get_first_rejections(self, batch) -> list:
+        if not self.context.get("with_rejections"):
+            return []
+        rows = selectors.rejections_for_batch(tenant=batch.tenant, batch=batch)[:FIRST_REJECTIONS]
+        return RejectionOutput(rows, many=True).data
+
+
+def batch_response(batch: IngestionBatch, *, created: bool = True) -> Response:
+    code = {
+        IngestionBatch.Status.DUPLICATE: status.HTTP_200_OK,
+        IngestionBatch.Status.REJECTED: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    }.get(batch.status, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    data = BatchOutput(batch, context={"with_rejections": True}).data
+    return Response(data, status=code, headers={"Location": f"/api/v1/ingestion/batches/{batch.pk}/"})
+
+
+class SizeLimitedMixin:
+    """413 before the body is read when the declared size is over the limit (clear message)."""
+
+    def size_limit(self) -> int:
+        return max_upload_bytes()
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        limit = self.size_limit()
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:
+            raise ApplicationError(
+                f"The upload is {length} bytes; the maximum is {limit} bytes. Split the file or ask an "
+                "administrator to raise INGEST_MAX_UPLOAD_BYTES.",
+                code="upload_too_large", status=413, extra={"max_bytes": limit, "size_bytes": length},
+            )  # fmt: skip
+
+
+class SourceListApi(APIView):
+    def get_permissions(self):
+        return [(READERS if self.request.method == "GET" else ADMINS)()]
+
+    @extend_schema(responses=SourceOutput(many=True))
+    def get(self, request):
+        return get_paginated_response(
+            queryset=selectors.sources_for_tenant(tenant=request_tenant(request)),
+            serializer_class=SourceOutput, request=request, view=self,
+        )  # fmt: skip
+
+    @extend_schema(request=SourceInput, responses={201: SourceOutput, 200: SourceOutput})
+    @idempotent
+    def post(self, request):
+        data = SourceInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        source, outcome = services.source_upsert(
+            tenant=request_tenant(request), actor=actor_for_request(request), **data.validated_data
+        )
+        return Response(SourceOutput(source).data, status=201 if outcome == "created" else 200)
+
+
+class SourceDetailApi(APIView):
+    permission_classes = [READERS]
+
+    @extend_schema(responses=SourceOutput)
+    def get(self, request, source_id: int):
+        return Response(SourceOutput(_source_or_404(request, source_id)).data)
+
+
+UPLOAD_SCHEMA = inline_serializer(
+    "BatchUpload",
+    {"file": serializers.FileField(), "format": serializers.ChoiceField(["auto", *FORMATS], required=False)},
+)
+
+
+class BatchUploadApi(SizeLimitedMixin, APIView):
+    """Upload one file (multipart field ``file``, optional ``format``) to a source as one batch."""
+
+    permission_classes = [LOADERS]
+    parser_classes = [parsers.MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": UPLOAD_SCHEMA},
+        responses={201: BatchOutput, 200: BatchOutput, 422: BatchOutput, 413: None},
+    )
+    @idempotent
+    def post(self, request, source_id: int):
+        source = _source_or_404(request, source_id)
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ApplicationError("Send the file as the multipart field 'file'.", code="file_required")
+        if upload.size > self.size_limit():
+            raise ApplicationError(f"The file is {upload.size} bytes; the maximum is {self.size_limit()}.",
+                                   code="upload_too_large", status=413)  # fmt: skip
+        fmt = request.data.get("format") or "auto"
+        batch = services.batch_ingest_file(
+            tenant=request_tenant(request), actor=actor_for_request(request), source=source,
+            fileobj=upload, file_name=upload.name, format=fmt,
+        )  # fmt: skip
+        return batch_response(batch)
+
+
+class DecimalJSONParser(parsers.JSONParser):
+    """Amounts pushed as JSON numbers are read as Decimal, never float."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return json.loads(stream.read(), parse_float=Decimal)
+        except ValueError as exc:
+            raise parsers.ParseError(f"JSON parse error - {exc}") from exc
+
+
+class RecordsPushApi(SizeLimitedMixin, APIView):
+    """Push JSON records: ``{"records": [{"external_id", "business_date", "amount", ...}, ...]}``."""
+
+    permission_classes = [LOADERS]
+    parser_classes = [DecimalJSONParser]
+
+    def size_limit(self) -> int:
+        return min(max_upload_bytes(), settings.DATA_UPLOAD_MAX_MEMORY_SIZE or max_upload_bytes())
+
+    @extend_schema(
+        request=inline_serializer(
+            "RecordsPush", {"records": serializers.ListField(child=serializers.DictField())}
+        ),
+        responses={201: BatchOutput, 200: BatchOutput, 422: BatchOutput},
+    )
+    @idempotent
+    def post(self, request, source_id: int):
+        source = _source_or_404(request, source_id)
+        records = request.data.get("records") if isinstance(request.data, dict) else None
+        if not isinstance(records, list):
+            raise ApplicationError('Send {"records": [...]}.', code="invalid")
+        batch = services.batch_ingest_records(
+            tenant=request_tenant(request), actor=actor_for_request(request), source=source, records=records
+        )
+        return batch_response(batch)
+
+
+class BatchListApi(APIView):
+    permission_classes = [READERS]
+
+    @extend_schema(responses=BatchOutput(many=True))
+    def get(self, request):
+        queryset = BatchFilter(request.GET, selectors.batches_for_tenant(tenant=request_tenant(request))).qs
+        return get_paginated_response(
+            queryset=queryset, serializer_class=BatchOutput, request=request, view=self
+        )
+
+
+class BatchDetailApi(APIView):
+    permission_classes = [READERS]
+
+    @extend_schema(responses=BatchOutput)
+    def get(self, request, batch_id: int):
+        return Response(BatchOutput(_batch_or_404(request, batch_id), context={"with_rejections": True}).data)
+
+
+class RejectionListApi(APIView):
+    """A batch's rejections; filter with ``reason`` (repeatable), ``line_from``, ``line_to``, ``q``."""
+
+    permission_classes = [READERS]
+
+    @extend_schema(responses=RejectionOutput(many=True))
+    def get(self, request, batch_id: int):
+        batch = _batch_or_404(request, batch_id)
+        filtered = RejectionFilter(
+            request.GET, selectors.rejections_for_batch(tenant=batch.tenant, batch=batch)
+        )
+        if not filtered.is_valid():
+            raise ApplicationError("Invalid filter.", code="invalid", extra=filtered.errors)
+        return get_paginated_response(queryset=filtered.qs, serializer_class=RejectionOutput, request=request,
+                                      view=self)  # fmt: skip
+
+
+class BatchReverseInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class BatchReverseApi(APIView):
+    permission_classes = [ADMINS]
+
+    @extend_schema(request=BatchReverseInput, responses=BatchOutput)
+    @idempotent
+    def post(self, request, batch_id: int):
+        data = BatchReverseInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        batch = services.batch_reverse(
+            tenant=request_tenant(request), actor=actor_for_request(request),
+            batch=_batch_or_404(request, batch_id), reason=data.validated_data["reason"],
+        )  # fmt: skip
+        return Response(BatchOutput(batch).data)
