@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 from collections import Counter
-from dataclasses import asdict
 from decimal import Decimal
 
 import requests
@@ -176,7 +175,7 @@ def cases_sync_for_run(
         for start in range(0, len(breaks), SYNC_CHUNK):
             rows = []
             for b in breaks[start : start + SYNC_CHUNK]:
-                row = asdict(b)
+                row = dict(vars(b))  # shallow: asdict() would deep-copy every snapshot
                 key = (b.break_type, b.amount_at_stake)
                 if key not in triage_cache:  # the calendar walk once per distinct (type, amount)
                     triage_cache[key] = _triage_defaults(
@@ -196,6 +195,7 @@ def cases_sync_for_run(
             with connection.cursor() as cursor:
                 cursor.execute(_UPSERT_SQL, params)
                 changed = cursor.fetchall()
+            events = []
             for case_id, fp, status, btype, amount, currency, inserted, prior_status, prior_type in changed:
                 after = {
                     "fingerprint": fp,
@@ -207,22 +207,19 @@ def cases_sync_for_run(
                 }
                 if inserted:
                     counts["opened"] += 1
-                    _audit_case(tenant, actor, "case.opened", case_id, None, after)
+                    events.append(_case_event("case.opened", case_id, None, after))
                 elif prior_status == CaseStatus.RESOLVED:
                     counts["opened"] += 1
                     counts["reopened"] += 1
-                    _audit_case(tenant, actor, "case.reopened", case_id, {"status": prior_status}, after)
+                    events.append(_case_event("case.reopened", case_id, {"status": prior_status}, after))
                 else:
                     counts["updated"] += 1
                     if prior_type != btype:
-                        _audit_case(
-                            tenant,
-                            actor,
-                            "case.break_type_changed",
-                            case_id,
-                            {"break_type": prior_type},
-                            after,
+                        events.append(
+                            _case_event("case.break_type_changed", case_id, {"break_type": prior_type}, after)
                         )
+            # One INSERT for the chunk's events: a first run can open tens of thousands of cases.
+            audit.record_many(tenant=tenant, actor=actor, events=events)
         if matched_fingerprints:
             counts["resolved"] = cases_resolve_matched(
                 tenant=tenant,
@@ -287,20 +284,24 @@ def cases_resolve_matched(
                 },
             )
             resolved = cursor.fetchall()
-        for case_id, fp, prior_status in resolved:
-            _audit_case(
-                tenant,
-                actor,
-                "case.resolved",
-                case_id,
-                {"status": prior_status},
-                {
-                    "status": "resolved",
-                    "resolution_reason": ResolutionReason.AUTO_MATCHED,
-                    "run_id": run_id,
-                    "fingerprint": fp,
-                },
-            )
+        audit.record_many(
+            tenant=tenant,
+            actor=actor,
+            events=[
+                _case_event(
+                    "case.resolved",
+                    case_id,
+                    {"status": prior_status},
+                    {
+                        "status": "resolved",
+                        "resolution_reason": ResolutionReason.AUTO_MATCHED,
+                        "run_id": run_id,
+                        "fingerprint": fp,
+                    },
+                )
+                for case_id, fp, prior_status in resolved
+            ],
+        )
         _after_auto_resolve(tenant=tenant, case_ids=[r[0] for r in resolved], actor=actor)
     _count_transition(CaseStatus.RESOLVED, len(resolved))
     if resolved:
@@ -367,6 +368,16 @@ def case_open_for_failed_run(
         **{"recon.run_id": run_id},
     )
     return Case.objects.get(tenant_id=_tenant_id(tenant), fingerprint=fingerprint)
+
+
+def _case_event(action: str, case_id: int, before, after) -> dict:
+    return {
+        "action": action,
+        "object_type": CASE_OBJECT_TYPE,
+        "object_id": case_id,
+        "before": before,
+        "after": after,
+    }
 
 
 def _audit_case(tenant, actor, action: str, case_id: int, before, after) -> None:

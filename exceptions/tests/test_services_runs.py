@@ -212,3 +212,19 @@ def test_carrying_thousands_of_breaks_forward_is_set_based(tenant, system_actor)
     # Two upsert chunks, the run's summary audit event and savepoint bookkeeping: not one per case.
     assert len(queries) < 10
     assert Case.objects.filter(run_count=2).count() == 6000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_runs_audit_events_are_written_in_bulk_and_sealed_into_the_tenants_chain(system_actor):
+    from jfintech.audit.chain import verify_chain
+
+    tenant = TenantFactory(slug="chained-bank")
+    breaks = [break_input(DEF) for _ in range(3)]
+    sync(tenant, system_actor, 10, breaks)
+    sync(tenant, system_actor, 11, [], matched_fingerprints=[breaks[0].fingerprint])
+
+    report = verify_chain(tenant)
+    assert report.ok, report.describe()
+    actions = list(AuditEvent.objects.filter(tenant=tenant).order_by("seq").values_list("action", flat=True))
+    assert actions.count("case.opened") == 3
+    assert actions.count("case.resolved") == 1

@@ -272,3 +272,18 @@ def test_threshold_changes_are_audited(tenant, approver):
         {"currency": "GBP", "amount": "500.000000"},
         {"currency": "GBP", "amount": "750"},
     )
+
+
+def test_transitions_are_counted_by_target_status(tenant, analyst, django_capture_on_commit_callbacks):
+    from prometheus_client import REGISTRY
+
+    def count(status):
+        return REGISTRY.get_sample_value("exception_cases_transitions_total", {"to_status": status}) or 0.0
+
+    case = open_case(tenant)
+    before = count("resolved")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.case_resolve(
+            tenant=tenant, actor=Actor.for_user(analyst), case_id=case.pk, reason="not_a_break"
+        )
+    assert count("resolved") == before + 1

@@ -8,6 +8,6 @@ Usage, in a service::
 """
 
 from jfintech.audit.actors import SYSTEM, Actor
-from jfintech.audit.recorder import record
+from jfintech.audit.recorder import record, record_many
 
-__all__ = ["SYSTEM", "Actor", "record"]
+__all__ = ["SYSTEM", "Actor", "record", "record_many"]

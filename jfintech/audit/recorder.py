@@ -44,19 +44,49 @@ def record(
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
-    ctx = structlog.contextvars.get_contextvars()
-    event = AuditEvent.objects.create(
+    (event,) = record_many(
         tenant=tenant,
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_display=actor.display,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id or ""),
-        before=to_json(before),
-        after=to_json(after),
-        request_id=str(ctx.get("request_id") or ""),
-        trace_id=current_trace_id(),
+        actor=actor,
+        events=[
+            {
+                "action": action,
+                "object_type": object_type,
+                "object_id": object_id,
+                "before": before,
+                "after": after,
+            }
+        ],
     )
-    schedule_seal(event)
     return event
+
+
+def record_many(*, tenant, actor: Actor, events: list[dict]) -> list[AuditEvent]:
+    """Append many events of one tenant and actor in one INSERT (a run opening 10,000 cases).
+
+    ``events``: dicts with ``action`` and optionally ``object_type``, ``object_id``, ``before``,
+    ``after``. Same rules as ``record``: inside the caller's transaction, sealed before COMMIT.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit.record_many() must be called inside the service's transaction.atomic()")
+    ctx = structlog.contextvars.get_contextvars()
+    request_id, trace_id = str(ctx.get("request_id") or ""), current_trace_id()
+    rows = [
+        AuditEvent(
+            tenant=tenant,
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_display=actor.display,
+            action=e["action"],
+            object_type=e.get("object_type", ""),
+            object_id=str(e.get("object_id") or ""),
+            before=to_json(e.get("before")),
+            after=to_json(e.get("after")),
+            request_id=request_id,
+            trace_id=trace_id,
+        )
+        for e in events
+    ]
+    created = AuditEvent.objects.bulk_create(rows, batch_size=2000)
+    for event in created:
+        schedule_seal(event)
+    return created
