@@ -154,3 +154,16 @@ class Record(models.Model):
 
 
 from reconciliation.ingestion.models import Rejection, RejectionReason  # noqa: E402,F401  (ingestion's tables)
+from reconciliation.runs.models import (  # noqa: E402,F401  (runs' tables: definitions, rules, runs, matches)
+    Break,
+    Definition,
+    DefinitionSource,
+    Match,
+    MatchItem,
+    RuleVersion,
+    Run,
+    RunExclusion,
+    RunPart,
+    RunScope,
+    RunTradeFlow,
+)

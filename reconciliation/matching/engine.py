@@ -1,0 +1,614 @@
+"""The matching engine: one entrance (``reconcile``), set-based SQL in PostgreSQL, nothing pulled
+into Python but counts.
+
+It runs inside the caller's transaction (services.run_compute): every table it writes (matches,
+match items, breaks, exclusions) commits with the run's move to COMPLETED or not at all, so a worker
+killed half-way leaves nothing behind and the redelivered task starts clean.
+
+Working state lives in temporary tables dropped at commit:
+
+    _l, _r       the frozen scope of the left/right side joined to its records (never modified);
+                 the right side's amounts are negated first when the rules say amount_sign=opposite
+    pools        the still-unmatched rows: pass 1 reads _l/_r, later passes read a pool rebuilt
+                 after each pass (small once the exact pass has matched the bulk)
+    _p           three-way: the frozen position records
+    _cand        one pass's candidate pairs (pass SQL: passes.py)
+    _pairs       accepted pairs with pre-allocated match ids
+    _excl        excluded records with their reason
+    _brk         breaks: (type, left id, right id), at most one record per side in this issue
+
+See docs/reconciliation.md for the outcomes and the conservation proof.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from reconciliation.matching.passes import TEXT_KEY_FIELDS, ExcludePass, KeyedPass, RuleSet
+
+POSITION_EXCLUSION_REASON = "position: checked in aggregate"
+
+
+class ConservationError(Exception):
+    """Records in scope != matched + suggested + in breaks + excluded, or a record counted twice."""
+
+    def __init__(self, conservation: dict):
+        super().__init__(f"conservation failed: {conservation}")
+        self.conservation = conservation
+
+
+@dataclass
+class EngineResult:
+    records_in_scope: int = 0
+    matched: int = 0
+    suggested: int = 0
+    in_breaks: int = 0
+    excluded: int = 0
+    matches: int = 0
+    breaks_by_type: dict = field(default_factory=dict)
+    conservation: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    by_kind: dict = field(default_factory=dict)  # {(kind, outcome): n} for metrics
+    passes: list = field(default_factory=list)  # [{"pass", "matched_pairs", "excluded", "rounds"}]
+
+
+@dataclass
+class RunContext:
+    """What the engine needs to know about the run (plain values; the engine imports no model)."""
+
+    run_id: int
+    tenant_id: int
+    definition_id: int
+    kind: str  # three_way | two_way
+    as_of: object
+    date_from: object
+    date_to: object
+    rule_label: str  # e.g. "v3"
+
+
+class _Clock:
+    def __init__(self, timings: dict):
+        self.timings = timings
+
+    def __call__(self, phase: str):
+        clock = self
+
+        class _Phase:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                clock.timings[phase] = round(clock.timings.get(phase, 0) + time.perf_counter() - self.t0, 4)
+
+        return _Phase()
+
+
+def _execute(sql: str, params=None) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _scalar(sql: str, params=None):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def reconcile(ctx: RunContext, rules: RuleSet, progress: Callable[[int, int], None] | None = None) -> EngineResult:
+    """Match the run's frozen scope by the rules, classify what is left, write all outcomes, prove
+    conservation. Raises ConservationError (the caller's transaction then rolls back)."""
+    result = EngineResult()
+    clock = _Clock(result.timings)
+    progress = progress or (lambda done, total: None)
+    base = {"run": ctx.run_id, "tenant": ctx.tenant_id, "definition": ctx.definition_id,
+            "date_from": ctx.date_from, "date_to": ctx.date_to}  # fmt: skip
+
+    # Sorts and hashes over a million rows stay in memory; LOCAL: this transaction only.
+    _execute("SET LOCAL work_mem = '256MB'")
+    with clock("load"):
+        _load_pools(base, rules)
+        total = _scalar("SELECT count(*) FROM reconciliation_run_scope WHERE run_id = %(run)s", base)[0]
+        result.records_in_scope = total
+        progress(0, total)
+
+    done = 0
+    left, right = "_l", "_r"
+    for rule_pass in rules.passes:
+        with clock(f"pass:{rule_pass.name}"):
+            if isinstance(rule_pass, ExcludePass):
+                excluded = _run_exclusion(rule_pass, left, right)
+                result.passes.append({"pass": rule_pass.name, "excluded": excluded})
+                consumed = excluded
+            else:
+                pairs, rounds = _run_pairing(rule_pass, left, right)
+                result.passes.append({"pass": rule_pass.name, "matched_pairs": pairs, "rounds": rounds})
+                consumed = 2 * pairs
+            if consumed:
+                left, right = _shrink_pools(rule_pass.index, left, right)
+        done += consumed
+        progress(done, total)
+
+    with clock("breaks"):
+        _classify_breaks(rules, left, right)
+        if ctx.kind == "three_way":
+            _position_check(base | {"as_of": ctx.as_of})
+    with clock("persist"):
+        written = _persist(ctx, rules, base)
+    with clock("conservation"):
+        _conserve(result, base, written)
+    progress(total, total)
+    return result
+
+
+def _load_pools(base: dict, rules: RuleSet) -> None:
+    sign = "-" if rules.amount_sign == "opposite" else ""
+    for table, side, amount in (("_l", "left", "r.amount"), ("_r", "right", f"{sign}r.amount")):
+        _execute(
+            f"""
+            CREATE TEMP TABLE {table} ON COMMIT DROP AS
+            SELECT r.id, r.business_date, r.source_id, r.external_id, r.kind, r.account, r.instrument,
+                   r.reference, r.counterparty, r.currency, {amount} AS amount, r.amount AS raw_amount,
+                   r.quantity, r.trade_date, r.value_date
+            FROM reconciliation_run_scope s
+            JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
+            WHERE s.run_id = %(run)s AND s.side = '{side}' AND r.tenant_id = %(tenant)s
+              AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
+            """,
+            base,
+        )
+        # Autovacuum never analyzes temporary tables; without statistics the planner guesses
+        # nested loops over a million rows.
+        _execute(f"ANALYZE {table}")
+    _execute(
+        """
+        CREATE TEMP TABLE _p ON COMMIT DROP AS
+        SELECT r.id, r.business_date, r.source_id, r.external_id, r.account, r.instrument, r.currency,
+               r.quantity
+        FROM reconciliation_run_scope s
+        JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
+        WHERE s.run_id = %(run)s AND s.side = 'position' AND r.tenant_id = %(tenant)s
+          AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
+        """,
+        base,
+    )
+    for ddl in (
+        "CREATE TEMP TABLE _cand (l_id bigint, l_date date, r_id bigint, r_date date, d_amount numeric,"
+        " d_quantity numeric, d_days integer) ON COMMIT DROP",
+        # Match ids are drawn from the match table's own sequence up front, so match items can be
+        # written with one INSERT … SELECT instead of a RETURNING round trip per match.
+        "CREATE TEMP TABLE _pairs (match_id bigint DEFAULT nextval(pg_get_serial_sequence("
+        "'reconciliation_match', 'id')), pass_no integer, round integer, l_id bigint, l_date date,"
+        " r_id bigint, r_date date, d_amount numeric, d_quantity numeric, d_days integer) ON COMMIT DROP",
+        "CREATE TEMP TABLE _excl (id bigint, business_date date, side text, reason text) ON COMMIT DROP",
+        "CREATE TEMP TABLE _brk (break_type text, l_id bigint, r_id bigint) ON COMMIT DROP",
+        "CREATE TEMP TABLE _pos (account text, instrument text, opening numeric, opening_date date,"
+        " traded numeric, closing numeric, closing_ids bigint[], closing_dates date[], balanced boolean)"
+        " ON COMMIT DROP",
+    ):
+        _execute(ddl)
+
+
+def _run_exclusion(rule_pass: ExcludePass, left: str, right: str) -> int:
+    excluded = 0
+    for side, pool in (("left", left), ("right", right)):
+        if side in rule_pass.sides:
+            sql, params = rule_pass.exclusion_sql(pool, side)
+            excluded += _execute(sql, params)
+    return excluded
+
+
+_ASSIGN_ROUND = """
+INSERT INTO _pairs (pass_no, round, l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days)
+SELECT %(pass_no)s, %(round)s, l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days
+FROM (
+    SELECT c.*,
+        row_number() OVER (PARTITION BY l_id ORDER BY d_amount NULLS LAST, d_quantity NULLS LAST,
+                           d_days NULLS LAST, r_id) AS best_for_left,
+        row_number() OVER (PARTITION BY r_id ORDER BY d_amount NULLS LAST, d_quantity NULLS LAST,
+                           d_days NULLS LAST, l_id) AS best_for_right
+    FROM _cand c
+) ranked
+WHERE best_for_left = 1 AND best_for_right = 1
+"""
+
+
+def _run_pairing(rule_pass: KeyedPass, left: str, right: str) -> tuple[int, int]:
+    """Candidates by the pass's one statement, then a one-to-one choice: each round accepts the pairs
+    that are each other's best (smallest differences, then lowest id), and drops the candidates that
+    touch them. The smallest remaining candidate is always mutual best, so every round makes progress;
+    exact data takes one round."""
+    _execute("TRUNCATE _cand")
+    sql, params = rule_pass.candidates_sql(left, right)
+    remaining = _execute(sql, params)
+    if not remaining:
+        return 0, 0
+    _execute("ANALYZE _cand")
+    pairs = rounds = 0
+    while remaining:
+        rounds += 1
+        key = {"pass_no": rule_pass.index, "round": rounds}
+        accepted = _execute(_ASSIGN_ROUND, key)
+        pairs += accepted
+        if accepted == remaining:  # every candidate was taken: nothing left to choose between
+            break
+        for column in ("l_id", "r_id"):
+            remaining -= _execute(
+                f"DELETE FROM _cand c USING _pairs p WHERE p.pass_no = %(pass_no)s AND p.round = %(round)s"
+                f" AND c.{column} = p.{column}",
+                key,
+            )
+    return pairs, rounds
+
+
+def _shrink_pools(pass_no: int, left: str, right: str) -> tuple[str, str]:
+    """The next pass's pools: this pass's pools minus what it matched or excluded."""
+    new_left, new_right = f"_l{pass_no}", f"_r{pass_no}"
+    for new, old, column in ((new_left, left, "l_id"), (new_right, right, "r_id")):
+        _execute(
+            f"""
+            CREATE TEMP TABLE {new} ON COMMIT DROP AS
+            SELECT * FROM {old} o
+            WHERE NOT EXISTS (SELECT 1 FROM _pairs p WHERE p.pass_no = %(p)s AND p.{column} = o.id)
+              AND NOT EXISTS (SELECT 1 FROM _excl e WHERE e.id = o.id)
+            """,
+            {"p": pass_no},
+        )
+        _execute(f"ANALYZE {new}")
+    return new_left, new_right
+
+
+def _classify_breaks(rules: RuleSet, left: str, right: str) -> None:
+    """What no pass matched becomes a break, each record in exactly one:
+
+    1. duplicate: an unmatched record identical (break keys, currency, amount, quantity, value date)
+       to another record of its side in scope that was matched or has a lower id;
+    2. amount / quantity / date mismatch: the remaining records paired one-to-one by break keys and
+       currency (in id order), labelled by the first comparison of the classifying pass they fail;
+    3. missing_right / missing_left: the rest.
+    """
+    keys = rules.break_keys
+    key_eq = " AND ".join(f"f.{k} = u.{k}" for k in keys)
+    key_nonblank = "".join(f" AND u.{k} <> ''" for k in keys if k in TEXT_KEY_FIELDS)
+    for side, pool, full in (("left", left, "_l"), ("right", right, "_r")):
+        column = "l_id" if side == "left" else "r_id"
+        _execute(
+            f"""
+            INSERT INTO _brk (break_type, {column})
+            SELECT DISTINCT 'duplicate', u.id
+            FROM {pool} u JOIN {full} f
+              ON {key_eq} AND f.currency = u.currency AND f.raw_amount = u.raw_amount
+             AND f.quantity IS NOT DISTINCT FROM u.quantity AND f.value_date IS NOT DISTINCT FROM u.value_date
+             AND f.id <> u.id
+            WHERE (f.id < u.id OR NOT EXISTS (SELECT 1 FROM {pool} x WHERE x.id = f.id)){key_nonblank}
+            """
+        )
+    classify = rules.classify_pass
+    params: dict = {}
+    amount_ok = classify.amount.sql("amount", params, "c_amount") if classify.amount else "true"
+    quantity_ok = classify.quantity.sql("quantity", params, "c_quantity") if classify.quantity else "true"
+    if classify.date is not None:
+        params["c_days"] = classify.date.window_days
+        date_ok = f"abs(l.{classify.date.field} - r.{classify.date.field}) <= %(c_days)s"
+    else:
+        date_ok = "true"
+    partition = ", ".join([*keys, "currency"])
+    nonblank = " AND ".join([f"{k} <> ''" for k in keys if k in TEXT_KEY_FIELDS] + ["currency <> ''"])
+    ranked = """
+        SELECT u.*, row_number() OVER (PARTITION BY {partition} ORDER BY id) AS rn FROM {pool} u
+        WHERE {nonblank} AND NOT EXISTS (SELECT 1 FROM _brk b WHERE b.{column} = u.id)
+    """
+    _execute(
+        f"""
+        INSERT INTO _brk (break_type, l_id, r_id)
+        SELECT t, l_id, r_id FROM (
+            SELECT l.id AS l_id, r.id AS r_id,
+                CASE WHEN NOT coalesce({amount_ok}, false) THEN 'amount_mismatch'
+                     WHEN NOT coalesce({quantity_ok}, false) THEN 'quantity_mismatch'
+                     WHEN NOT coalesce({date_ok}, false) THEN 'date_mismatch' END AS t
+            FROM ({ranked.format(partition=partition, pool=left, nonblank=nonblank, column="l_id")}) l
+            JOIN ({ranked.format(partition=partition, pool=right, nonblank=nonblank, column="r_id")}) r
+              ON {" AND ".join(f"l.{k} = r.{k}" for k in keys)} AND l.currency = r.currency AND l.rn = r.rn
+        ) paired
+        WHERE t IS NOT NULL
+        """,
+        params,
+    )
+    _execute(
+        f"""
+        INSERT INTO _brk (break_type, l_id)
+        SELECT 'missing_right', u.id FROM {left} u WHERE NOT EXISTS (SELECT 1 FROM _brk b WHERE b.l_id = u.id)
+        """
+    )
+    _execute(
+        f"""
+        INSERT INTO _brk (break_type, r_id)
+        SELECT 'missing_left', u.id FROM {right} u WHERE NOT EXISTS (SELECT 1 FROM _brk b WHERE b.r_id = u.id)
+        """
+    )
+
+
+def _position_check(params: dict) -> None:
+    """Three-way: per account and instrument, opening position + traded quantity = closing position.
+
+    Closing: the positions dated the as-of date. Opening: the latest positions dated before it within
+    the window (none: zero, and every trade of the window counts). Traded: the trade flow frozen by
+    fetch_trades over (opening date, as-of]. Positions of one account/instrument/day are summed.
+    An aggregate outcome: it consumes no record (the positions are excluded, counted once).
+    """
+    _execute(
+        """
+        INSERT INTO _pos (account, instrument, opening, opening_date, traded, closing, closing_ids,
+                          closing_dates, balanced)
+        WITH closing AS (
+            SELECT account, instrument, sum(coalesce(quantity, 0)) AS qty, array_agg(id ORDER BY id) AS ids,
+                   array_agg(business_date ORDER BY id) AS dates
+            FROM _p WHERE business_date = %(as_of)s GROUP BY 1, 2
+        ), opening_day AS (
+            SELECT account, instrument, max(business_date) AS day
+            FROM _p WHERE business_date < %(as_of)s GROUP BY 1, 2
+        ), opening AS (
+            SELECT p.account, p.instrument, d.day, sum(coalesce(p.quantity, 0)) AS qty
+            FROM _p p JOIN opening_day d USING (account, instrument)
+            WHERE p.business_date = d.day GROUP BY 1, 2, 3
+        ), flow AS (
+            SELECT f.account, f.instrument, f.business_date, f.quantity
+            FROM reconciliation_run_trade_flow f
+            WHERE f.run_id = %(run)s AND f.business_date <= %(as_of)s
+        ), keys AS (
+            SELECT account, instrument FROM closing UNION SELECT account, instrument FROM opening
+            UNION SELECT account, instrument FROM flow
+        ), checked AS (
+            SELECT k.account, k.instrument, coalesce(o.qty, 0) AS opening, o.day AS opening_date,
+                   coalesce((SELECT sum(f.quantity) FROM flow f
+                             WHERE f.account = k.account AND f.instrument = k.instrument
+                               AND f.business_date > coalesce(o.day, %(date_from)s - 1)), 0) AS traded,
+                   coalesce(c.qty, 0) AS closing, coalesce(c.ids, '{}') AS ids, coalesce(c.dates, '{}') AS dates
+            FROM keys k
+            LEFT JOIN opening o USING (account, instrument)
+            LEFT JOIN closing c USING (account, instrument)
+        )
+        SELECT account, instrument, opening, opening_date, traded, closing, ids, dates,
+               opening + traded = closing
+        FROM checked
+        """,
+        params,
+    )
+    _execute("INSERT INTO _brk (break_type) SELECT 'position_break' FROM _pos WHERE NOT balanced")
+
+
+# The natural key of a record for fingerprints: source, external id, business date (not the version:
+# an amendment of the same item must land on the same case).
+_NK = "({t}.source_id::text || ':' || {t}.external_id || ':' || {t}.business_date::text)"
+
+_RECORD_JSON = """jsonb_build_object('id', {t}.id, 'source_id', {t}.source_id, 'external_id', {t}.external_id,
+    'business_date', {t}.business_date, 'kind', {t}.kind, 'account', {t}.account, 'instrument', {t}.instrument,
+    'reference', {t}.reference, 'counterparty', {t}.counterparty, 'currency', {t}.currency,
+    'amount', {t}.raw_amount::text, 'quantity', {t}.quantity::text, 'trade_date', {t}.trade_date,
+    'value_date', {t}.value_date)"""
+
+
+def _persist(ctx: RunContext, rules: RuleSet, base: dict) -> dict:
+    """Write matches, match items, breaks and exclusions from the temporary tables; returns the
+    number of record slots each wrote (checked against the engine's own counts in _conserve)."""
+    names = [p.name for p in rules.passes]
+    params = base | {"names": names, "rule": ctx.rule_label, "def_text": str(ctx.definition_id)}
+    written = {}
+    _execute(
+        """
+        INSERT INTO reconciliation_match (id, tenant_id, definition_id, run_id, pass_no, pass_name, status,
+                                          differences, created_at)
+        SELECT p.match_id, %(tenant)s, %(definition)s, %(run)s, p.pass_no, (%(names)s::text[])[p.pass_no],
+               'active',
+               CASE WHEN p.d_amount <> 0 OR p.d_quantity <> 0 OR p.d_days <> 0 THEN jsonb_strip_nulls(
+                   jsonb_build_object('amount_abs_delta', nullif(p.d_amount, 0)::text,
+                                      'quantity_abs_delta', nullif(p.d_quantity, 0)::text,
+                                      'date_days', nullif(p.d_days, 0))) END,
+               now()
+        FROM _pairs p
+        """,
+        params,
+    )
+    written["matched"] = _execute(
+        """
+        INSERT INTO reconciliation_match_item (match_id, record_id, business_date, side, tenant_id,
+                                               definition_id, is_active)
+        SELECT match_id, l_id, l_date, 'left', %(tenant)s, %(definition)s, true FROM _pairs
+        UNION ALL
+        SELECT match_id, r_id, r_date, 'right', %(tenant)s, %(definition)s, true FROM _pairs
+        """,
+        params,
+    )
+    _execute(
+        """
+        INSERT INTO _excl (id, business_date, side, reason)
+        SELECT id, business_date, 'position', %(reason)s FROM _p
+        """,
+        {"reason": POSITION_EXCLUSION_REASON},
+    )
+    written["excluded"] = _execute(
+        """
+        INSERT INTO reconciliation_run_exclusion (run_id, record_id, business_date, side, reason)
+        SELECT %(run)s, id, business_date, side, reason FROM _excl
+        """,
+        params,
+    )
+    written["in_breaks"] = _persist_breaks(params)
+    _persist_position_breaks(params)
+    return written
+
+
+def _persist_breaks(params: dict) -> int:
+    lk, rk = _NK.format(t="l"), _NK.format(t="r")
+    sorted_keys = (
+        f"CASE WHEN l.id IS NULL THEN {rk} WHEN r.id IS NULL THEN {lk} "
+        f"WHEN {lk} COLLATE \"C\" < {rk} COLLATE \"C\" THEN {lk} || chr(31) || {rk} "
+        f"ELSE {rk} || chr(31) || {lk} END"
+    )
+    _execute(
+        f"""
+        INSERT INTO reconciliation_break (tenant_id, definition_id, run_id, break_type, fingerprint,
+            record_ids, record_dates, currency, amount_at_stake, reference, account, instrument,
+            differences, snapshot, rule)
+        SELECT %(tenant)s, %(definition)s, %(run)s, b.break_type,
+            encode(sha256(convert_to(%(def_text)s || chr(31) || {sorted_keys}, 'UTF8')), 'hex'),
+            array_remove(ARRAY[l.id, r.id], NULL), array_remove(ARRAY[l.business_date, r.business_date], NULL),
+            coalesce(l.currency, r.currency),
+            CASE WHEN b.break_type = 'amount_mismatch' THEN abs(l.amount - r.amount)
+                 ELSE abs(coalesce(l.raw_amount, r.raw_amount)) END,
+            coalesce(nullif(l.reference, ''), r.reference, ''), coalesce(nullif(l.account, ''), r.account, ''),
+            coalesce(nullif(l.instrument, ''), r.instrument, ''),
+            CASE WHEN b.break_type = 'duplicate' THEN jsonb_build_object('duplicate_on',
+                     CASE WHEN l.id IS NULL THEN 'right' ELSE 'left' END)
+                 WHEN l.id IS NULL THEN jsonb_build_object('missing_side', 'left')
+                 WHEN r.id IS NULL THEN jsonb_build_object('missing_side', 'right')
+                 ELSE jsonb_strip_nulls(jsonb_build_object(
+                     'amount', CASE WHEN l.amount IS DISTINCT FROM r.amount THEN jsonb_build_object(
+                         'left', l.raw_amount::text, 'right', r.raw_amount::text, 'delta', (l.amount - r.amount)::text) END,
+                     'quantity', CASE WHEN l.quantity IS DISTINCT FROM r.quantity THEN jsonb_build_object(
+                         'left', l.quantity::text, 'right', r.quantity::text, 'delta', (l.quantity - r.quantity)::text) END,
+                     'value_date', CASE WHEN l.value_date IS DISTINCT FROM r.value_date THEN jsonb_build_object(
+                         'left', l.value_date, 'right', r.value_date, 'days', l.value_date - r.value_date) END))
+            END,
+            jsonb_build_object(
+                'left', CASE WHEN l.id IS NULL THEN '[]'::jsonb ELSE jsonb_build_array({_RECORD_JSON.format(t="l")}) END,
+                'right', CASE WHEN r.id IS NULL THEN '[]'::jsonb ELSE jsonb_build_array({_RECORD_JSON.format(t="r")}) END),
+            %(rule)s || '/' || CASE WHEN b.break_type IN ('missing_left', 'missing_right') THEN 'unmatched'
+                                    WHEN b.break_type = 'duplicate' THEN 'duplicate'
+                                    ELSE 'classify' END
+        FROM _brk b LEFT JOIN _l l ON l.id = b.l_id LEFT JOIN _r r ON r.id = b.r_id
+        WHERE b.break_type <> 'position_break'
+        """,
+        params,
+    )
+    return _scalar(
+        "SELECT coalesce(sum(cardinality(record_ids)), 0) FROM reconciliation_break "
+        "WHERE run_id = %(run)s AND break_type <> 'position_break'",
+        params,
+    )[0]
+
+
+def _persist_position_breaks(params: dict) -> None:
+    _execute(
+        """
+        INSERT INTO reconciliation_break (tenant_id, definition_id, run_id, break_type, fingerprint,
+            record_ids, record_dates, currency, amount_at_stake, reference, account, instrument,
+            differences, snapshot, rule)
+        SELECT %(tenant)s, %(definition)s, %(run)s, 'position_break',
+            encode(sha256(convert_to(%(def_text)s || chr(31) || 'position:' || account || ':' || instrument,
+                                     'UTF8')), 'hex'),
+            closing_ids, closing_dates, '', NULL, '', account, instrument,
+            jsonb_build_object('quantity', jsonb_build_object(
+                'opening', opening::text, 'opening_date', opening_date, 'traded', traded::text,
+                'expected_closing', (opening + traded)::text, 'closing', closing::text,
+                'delta', (closing - opening - traded)::text)),
+            jsonb_build_object('left', '[]'::jsonb, 'right', '[]'::jsonb, 'position', jsonb_build_object(
+                'account', account, 'instrument', instrument, 'opening', opening::text,
+                'opening_date', opening_date, 'traded', traded::text, 'closing', closing::text,
+                'closing_record_ids', to_jsonb(closing_ids))),
+            %(rule)s || '/position'
+        FROM _pos WHERE NOT balanced
+        """,
+        params,
+    )
+
+
+def _conserve(result: EngineResult, base: dict, written: dict) -> None:
+    """Records in scope = matched + suggested + in breaks + excluded, each record exactly once —
+    counted from what the engine wrote against the frozen scope table, not from its own tallies."""
+    in_scope, accounted, unaccounted, stray, doubled = _scalar(
+        """
+        WITH outcome AS (
+            SELECT id, count(*) AS n FROM (
+                SELECT l_id AS id FROM _pairs UNION ALL SELECT r_id FROM _pairs
+                UNION ALL SELECT l_id FROM _brk WHERE l_id IS NOT NULL
+                UNION ALL SELECT r_id FROM _brk WHERE r_id IS NOT NULL
+                UNION ALL SELECT id FROM _excl
+            ) o GROUP BY id
+        ), scope AS (
+            SELECT record_id AS id FROM reconciliation_run_scope WHERE run_id = %(run)s
+        )
+        SELECT count(s.id), count(o.id), count(*) FILTER (WHERE o.id IS NULL),
+               count(*) FILTER (WHERE s.id IS NULL), count(*) FILTER (WHERE o.n > 1)
+        FROM outcome o FULL JOIN scope s ON s.id = o.id
+        """,
+        base,
+    )
+    pairs = _scalar("SELECT count(*) FROM _pairs")[0]
+    result.matches = pairs
+    result.matched = 2 * pairs
+    result.excluded = _scalar("SELECT count(*) FROM _excl")[0]
+    result.in_breaks = _scalar("SELECT count(l_id) + count(r_id) FROM _brk WHERE break_type <> 'position_break'")[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT break_type, count(*) FROM _brk GROUP BY 1 ORDER BY 1")
+        result.breaks_by_type = dict(cursor.fetchall())
+    result.by_kind = _outcomes_by_kind()
+    totals_ok = in_scope == result.matched + result.suggested + result.in_breaks + result.excluded
+    written_ok = written == {"matched": result.matched, "excluded": result.excluded, "in_breaks": result.in_breaks}
+    result.conservation = {
+        "in_scope": in_scope,
+        "matched": result.matched,
+        "suggested": result.suggested,
+        "in_breaks": result.in_breaks,
+        "excluded": result.excluded,
+        "accounted": accounted,
+        "unaccounted": unaccounted,
+        "stray": stray,
+        "double_counted": doubled,
+        "written": written,
+        "ok": bool(totals_ok and written_ok and not unaccounted and not stray and not doubled),
+    }
+    if not result.conservation["ok"]:
+        raise ConservationError(result.conservation)
+
+
+def _outcomes_by_kind() -> dict:
+    """{(record kind, outcome): n} for the metrics. A side almost always holds one kind, and then the
+    per-side counts are enough; only a mixed side pays for joining outcomes back to its records."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT 'left', kind FROM (SELECT DISTINCT kind FROM _l) k
+            UNION ALL SELECT 'right', kind FROM (SELECT DISTINCT kind FROM _r) k
+            """
+        )
+        kinds: dict = {}
+        for side, kind in cursor.fetchall():
+            kinds.setdefault(side, []).append(kind)
+        if any(len(v) > 1 for v in kinds.values()):
+            cursor.execute(
+                """
+                SELECT kind, outcome, count(*) FROM (
+                    SELECT l.kind, 'matched' AS outcome FROM _pairs p JOIN _l l ON l.id = p.l_id
+                    UNION ALL SELECT r.kind, 'matched' FROM _pairs p JOIN _r r ON r.id = p.r_id
+                    UNION ALL SELECT l.kind, 'break' FROM _brk b JOIN _l l ON l.id = b.l_id
+                    UNION ALL SELECT r.kind, 'break' FROM _brk b JOIN _r r ON r.id = b.r_id
+                    UNION ALL SELECT coalesce(l.kind, r.kind), 'excluded'
+                        FROM _excl e LEFT JOIN _l l ON l.id = e.id LEFT JOIN _r r ON r.id = e.id
+                        WHERE e.side <> 'position'
+                ) x GROUP BY 1, 2
+                """
+            )
+            counts = {(k, o): n for k, o, n in cursor.fetchall()}
+        else:
+            cursor.execute(
+                """
+                SELECT 'left', 'matched', count(*) FROM _pairs UNION ALL SELECT 'right', 'matched', count(*) FROM _pairs
+                UNION ALL SELECT 'left', 'break', count(l_id) FROM _brk
+                UNION ALL SELECT 'right', 'break', count(r_id) FROM _brk
+                UNION ALL SELECT side, 'excluded', count(*) FROM _excl WHERE side <> 'position' GROUP BY side
+                """
+            )
+            counts = {}
+            for side, outcome, n in cursor.fetchall():
+                for kind in kinds.get(side, []):
+                    counts[(kind, outcome)] = counts.get((kind, outcome), 0) + n
+        cursor.execute("SELECT count(*) FROM _excl WHERE side = 'position'")
+        positions = cursor.fetchone()[0]
+    if positions:
+        counts[("position", "excluded")] = positions
+    return {key: n for key, n in counts.items() if n}

@@ -1,0 +1,32 @@
+"""Reconciliation metrics (names fixed by issue 8; see CONTRACTS.md). Never labelled by run id.
+
+txn_type is the record kind (position, trade, settlement, ledger, statement); kind is the
+definition kind (three_way, two_way); outcome of a run is completed or failed.
+"""
+
+from prometheus_client import Counter, Histogram
+
+TRANSACTIONS_PROCESSED = Counter(
+    "recon_transactions_processed_total",
+    "Records a completed run reconciled, by record kind and outcome (matched, break, excluded, suggested).",
+    ["txn_type", "outcome"],
+)
+TRANSACTION_PROCESSING_SECONDS = Histogram(
+    "recon_transaction_processing_seconds",
+    "Matching-phase duration of a run, observed once per record kind in its scope.",
+    ["txn_type"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 900),
+)
+ERRORS = Counter(
+    "recon_errors_total",
+    "Reconciliation failures, by record kind of the failed run's sides and error type.",
+    ["txn_type", "error_type"],
+)
+RUN_DURATION = Histogram(
+    "recon_run_duration_seconds",
+    "Run duration from creation to a terminal state, by definition kind and outcome.",
+    ["kind", "outcome"],
+    buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
+)
+RUNS = Counter("recon_runs_total", "Runs that reached a terminal state, by definition kind and outcome.",
+               ["kind", "outcome"])  # fmt: skip

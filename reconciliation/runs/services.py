@@ -1,0 +1,716 @@
+"""Writes for definitions, rule versions and runs. State moves by compare-and-set on the run row.
+
+A run's life (docs/reconciliation.md):
+
+    pending ──fetch (first header)──▶ fetching ──compute──▶ matching ──▶ completed
+        └───────────────┴──────────── any ─────────────────────┴──────▶ failed
+
+- ``run_start`` creates the row and, after commit, sends the chord (tasks.run_chord).
+- ``run_fetch_side`` (a header task per side) calls the ingest connectors, then freezes the side's
+  scope and writes a RunPart in ONE transaction; a second delivery finds the part and does nothing.
+- ``run_compute`` (the callback) runs the engine, syncs the break cases and completes the run in ONE
+  transaction; a second delivery waits on the run's advisory lock, then finds it terminal.
+- ``run_fail`` moves any non-terminal run to FAILED exactly once: logged with the trace id, counted,
+  and a case opened for the analysts. The reaper calls it for runs past their deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from exceptions import services as cases
+from exceptions.types import BreakInput
+from jfintech import audit
+from jfintech.audit import Actor
+from jfintech.common.errors import ApplicationError
+from jfintech.observability.logging import get_logger
+from jfintech.observability.tracing import current_trace_id, get_tracer
+from reconciliation.matching import engine
+from reconciliation.matching.passes import DEFAULT_RULES, parse_rules
+from reconciliation.models import DataSource, RecordKind
+from reconciliation.runs import metrics
+from reconciliation.runs.models import (
+    ACTIVE_RUN_STATUSES,
+    SIDES_OF_KIND,
+    Break,
+    Definition,
+    DefinitionKind,
+    DefinitionSource,
+    RuleVersion,
+    Run,
+    RunPart,
+    RunStatus,
+    RunTrigger,
+    Side,
+)
+
+log = get_logger(__name__)
+tracer = get_tracer(__name__)
+
+RUNNER = Actor.for_system("reconciliation")
+# Serialises deliveries of one run's compute (pg_advisory_xact_lock(namespace, run id)).
+_COMPUTE_LOCK_NAMESPACE = 5005
+
+
+# --- definitions and rules --------------------------------------------------------------------
+
+
+def _definition_snapshot(definition: Definition) -> dict:
+    return {
+        "name": definition.name,
+        "kind": definition.kind,
+        "description": definition.description,
+        "lookback_days": definition.lookback_days,
+        "lookahead_days": definition.lookahead_days,
+        "deadline_seconds": definition.deadline_seconds,
+        "is_active": definition.is_active,
+        "sources": {
+            side: sorted(s.source.name for s in definition.sources.all() if s.side == side)
+            for side in SIDES_OF_KIND[definition.kind]
+        },
+    }
+
+
+def _set_sources(definition: Definition, sources: dict) -> None:
+    sides = SIDES_OF_KIND[definition.kind]
+    unknown = set(sources) - set(sides)
+    if unknown:
+        raise ApplicationError(
+            f"A {definition.kind} definition has sides {list(sides)}; not {sorted(unknown)}.",
+            code="invalid_sides", extra={"sides": list(sides)},
+        )  # fmt: skip
+    missing = [side for side in sides if not sources.get(side)]
+    if missing:
+        raise ApplicationError(f"Name at least one source for side(s) {missing}.", code="missing_sources")
+    rows = []
+    for side in sides:
+        for source in sources[side]:
+            if isinstance(source, str):
+                source = DataSource.objects.filter(tenant=definition.tenant, name=source).first()
+                if source is None:
+                    raise ApplicationError(f"No source named {source!r}.", code="unknown_source", status=404)
+            if source.tenant_id != definition.tenant_id:
+                raise ApplicationError("A source of another tenant.", code="unknown_source", status=404)
+            if definition.kind == DefinitionKind.THREE_WAY:
+                expected = {Side.POSITION: RecordKind.POSITION, Side.LEFT: RecordKind.TRADE,
+                            Side.RIGHT: RecordKind.SETTLEMENT}[side]  # fmt: skip
+                if source.kind != expected:
+                    raise ApplicationError(
+                        f"Three-way side {side} takes {expected} sources; {source.name} holds {source.kind}.",
+                        code="invalid_source_kind",
+                    )
+            rows.append(DefinitionSource(definition=definition, side=side, source=source))
+    DefinitionSource.objects.filter(definition=definition).delete()
+    try:
+        with transaction.atomic():
+            DefinitionSource.objects.bulk_create(rows)
+    except IntegrityError:
+        raise ApplicationError("A source can feed only one side.", code="source_on_two_sides") from None
+
+
+def definition_create(*, tenant, actor: Actor, name: str, kind: str, sources: dict, rules: dict | None = None,
+                      description: str = "", lookback_days: int = 30, lookahead_days: int = 5,
+                      deadline_seconds: int = 1800) -> Definition:  # fmt: skip
+    """A definition with its sources per side and rule version 1 (the kind's default rules if none)."""
+    if kind not in DefinitionKind.values:
+        raise ApplicationError(f"kind must be one of {DefinitionKind.values}.", code="invalid_kind")
+    rules = rules if rules is not None else DEFAULT_RULES[kind]
+    parse_rules(rules)
+    with transaction.atomic():
+        definition = Definition(
+            tenant=tenant, name=name, kind=kind, description=description, lookback_days=lookback_days,
+            lookahead_days=lookahead_days, deadline_seconds=deadline_seconds,
+        )  # fmt: skip
+        definition.full_clean(validate_constraints=False)
+        if Definition.objects.filter(tenant=tenant, name=name).exists():
+            raise ApplicationError(f"A definition named {name!r} exists.", code="definition_exists", status=409)
+        definition.save()
+        _set_sources(definition, sources)
+        version = RuleVersion.objects.create(
+            tenant=tenant, definition=definition, version=1, rules=rules, comment="initial", created_by=actor.display
+        )
+        audit.record(tenant=tenant, actor=actor, action="recon_definition.created", obj=definition,
+                     after=_definition_snapshot(definition) | {"rule_version": version.version, "rules": rules})  # fmt: skip
+    log.info("recon_definition_created", definition_id=definition.pk, tenant=tenant.slug, kind=kind)
+    return definition
+
+
+DEFINITION_FIELDS = ("description", "lookback_days", "lookahead_days", "deadline_seconds", "is_active")
+
+
+def definition_update(*, definition: Definition, actor: Actor, sources: dict | None = None, **changes) -> Definition:
+    unknown = set(changes) - set(DEFINITION_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Cannot change {sorted(unknown)} here.", code="invalid_fields")
+    with transaction.atomic():
+        definition = Definition.objects.select_for_update().get(pk=definition.pk)
+        before = _definition_snapshot(definition)
+        for field, value in changes.items():
+            setattr(definition, field, value)
+        definition.full_clean(validate_constraints=False)
+        definition.save()
+        if sources is not None:
+            _set_sources(definition, sources)
+        after = _definition_snapshot(definition)
+        if after != before:
+            audit.record(tenant=definition.tenant, actor=actor, action="recon_definition.updated", obj=definition,
+                         before=before, after=after)  # fmt: skip
+    return definition
+
+
+def rule_version_current(definition: Definition) -> RuleVersion:
+    version = definition.rule_versions.order_by("-version").first()
+    if version is None:
+        raise ApplicationError("The definition has no rules.", code="no_rules", status=422)
+    return version
+
+
+def rules_publish(*, definition: Definition, actor: Actor, rules: dict, comment: str = "") -> RuleVersion:
+    """A new rule version if ``rules`` differ from the current one (else the current one). Audited.
+
+    Versions are immutable: a run records the version it used, and that version still says what
+    the run did after any later change.
+    """
+    parse_rules(rules)
+    with transaction.atomic():
+        Definition.objects.select_for_update().filter(pk=definition.pk).first()  # serialise publishers
+        current = rule_version_current(definition)
+        if current.rules == rules:
+            return current
+        version = RuleVersion.objects.create(
+            tenant=definition.tenant, definition=definition, version=current.version + 1, rules=rules,
+            comment=comment[:200], created_by=actor.display,
+        )  # fmt: skip
+        audit.record(tenant=definition.tenant, actor=actor, action="recon_rules.published", obj=version,
+                     before={"version": current.version, "rules": current.rules},
+                     after={"version": version.version, "rules": rules, "comment": comment})  # fmt: skip
+    log.info("recon_rules_published", definition_id=definition.pk, version=version.version)
+    return version
+
+
+# --- beat schedule per definition -----------------------------------------------------------------
+
+SCHEDULED_TASK = "reconciliation.start_scheduled_run"
+
+
+def definition_schedule_set(*, definition: Definition, actor: Actor, cron: str | None,
+                            expire_seconds: int = 3600, enabled: bool = True) -> Definition:  # fmt: skip
+    """Create, change or remove the definition's beat entry (django-celery-beat crontab).
+
+    ``cron`` is "minute hour day-of-month month day-of-week" in the tenant's time zone. The entry
+    carries ``expire_seconds`` — a tick not picked up within it is dropped, not run late — and never
+    ``expires`` (an absolute date that would switch the entry off for good).
+    """
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    with transaction.atomic():
+        definition = Definition.objects.select_for_update().select_related("tenant", "schedule").get(pk=definition.pk)
+        before = _schedule_snapshot(definition)
+        if cron is None:
+            if definition.schedule is not None:
+                definition.schedule.delete()
+            definition.schedule = None
+        else:
+            parts = cron.split()
+            if len(parts) != 5:
+                raise ApplicationError("cron: five fields, e.g. '0 6 * * 1-5'.", code="invalid_cron")
+            if expire_seconds is None or expire_seconds < 1:
+                raise ApplicationError("expire_seconds must be >= 1.", code="invalid_expire_seconds")
+            crontab, _ = CrontabSchedule.objects.get_or_create(
+                minute=parts[0], hour=parts[1], day_of_month=parts[2], month_of_year=parts[3],
+                day_of_week=parts[4], timezone=definition.tenant.timezone or "UTC",
+            )  # fmt: skip
+            task = definition.schedule or PeriodicTask(name=f"reconcile {definition.tenant.slug}/{definition.name}")
+            task.task = SCHEDULED_TASK
+            task.crontab = crontab
+            task.interval = None
+            task.kwargs = f'{{"definition_id": {definition.pk}}}'
+            task.queue = "reconciliation"
+            task.expire_seconds = expire_seconds
+            task.expires = None
+            task.enabled = enabled
+            task.description = f"Starts a run of reconciliation definition {definition.pk} ({definition.name})."
+            task.full_clean()
+            task.save()
+            definition.schedule = task
+        definition.save(update_fields=["schedule", "updated_at"])
+        after = _schedule_snapshot(definition)
+        if after != before:
+            audit.record(tenant=definition.tenant, actor=actor, action="recon_definition.schedule_set",
+                         obj=definition, before=before, after=after)  # fmt: skip
+    return definition
+
+
+def _schedule_snapshot(definition: Definition) -> dict | None:
+    task = definition.schedule
+    if task is None:
+        return None
+    c = task.crontab
+    cron = f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}" if c else None
+    return {"cron": cron, "timezone": str(c.timezone) if c else None, "expire_seconds": task.expire_seconds,
+            "enabled": task.enabled}  # fmt: skip
+
+
+# --- runs: start ------------------------------------------------------------------------------------
+
+
+def _tenant_today(tenant) -> date:
+    try:
+        from jfintech.tenancy.calendar import tenant_today
+    except ImportError:  # until the tenancy helper lands its calendar
+        import zoneinfo
+
+        return timezone.now().astimezone(zoneinfo.ZoneInfo(tenant.timezone or "UTC")).date()
+    return tenant_today(tenant)
+
+
+def run_window(definition: Definition, as_of: date | None = None, date_from: date | None = None,
+               date_to: date | None = None) -> tuple[date, date, date]:  # fmt: skip
+    """(as_of, date_from, date_to): as-of defaults to today in the tenant's time zone."""
+    if (date_from is None) != (date_to is None):
+        raise ApplicationError("Give both date_from and date_to, or neither.", code="invalid_window")
+    if date_from is not None:
+        if date_from > date_to:
+            raise ApplicationError("date_from is after date_to.", code="invalid_window")
+        return as_of or date_to, date_from, date_to
+    as_of = as_of or _tenant_today(definition.tenant)
+    return (as_of, as_of - timedelta(days=definition.lookback_days),
+            as_of + timedelta(days=definition.lookahead_days))  # fmt: skip
+
+
+def run_start(*, tenant, actor: Actor, definition: Definition, trigger: str, as_of: date | None = None,
+              date_from: date | None = None, date_to: date | None = None, request_key: str = "",
+              dispatch: bool = True) -> Run:  # fmt: skip
+    """Create a pending run with the current rule version and send its chord after commit.
+
+    One run per definition is in flight at a time (a constraint): a second start is refused with
+    409 ``run_in_progress``. A repeated ``request_key`` returns the run it started.
+    """
+    if definition.tenant_id != tenant.pk:
+        raise ApplicationError("No such definition.", code="not_found", status=404)
+    if trigger not in RunTrigger.values:
+        raise ApplicationError(f"trigger must be one of {RunTrigger.values}.", code="invalid_trigger")
+    if request_key:
+        existing = Run.objects.filter(tenant=tenant, request_key=request_key).first()
+        if existing is not None:
+            return existing
+    if not definition.is_active:
+        raise ApplicationError(f"Definition {definition.name} is not active.", code="definition_inactive", status=422)
+    as_of, first, last = run_window(definition, as_of, date_from, date_to)
+    rule_version = rule_version_current(definition)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                tenant=tenant, definition=definition, rule_version=rule_version, kind=definition.kind,
+                as_of=as_of, date_from=first, date_to=last, trigger=trigger, requested_by=actor.display,
+                request_key=request_key, deadline=now + timedelta(seconds=definition.deadline_seconds),
+                trace_id=current_trace_id(), progress_total=0,
+            )  # fmt: skip
+            audit.record(tenant=tenant, actor=actor, action="recon_run.started", obj=run,
+                         after={"definition": definition.name, "rule_version": rule_version.version,
+                                "as_of": as_of, "date_from": first, "date_to": last, "trigger": trigger})  # fmt: skip
+            if dispatch:
+                transaction.on_commit(lambda: _dispatch(run.pk))
+    except IntegrityError:
+        if request_key:
+            existing = Run.objects.filter(tenant=tenant, request_key=request_key).first()
+            if existing is not None:
+                return existing
+        active = Run.objects.filter(definition=definition, status__in=ACTIVE_RUN_STATUSES).first()
+        raise ApplicationError(
+            f"A run of {definition.name} is already in progress.", code="run_in_progress", status=409,
+            extra={"run_id": active.pk if active else None},
+        ) from None  # fmt: skip
+    log.info("recon_run_started", definition_id=definition.pk, trigger=trigger, as_of=str(as_of),
+             **{"recon.run_id": run.pk})  # fmt: skip
+    return run
+
+
+def run_start_scheduled(*, definition_id: int, request_key: str) -> int | None:
+    """Beat's start: the run id, or None when the definition is inactive or a run is in flight."""
+    definition = Definition.objects.select_related("tenant").get(pk=definition_id)
+    if not definition.is_active:
+        log.warning("recon_scheduled_run_skipped", definition_id=definition_id, reason="inactive")
+        return None
+    try:
+        run = run_start(tenant=definition.tenant, actor=Actor.for_system("beat"), definition=definition,
+                        trigger=RunTrigger.BEAT, request_key=request_key)  # fmt: skip
+    except ApplicationError as exc:
+        if exc.code != "run_in_progress":
+            raise
+        log.warning("recon_scheduled_run_skipped", definition_id=definition_id, reason="run_in_progress",
+                    **{"recon.run_id": exc.extra.get("run_id")})  # fmt: skip
+        return None
+    return run.pk
+
+
+def _dispatch(run_id: int) -> None:
+    from reconciliation.runs import tasks  # tasks import services; the arrow stays one way at import
+
+    tasks.run_chord(run_id).apply_async()
+
+
+# --- runs: fetch (chord headers) --------------------------------------------------------------------
+
+
+def _heartbeat(run_id: int, **fields) -> None:
+    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), **fields)
+
+
+def run_fetch_side(*, run_id: int, side: str) -> str:
+    """Header task body: pull the side's sources through the connectors, then freeze its scope.
+
+    Idempotent: the RunPart row (unique per run and side) is written in the same transaction as the
+    scope rows, so a redelivered fetch either finds it and returns, or redoes a rolled-back attempt.
+    """
+    run = Run.objects.select_related("definition", "tenant").get(pk=run_id)
+    if run.is_terminal:
+        return "terminal"
+    if RunPart.objects.filter(run_id=run_id, side=side).exists():
+        return "already_fetched"
+    moved = Run.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+        status=RunStatus.FETCHING, started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+    if moved:
+        log.info("recon_run_fetching", **{"recon.run_id": run_id})
+    started = time.perf_counter()
+    sources = list(DataSource.objects.filter(pk__in=run.definition.sources.filter(side=side).values("source_id")))
+    with tracer.start_as_current_span("recon.fetch", attributes={"recon.run_id": run_id, "recon.side": side}):
+        fetched = [_fetch_source(run, source) for source in sources]
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # The part row first: a concurrent second delivery blocks here until we commit, then
+                # inserts nothing and rolls back its (empty) transaction.
+                cursor.execute(
+                    "INSERT INTO reconciliation_runpart (run_id, side, records, fetched, duration_s, completed_at)"
+                    " VALUES (%s, %s, 0, '[]', 0, now()) ON CONFLICT (run_id, side) DO NOTHING RETURNING id",
+                    [run_id, side],
+                )
+                part = cursor.fetchone()
+                if part is None:
+                    return "already_fetched"
+                records = _freeze_scope(cursor, run, side, [s.pk for s in sources])
+                if run.kind == DefinitionKind.THREE_WAY and side == Side.LEFT:
+                    _freeze_trade_flow(cursor, run, [s.pk for s in sources])
+            duration = time.perf_counter() - started
+            RunPart.objects.filter(pk=part[0]).update(records=records, fetched=fetched, duration_s=round(duration, 4))
+            Run.objects.filter(pk=run_id).update(
+                heartbeat_at=timezone.now(), progress_total=F("progress_total") + records
+            )
+    log.info("recon_side_fetched", side=side, records=records, duration_ms=round(duration * 1000, 1),
+             **{"recon.run_id": run_id})  # fmt: skip
+    return "fetched"
+
+
+def _fetch_source(run: Run, source: DataSource) -> dict:
+    """Ask the ingest connector for the window's data ("database": already loaded, nothing to do)."""
+    connector = (source.connector or {}).get("type", "database")
+    try:
+        from reconciliation.ingestion.connectors import fetch_for_window
+    except ImportError:  # until ingest lands its connectors every source is "database"
+        if connector != "database":
+            raise ApplicationError(f"Connector {connector!r} is not available.", code="connector_unavailable") from None
+        return {"source": source.name, "connector": "database", "batch_id": None, "rows_loaded": 0}
+    result = fetch_for_window(source=source, date_from=run.date_from, date_to=run.date_to, actor=RUNNER)
+    return {"source": source.name, "connector": result.connector, "batch_id": result.batch_id,
+            "rows_loaded": result.rows_loaded}  # fmt: skip
+
+
+_FREEZE_SCOPE = """
+INSERT INTO reconciliation_run_scope (run_id, record_id, business_date, side)
+SELECT %(run)s, r.id, r.business_date, %(side)s
+FROM reconciliation_record r
+WHERE r.tenant_id = %(tenant)s AND r.source_id = ANY(%(sources)s) AND r.status = 'active'
+  AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
+  AND NOT EXISTS (
+      SELECT 1 FROM reconciliation_match_item mi
+      WHERE mi.tenant_id = %(tenant)s AND mi.definition_id = %(definition)s AND mi.record_id = r.id
+        AND mi.business_date = r.business_date AND mi.is_active)
+"""
+
+
+def _freeze_scope(cursor, run: Run, side: str, source_ids: list[int]) -> int:
+    """Open items: the side's active records in the window that no earlier run has matched."""
+    cursor.execute(_FREEZE_SCOPE, {
+        "run": run.pk, "side": side, "tenant": run.tenant_id, "sources": source_ids,
+        "date_from": run.date_from, "date_to": run.date_to, "definition": run.definition_id,
+    })  # fmt: skip
+    return cursor.rowcount
+
+
+def _freeze_trade_flow(cursor, run: Run, source_ids: list[int]) -> None:
+    """Three-way: traded quantity per account, instrument and day over the window, from ALL active
+    trades (matched earlier or not): positions move with every trade."""
+    cursor.execute(
+        """
+        INSERT INTO reconciliation_run_trade_flow (run_id, account, instrument, business_date, quantity, trades)
+        SELECT %(run)s, account, instrument, business_date, sum(coalesce(quantity, 0)), count(*)
+        FROM reconciliation_record
+        WHERE tenant_id = %(tenant)s AND source_id = ANY(%(sources)s) AND status = 'active'
+          AND business_date BETWEEN %(date_from)s AND %(date_to)s
+        GROUP BY account, instrument, business_date
+        """,
+        {"run": run.pk, "tenant": run.tenant_id, "sources": source_ids, "date_from": run.date_from,
+         "date_to": run.date_to},  # fmt: skip
+    )
+
+
+def run_missing_sides(run: Run) -> list[str]:
+    present = set(RunPart.objects.filter(run=run).values_list("side", flat=True))
+    return [side for side in SIDES_OF_KIND[run.kind] if side not in present]
+
+
+# --- runs: compute (chord callback) -----------------------------------------------------------------
+
+
+class _Progress:
+    """Progress and heartbeat written on a connection of their own, so they are visible while the
+    compute transaction (which holds everything else) is still open."""
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self.conn = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.conn is None:
+            self.conn = connections.create_connection("default")
+        with self.conn.cursor() as cursor:
+            cursor.execute(
+                "UPDATE reconciliation_run SET progress_done = %s, progress_total = %s, heartbeat_at = now()"
+                " WHERE id = %s AND status = 'matching'",
+                [done, total, self.run_id],
+            )
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+class _Superseded(Exception):
+    """The run left MATCHING while we computed (the reaper failed it): roll everything back."""
+
+
+def run_compute(*, run_id: int) -> str:
+    """Callback body. Returns "completed", "failed", "terminal" (nothing to do), "missing" (a fetch
+    part is not there yet: the task retries until the deadline) or "busy" (another delivery holds the
+    run's lock: the task retries)."""
+    run = Run.objects.select_related("definition", "tenant", "rule_version").get(pk=run_id)
+    if run.is_terminal:
+        return "terminal"
+    missing = run_missing_sides(run)
+    if missing:
+        if timezone.now() < run.deadline:
+            return "missing"
+        run_fail(run_id=run_id, error=f"fetch parts missing at the deadline: {', '.join(missing)}",
+                 code="parts_missing")  # fmt: skip
+        return "failed"
+    progress = _Progress(run_id)
+    started = time.perf_counter()
+    try:
+        with tracer.start_as_current_span("recon.compute", attributes={"recon.run_id": run_id}):
+            outcome = _compute_in_transaction(run, progress, started)
+    except engine.ConservationError as exc:
+        run_fail(run_id=run_id, error=str(exc), code="conservation", conservation=exc.conservation)
+        return "failed"
+    except _Superseded:
+        log.warning("recon_compute_superseded", **{"recon.run_id": run_id})
+        return "terminal"
+    finally:
+        progress.close()
+    return outcome
+
+
+def _compute_in_transaction(run: Run, progress: _Progress, started: float) -> str:
+    run_id = run.pk
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_COMPUTE_LOCK_NAMESPACE, run_id])
+            if not cursor.fetchone()[0]:
+                return "busy"
+        # Re-read under the lock: an earlier delivery may have finished while we waited.
+        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
+        if status in (RunStatus.COMPLETED, RunStatus.FAILED):
+            return "terminal"
+        # fetching -> matching; matching -> matching is a redelivery after a crash (attempt + 1).
+        # Committed at once on its own connection so the admin sees the phase.
+        progress_conn_update(run_id)
+        rules = parse_rules(run.rule_version.rules)
+        ctx = engine.RunContext(
+            run_id=run_id, tenant_id=run.tenant_id, definition_id=run.definition_id, kind=run.kind,
+            as_of=run.as_of, date_from=run.date_from, date_to=run.date_to, rule_label=run.rule_version.label,
+        )  # fmt: skip
+        result = engine.reconcile(ctx, rules, progress)
+        t0 = time.perf_counter()
+        case_counts = _sync_cases(run)
+        result.timings["cases"] = round(time.perf_counter() - t0, 4)
+        fetch_timings = dict(RunPart.objects.filter(run_id=run_id).values_list("side", "duration_s"))
+        timings = {f"fetch:{side}": s for side, s in fetch_timings.items()} | result.timings
+        timings["compute"] = round(time.perf_counter() - started, 4)
+        now = timezone.now()
+        moved = Run.objects.filter(pk=run_id, status=RunStatus.MATCHING).update(
+            status=RunStatus.COMPLETED, completed_at=now, heartbeat_at=now,
+            records_in_scope=result.records_in_scope, matched=result.matched, suggested=result.suggested,
+            in_breaks=result.in_breaks, excluded=result.excluded, matches=result.matches,
+            breaks_by_type=result.breaks_by_type, timings=timings, conservation=result.conservation,
+            cases=case_counts, progress_done=result.records_in_scope, progress_total=result.records_in_scope,
+            error="", error_code="",
+        )  # fmt: skip
+        if not moved:
+            raise _Superseded()
+        audit.record(tenant=run.tenant, actor=RUNNER, action="recon_run.completed", obj=run,
+                     after={"records_in_scope": result.records_in_scope, "matched": result.matched,
+                            "in_breaks": result.in_breaks, "excluded": result.excluded,
+                            "breaks_by_type": result.breaks_by_type, "cases": case_counts})  # fmt: skip
+    _observe_completed(run, result, timings)
+    log.info("recon_run_completed", records_in_scope=result.records_in_scope, matched=result.matched,
+             in_breaks=result.in_breaks, excluded=result.excluded, breaks_by_type=result.breaks_by_type,
+             duration_ms=round(timings["compute"] * 1000, 1), **{"recon.run_id": run_id})  # fmt: skip
+    return "completed"
+
+
+def progress_conn_update(run_id: int) -> None:
+    """fetching -> matching (or matching again, on redelivery), attempts + 1, on its own connection so
+    it is visible at once and survives a rollback of the compute."""
+    conn = connections.create_connection("default")
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "UPDATE reconciliation_run SET status = 'matching', attempts = attempts + 1,"
+                " heartbeat_at = now(), fetched_at = coalesce(fetched_at, now()), progress_done = 0"
+                " WHERE id = %s AND status IN ('fetching', 'matching', 'pending')",
+                [run_id],
+            )
+            if cursor.rowcount != 1:
+                raise _Superseded()
+    finally:
+        conn.close()
+
+
+def _previous_completed_run_id(run: Run) -> int | None:
+    return (
+        Run.objects.filter(definition_id=run.definition_id, status=RunStatus.COMPLETED, pk__lt=run.pk)
+        .order_by("-pk").values_list("pk", flat=True).first()
+    )  # fmt: skip
+
+
+_MATCHED_FINGERPRINTS = """
+SELECT DISTINCT b.fingerprint FROM reconciliation_break b
+WHERE b.run_id = %(prev)s AND b.break_type <> 'position_break'
+  AND EXISTS (
+      SELECT 1 FROM unnest(b.record_ids, b.record_dates) AS x(record_id, business_date)
+      JOIN reconciliation_match_item mi
+        ON mi.tenant_id = %(tenant)s AND mi.definition_id = %(definition)s AND mi.record_id = x.record_id
+       AND mi.business_date = x.business_date AND mi.is_active)
+  AND b.fingerprint NOT IN (SELECT fingerprint FROM reconciliation_break WHERE run_id = %(run)s)
+UNION
+SELECT b.fingerprint FROM reconciliation_break b JOIN _pos p USING (account, instrument)
+WHERE b.run_id = %(prev)s AND b.break_type = 'position_break' AND p.balanced
+"""
+
+
+def _sync_cases(run: Run) -> dict:
+    """Open/update one case per break, resolve (auto_matched) the cases of the previous run's breaks
+    whose records this run matched — inside the compute transaction, so cases and matches commit
+    together or not at all."""
+    breaks = [
+        BreakInput(
+            fingerprint=b.fingerprint, break_type=b.break_type, record_ids=list(b.record_ids),
+            snapshot=b.snapshot, differences=b.differences, amount_at_stake=b.amount_at_stake,
+            currency=b.currency, reference=b.reference, account=b.account, instrument=b.instrument,
+            rule=b.rule,
+        )  # fmt: skip
+        for b in Break.objects.filter(run_id=run.pk).order_by("pk").iterator(chunk_size=5000)
+    ]
+    matched: list[str] = []
+    prev = _previous_completed_run_id(run)
+    if prev is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(_MATCHED_FINGERPRINTS, {"prev": prev, "run": run.pk, "tenant": run.tenant_id,
+                                                   "definition": run.definition_id})  # fmt: skip
+            matched = [row[0] for row in cursor.fetchall()]
+    return cases.cases_sync_for_run(
+        tenant=run.tenant, definition_id=run.definition_id, definition_name=run.definition.name, run_id=run.pk,
+        trace_id=run.trace_id, breaks=breaks, actor=RUNNER, matched_fingerprints=matched,
+    )  # fmt: skip
+
+
+def _side_kinds(run: Run) -> list[str]:
+    return sorted(set(DataSource.objects.filter(pk__in=run.definition.sources.values("source_id"))
+                      .values_list("kind", flat=True)))  # fmt: skip
+
+
+def _observe_completed(run: Run, result: engine.EngineResult, timings: dict) -> None:
+    for (kind, outcome), n in result.by_kind.items():
+        metrics.TRANSACTIONS_PROCESSED.labels(txn_type=kind, outcome=outcome).inc(n)
+    matching_s = sum(v for k, v in result.timings.items() if k.startswith("pass:") or k == "breaks")
+    for kind in _side_kinds(run):
+        metrics.TRANSACTION_PROCESSING_SECONDS.labels(txn_type=kind).observe(matching_s)
+    metrics.RUNS.labels(kind=run.kind, outcome="completed").inc()
+    metrics.RUN_DURATION.labels(kind=run.kind, outcome="completed").observe(
+        (timezone.now() - run.created_at).total_seconds()
+    )
+
+
+# --- runs: failure and the reaper -------------------------------------------------------------------
+
+
+def run_fail(*, run_id: int, error: str, code: str, conservation: dict | None = None,
+             actor: Actor = RUNNER) -> bool:  # fmt: skip
+    """Move a non-terminal run to FAILED exactly once, loudly: an error log line with the trace id,
+    recon_runs_total{outcome=failed} and recon_errors_total, and a case for the analysts (opened in
+    the same transaction as the state change). False if the run was already terminal."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("definition", "tenant").get(pk=run_id)
+        if run.is_terminal:
+            return False
+        now = timezone.now()
+        fields = {"status": RunStatus.FAILED, "completed_at": now, "heartbeat_at": now, "error": error[:10000],
+                  "error_code": code[:40]}  # fmt: skip
+        if conservation is not None:
+            fields["conservation"] = conservation
+        Run.objects.filter(pk=run_id).update(**fields)
+        audit.record(tenant=run.tenant, actor=actor, action="recon_run.failed", obj=run,
+                     before={"status": run.status}, after={"status": "failed", "error_code": code, "error": error[:2000]})  # fmt: skip
+        cases.case_open_for_failed_run(
+            tenant=run.tenant, definition_id=run.definition_id, definition_name=run.definition.name, run_id=run_id,
+            trace_id=run.trace_id, error=f"{code}: {error}", actor=actor,
+        )  # fmt: skip
+    log.error("recon_run_failed", error=error[:2000], error_code=code, run_trace_id=run.trace_id,
+              status_before=run.status, **{"recon.run_id": run_id, "error.type": code})  # fmt: skip
+    metrics.RUNS.labels(kind=run.kind, outcome="failed").inc()
+    metrics.RUN_DURATION.labels(kind=run.kind, outcome="failed").observe((now - run.created_at).total_seconds())
+    for kind in _side_kinds(run):
+        metrics.ERRORS.labels(txn_type=kind, error_type=code).inc()
+    return True
+
+
+def runs_reap(*, now=None) -> list[int]:
+    """Fail every run still in flight after its deadline (the beat task calls this every minute)."""
+    now = now or timezone.now()
+    stuck = list(Run.objects.filter(status__in=ACTIVE_RUN_STATUSES, deadline__lt=now).values_list("pk", "status"))
+    failed = []
+    for run_id, status in stuck:
+        if run_fail(run_id=run_id, error=f"deadline passed while {status}", code="deadline"):
+            failed.append(run_id)
+    return failed
+
+
+# --- running without workers (demo seeding, benchmarks) ---------------------------------------------
+
+
+def run_execute_inline(run: Run) -> Run:
+    """Run the fetches and the compute in this process, one after the other (no chord): for seeding
+    the demo before the workers are up and for measuring the engine. Same services, same effects."""
+    for side in SIDES_OF_KIND[run.kind]:
+        run_fetch_side(run_id=run.pk, side=side)
+    outcome = run_compute(run_id=run.pk)
+    if outcome not in ("completed", "failed", "terminal"):
+        raise RuntimeError(f"run {run.pk}: compute returned {outcome}")
+    run.refresh_from_db()
+    return run

@@ -1,0 +1,105 @@
+"""Thin Celery tasks of a run: ids in, services do the work, every task idempotent.
+
+The chord is flat, exactly as the issue has it::
+
+    chord([fetch_positions.si(run_id), fetch_trades.si(run_id), fetch_settlements.si(run_id)],
+          compute_reconciliation.si(run_id))        # three-way; two-way: fetch_left, fetch_right
+
+Headers run on the ``fetch`` queue (I/O-bound: the threads pool overlaps them), the callback on
+``reconciliation``. Headers write to PostgreSQL and return nothing. The callback checks that every
+part is present and retries until the run's deadline if one is not (a redelivered header can move
+the chord counter early). ``link_error`` and the reaper fail a run loudly.
+"""
+
+from __future__ import annotations
+
+import structlog
+from celery import chord, shared_task
+from django.db import OperationalError
+
+from reconciliation.runs import services
+from reconciliation.runs.models import DefinitionKind, Run, Side
+
+FETCH_QUEUE = "fetch"
+COMPUTE_QUEUE = "reconciliation"
+# Transient database trouble (a failover, a dropped connection) is retried, not fatal.
+_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 30, "max_retries": 5}
+
+
+def _bind(run_id: int) -> None:
+    structlog.contextvars.bind_contextvars(**{"recon.run_id": run_id})
+
+
+def _fetch(run_id: int, side: str) -> None:
+    _bind(run_id)
+    services.run_fetch_side(run_id=run_id, side=side)
+
+
+@shared_task(name="reconciliation.fetch_positions", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+def fetch_positions(run_id: int) -> None:
+    _fetch(run_id, Side.POSITION)
+
+
+@shared_task(name="reconciliation.fetch_trades", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+def fetch_trades(run_id: int) -> None:
+    _fetch(run_id, Side.LEFT)
+
+
+@shared_task(name="reconciliation.fetch_settlements", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+def fetch_settlements(run_id: int) -> None:
+    _fetch(run_id, Side.RIGHT)
+
+
+@shared_task(name="reconciliation.fetch_left", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+def fetch_left(run_id: int) -> None:
+    _fetch(run_id, Side.LEFT)
+
+
+@shared_task(name="reconciliation.fetch_right", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+def fetch_right(run_id: int) -> None:
+    _fetch(run_id, Side.RIGHT)
+
+
+HEADERS = {
+    DefinitionKind.THREE_WAY: (fetch_positions, fetch_trades, fetch_settlements),
+    DefinitionKind.TWO_WAY: (fetch_left, fetch_right),
+}
+
+
+@shared_task(name="reconciliation.compute_reconciliation", bind=True, queue=COMPUTE_QUEUE, acks_late=True,
+             max_retries=None, autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=30)  # fmt: skip
+def compute_reconciliation(self, run_id: int) -> str:
+    _bind(run_id)
+    outcome = services.run_compute(run_id=run_id)
+    if outcome in ("missing", "busy"):
+        # Not yet: a fetch part is missing, or another delivery is computing. run_compute fails the
+        # run itself once the deadline has passed, so these retries are bounded.
+        raise self.retry(countdown=1 if outcome == "missing" else 5)
+    return outcome
+
+
+@shared_task(name="reconciliation.run_failed", queue=COMPUTE_QUEUE, acks_late=True, **_RETRY)
+def run_failed(run_id: int, *args) -> None:
+    """link_error of the chord: a header or the callback raised. Fails the run if it is not terminal."""
+    _bind(run_id)
+    services.run_fail(run_id=run_id, error="a task of the run raised (see the task logs for the trace)",
+                      code="task_error")  # fmt: skip
+
+
+@shared_task(name="reconciliation.reap_stuck_runs", queue=COMPUTE_QUEUE, acks_late=True, **_RETRY)
+def reap_stuck_runs() -> list[int]:
+    return services.runs_reap()
+
+
+@shared_task(name="reconciliation.start_scheduled_run", bind=True, queue=COMPUTE_QUEUE, acks_late=True, **_RETRY)
+def start_scheduled_run(self, definition_id: int) -> int | None:
+    """Beat's entry point: one run per tick (the message id is the run's request key, so a
+    redelivered tick starts nothing new); a tick while a run is in flight is logged and skipped."""
+    return services.run_start_scheduled(definition_id=definition_id, request_key=f"beat:{self.request.id}")
+
+
+def run_chord(run_id: int):
+    run = Run.objects.only("kind").get(pk=run_id)
+    callback = compute_reconciliation.si(run_id).set(queue=COMPUTE_QUEUE)
+    callback.link_error(run_failed.si(run_id).set(queue=COMPUTE_QUEUE))
+    return chord([task.si(run_id).set(queue=FETCH_QUEUE) for task in HEADERS[run.kind]], callback)
