@@ -229,6 +229,13 @@ PERIODIC_TASKS = {
         "queue": "default",
         "expire_seconds": 240,
     },
+    # Fails reconciliation runs still in flight after their deadline, loudly (reconciliation.runs).
+    "reconciliation.reap_stuck_runs": {
+        "task": "reconciliation.reap_stuck_runs",
+        "crontab": {"minute": "*"},
+        "queue": "reconciliation",
+        "expire_seconds": 50,
+    },
 }
 
 # --- Ingestion ----------------------------------------------------------------------------------

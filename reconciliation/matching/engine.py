@@ -99,14 +99,21 @@ def _scalar(sql: str, params=None):
         return cursor.fetchone()
 
 
-def reconcile(ctx: RunContext, rules: RuleSet, progress: Callable[[int, int], None] | None = None) -> EngineResult:
+def reconcile(
+    ctx: RunContext, rules: RuleSet, progress: Callable[[int, int], None] | None = None
+) -> EngineResult:
     """Match the run's frozen scope by the rules, classify what is left, write all outcomes, prove
     conservation. Raises ConservationError (the caller's transaction then rolls back)."""
     result = EngineResult()
     clock = _Clock(result.timings)
     progress = progress or (lambda done, total: None)
-    base = {"run": ctx.run_id, "tenant": ctx.tenant_id, "definition": ctx.definition_id,
-            "date_from": ctx.date_from, "date_to": ctx.date_to}  # fmt: skip
+    base = {
+        "run": ctx.run_id,
+        "tenant": ctx.tenant_id,
+        "definition": ctx.definition_id,
+        "date_from": ctx.date_from,
+        "date_to": ctx.date_to,
+    }
 
     # Sorts and hashes over a million rows stay in memory; LOCAL: this transaction only.
     _execute("SET LOCAL work_mem = '256MB'")
@@ -367,7 +374,8 @@ def _position_check(params: dict) -> None:
                    coalesce((SELECT sum(f.quantity) FROM flow f
                              WHERE f.account = k.account AND f.instrument = k.instrument
                                AND f.business_date > coalesce(o.day, %(date_from)s - 1)), 0) AS traded,
-                   coalesce(c.qty, 0) AS closing, coalesce(c.ids, '{}') AS ids, coalesce(c.dates, '{}') AS dates
+                   coalesce(c.qty, 0) AS closing, coalesce(c.ids, '{}') AS ids,
+                   coalesce(c.dates, '{}') AS dates
             FROM keys k
             LEFT JOIN opening o USING (account, instrument)
             LEFT JOIN closing c USING (account, instrument)
@@ -385,8 +393,9 @@ def _position_check(params: dict) -> None:
 # an amendment of the same item must land on the same case).
 _NK = "({t}.source_id::text || ':' || {t}.external_id || ':' || {t}.business_date::text)"
 
-_RECORD_JSON = """jsonb_build_object('id', {t}.id, 'source_id', {t}.source_id, 'external_id', {t}.external_id,
-    'business_date', {t}.business_date, 'kind', {t}.kind, 'account', {t}.account, 'instrument', {t}.instrument,
+_RECORD_JSON = """jsonb_build_object('id', {t}.id, 'source_id', {t}.source_id,
+    'external_id', {t}.external_id, 'business_date', {t}.business_date, 'kind', {t}.kind,
+    'account', {t}.account, 'instrument', {t}.instrument,
     'reference', {t}.reference, 'counterparty', {t}.counterparty, 'currency', {t}.currency,
     'amount', {t}.raw_amount::text, 'quantity', {t}.quantity::text, 'trade_date', {t}.trade_date,
     'value_date', {t}.value_date)"""
@@ -396,7 +405,12 @@ def _persist(ctx: RunContext, rules: RuleSet, base: dict) -> dict:
     """Write matches, match items, breaks and exclusions from the temporary tables; returns the
     number of record slots each wrote (checked against the engine's own counts in _conserve)."""
     names = [p.name for p in rules.passes]
-    params = base | {"names": names, "rule": ctx.rule_label, "def_text": str(ctx.definition_id)}
+    params = base | {
+        "names": names,
+        "rule": ctx.rule_label,
+        "classify": f"pass:{rules.classify_pass.name}",
+        "def_text": str(ctx.definition_id),
+    }
     written = {}
     _execute(
         """
@@ -446,7 +460,7 @@ def _persist_breaks(params: dict) -> int:
     lk, rk = _NK.format(t="l"), _NK.format(t="r")
     sorted_keys = (
         f"CASE WHEN l.id IS NULL THEN {rk} WHEN r.id IS NULL THEN {lk} "
-        f"WHEN {lk} COLLATE \"C\" < {rk} COLLATE \"C\" THEN {lk} || chr(31) || {rk} "
+        f'WHEN {lk} COLLATE "C" < {rk} COLLATE "C" THEN {lk} || chr(31) || {rk} '
         f"ELSE {rk} || chr(31) || {lk} END"
     )
     _execute(
@@ -456,11 +470,13 @@ def _persist_breaks(params: dict) -> int:
             differences, snapshot, rule)
         SELECT %(tenant)s, %(definition)s, %(run)s, b.break_type,
             encode(sha256(convert_to(%(def_text)s || chr(31) || {sorted_keys}, 'UTF8')), 'hex'),
-            array_remove(ARRAY[l.id, r.id], NULL), array_remove(ARRAY[l.business_date, r.business_date], NULL),
+            array_remove(ARRAY[l.id, r.id], NULL),
+            array_remove(ARRAY[l.business_date, r.business_date], NULL),
             coalesce(l.currency, r.currency),
             CASE WHEN b.break_type = 'amount_mismatch' THEN abs(l.amount - r.amount)
                  ELSE abs(coalesce(l.raw_amount, r.raw_amount)) END,
-            coalesce(nullif(l.reference, ''), r.reference, ''), coalesce(nullif(l.account, ''), r.account, ''),
+            coalesce(nullif(l.reference, ''), r.reference, ''),
+            coalesce(nullif(l.account, ''), r.account, ''),
             coalesce(nullif(l.instrument, ''), r.instrument, ''),
             CASE WHEN b.break_type = 'duplicate' THEN jsonb_build_object('duplicate_on',
                      CASE WHEN l.id IS NULL THEN 'right' ELSE 'left' END)
@@ -468,18 +484,24 @@ def _persist_breaks(params: dict) -> int:
                  WHEN r.id IS NULL THEN jsonb_build_object('missing_side', 'right')
                  ELSE jsonb_strip_nulls(jsonb_build_object(
                      'amount', CASE WHEN l.amount IS DISTINCT FROM r.amount THEN jsonb_build_object(
-                         'left', l.raw_amount::text, 'right', r.raw_amount::text, 'delta', (l.amount - r.amount)::text) END,
+                         'left', l.raw_amount::text, 'right', r.raw_amount::text,
+                         'delta', (l.amount - r.amount)::text) END,
                      'quantity', CASE WHEN l.quantity IS DISTINCT FROM r.quantity THEN jsonb_build_object(
-                         'left', l.quantity::text, 'right', r.quantity::text, 'delta', (l.quantity - r.quantity)::text) END,
-                     'value_date', CASE WHEN l.value_date IS DISTINCT FROM r.value_date THEN jsonb_build_object(
-                         'left', l.value_date, 'right', r.value_date, 'days', l.value_date - r.value_date) END))
+                         'left', l.quantity::text, 'right', r.quantity::text,
+                         'delta', (l.quantity - r.quantity)::text) END,
+                     'value_date', CASE WHEN l.value_date IS DISTINCT FROM r.value_date
+                         THEN jsonb_build_object(
+                         'left', l.value_date, 'right', r.value_date,
+                         'days', l.value_date - r.value_date) END))
             END,
             jsonb_build_object(
-                'left', CASE WHEN l.id IS NULL THEN '[]'::jsonb ELSE jsonb_build_array({_RECORD_JSON.format(t="l")}) END,
-                'right', CASE WHEN r.id IS NULL THEN '[]'::jsonb ELSE jsonb_build_array({_RECORD_JSON.format(t="r")}) END),
+                'left', CASE WHEN l.id IS NULL THEN '[]'::jsonb
+                             ELSE jsonb_build_array({_RECORD_JSON.format(t="l")}) END,
+                'right', CASE WHEN r.id IS NULL THEN '[]'::jsonb
+                              ELSE jsonb_build_array({_RECORD_JSON.format(t="r")}) END),
             %(rule)s || '/' || CASE WHEN b.break_type IN ('missing_left', 'missing_right') THEN 'unmatched'
                                     WHEN b.break_type = 'duplicate' THEN 'duplicate'
-                                    ELSE 'classify' END
+                                    ELSE %(classify)s END
         FROM _brk b LEFT JOIN _l l ON l.id = b.l_id LEFT JOIN _r r ON r.id = b.r_id
         WHERE b.break_type <> 'position_break'
         """,
@@ -542,13 +564,19 @@ def _conserve(result: EngineResult, base: dict, written: dict) -> None:
     result.matches = pairs
     result.matched = 2 * pairs
     result.excluded = _scalar("SELECT count(*) FROM _excl")[0]
-    result.in_breaks = _scalar("SELECT count(l_id) + count(r_id) FROM _brk WHERE break_type <> 'position_break'")[0]
+    result.in_breaks = _scalar(
+        "SELECT count(l_id) + count(r_id) FROM _brk WHERE break_type <> 'position_break'"
+    )[0]
     with connection.cursor() as cursor:
         cursor.execute("SELECT break_type, count(*) FROM _brk GROUP BY 1 ORDER BY 1")
         result.breaks_by_type = dict(cursor.fetchall())
     result.by_kind = _outcomes_by_kind()
     totals_ok = in_scope == result.matched + result.suggested + result.in_breaks + result.excluded
-    written_ok = written == {"matched": result.matched, "excluded": result.excluded, "in_breaks": result.in_breaks}
+    written_ok = written == {
+        "matched": result.matched,
+        "excluded": result.excluded,
+        "in_breaks": result.in_breaks,
+    }
     result.conservation = {
         "in_scope": in_scope,
         "matched": result.matched,
@@ -597,7 +625,8 @@ def _outcomes_by_kind() -> dict:
         else:
             cursor.execute(
                 """
-                SELECT 'left', 'matched', count(*) FROM _pairs UNION ALL SELECT 'right', 'matched', count(*) FROM _pairs
+                SELECT 'left', 'matched', count(*) FROM _pairs
+                UNION ALL SELECT 'right', 'matched', count(*) FROM _pairs
                 UNION ALL SELECT 'left', 'break', count(l_id) FROM _brk
                 UNION ALL SELECT 'right', 'break', count(r_id) FROM _brk
                 UNION ALL SELECT side, 'excluded', count(*) FROM _excl WHERE side <> 'position' GROUP BY side

@@ -42,8 +42,8 @@ def _invalid(message: str, **extra) -> ApplicationError:
 
 def _decimal(value, where: str) -> Decimal:
     """A tolerance as Decimal. Floats are refused: 0.1 as a float is not 0.1."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise _invalid(f"{where}: give numbers as strings (e.g. \"0.05\"), not floats.", field=where)
+    if isinstance(value, bool | float):
+        raise _invalid(f'{where}: give numbers as strings (e.g. "0.05"), not floats.', field=where)
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
@@ -67,11 +67,13 @@ class Tolerance:
         if spec is True:
             return cls(absolute=ZERO)
         if not isinstance(spec, dict):
-            raise _invalid(f"{where}: expected an object like {{\"absolute\": \"0.05\"}}.", field=where)
+            raise _invalid(f'{where}: expected an object like {{"absolute": "0.05"}}.', field=where)
         unknown = set(spec) - {"absolute", "percent", "combine"}
         if unknown:
             raise _invalid(f"{where}: unknown keys {sorted(unknown)}.", field=where)
-        absolute = _decimal(spec["absolute"], f"{where}.absolute") if spec.get("absolute") is not None else None
+        absolute = (
+            _decimal(spec["absolute"], f"{where}.absolute") if spec.get("absolute") is not None else None
+        )
         percent = _decimal(spec["percent"], f"{where}.percent") if spec.get("percent") is not None else None
         if absolute is None and percent is None:
             raise _invalid(f"{where}: give an absolute and/or a percent tolerance.", field=where)
@@ -117,7 +119,7 @@ class DateWindow:
     @classmethod
     def parse(cls, spec, where: str) -> DateWindow:
         if not isinstance(spec, dict):
-            raise _invalid(f"{where}: expected {{\"field\": \"value_date\", \"window_days\": 2}}.", field=where)
+            raise _invalid(f'{where}: expected {{"field": "value_date", "window_days": 2}}.', field=where)
         name = spec.get("field", "value_date")
         if name not in DATE_FIELDS:
             raise _invalid(f"{where}.field: one of {list(DATE_FIELDS)}.", field=where)
@@ -207,9 +209,13 @@ class KeyedPass(Pass):
         amount_spec = spec.get("amount", True)
         amount = None if amount_spec is False else Tolerance.parse(amount_spec, f"{where}.amount")
         quantity_spec = spec.get("quantity")
-        quantity = None if quantity_spec in (None, False) else Tolerance.parse(quantity_spec, f"{where}.quantity")
+        quantity = (
+            None if quantity_spec in (None, False) else Tolerance.parse(quantity_spec, f"{where}.quantity")
+        )
         date = DateWindow.parse(spec["date"], f"{where}.date") if spec.get("date") is not None else None
-        made = cls(index=index, name=spec["name"], keys=tuple(keys), amount=amount, quantity=quantity, date=date)
+        made = cls(
+            index=index, name=spec["name"], keys=tuple(keys), amount=amount, quantity=quantity, date=date
+        )
         made.validate(where)
         return made
 
@@ -288,8 +294,13 @@ class ExcludePass(Pass):
                 raise _invalid(f"{at}.value: a string.", field=at)
             parsed.append((cond["field"], cond["op"], value))
         sides = ("left", "right") if side == "both" else (side,)
-        return cls(index=index, name=spec["name"], sides=sides, where=tuple(parsed),
-                   reason=str(spec.get("reason") or spec["name"])[:64])  # fmt: skip
+        return cls(
+            index=index,
+            name=spec["name"],
+            sides=sides,
+            where=tuple(parsed),
+            reason=str(spec.get("reason") or spec["name"])[:64],
+        )
 
 
 PASS_TYPES: dict[str, type[Pass]] = {cls.type: cls for cls in (ExactPass, KeyedPass, ExcludePass)}

@@ -28,5 +28,8 @@ RUN_DURATION = Histogram(
     ["kind", "outcome"],
     buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
 )
-RUNS = Counter("recon_runs_total", "Runs that reached a terminal state, by definition kind and outcome.",
-               ["kind", "outcome"])  # fmt: skip
+RUNS = Counter(
+    "recon_runs_total",
+    "Runs that reached a terminal state, by definition kind and outcome.",
+    ["kind", "outcome"],
+)

@@ -176,19 +176,27 @@ class Run(TenantOwned):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["definition"], condition=Q(status__in=ACTIVE_RUN_STATUSES), name="one_active_run_per_definition"
+                fields=["definition"],
+                condition=Q(status__in=ACTIVE_RUN_STATUSES),
+                name="one_active_run_per_definition",
             ),
             models.UniqueConstraint(
                 fields=["tenant", "request_key"], condition=~Q(request_key=""), name="uniq_run_request_key"
             ),
-            models.CheckConstraint(condition=Q(date_from__lte=models.F("date_to")), name="run_window_ordered"),
+            models.CheckConstraint(
+                condition=Q(date_from__lte=models.F("date_to")), name="run_window_ordered"
+            ),
             # Conservation is proven before a run may complete (see matching.engine).
             models.CheckConstraint(
                 condition=~Q(status=RunStatus.COMPLETED)
-                | Q(records_in_scope=models.F("matched") + models.F("suggested") + models.F("in_breaks")
-                    + models.F("excluded")),
+                | Q(
+                    records_in_scope=models.F("matched")
+                    + models.F("suggested")
+                    + models.F("in_breaks")
+                    + models.F("excluded")
+                ),
                 name="completed_run_conserves_records",
-            ),  # fmt: skip
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "deadline"], name="run_status_deadline_idx"),
@@ -225,15 +233,24 @@ class RunScope(models.Model):
     """The frozen scope: the record ids a run reconciles, written once by the side's fetch."""
 
     pk = models.CompositePrimaryKey("run", "record_id")
-    run = models.ForeignKey(Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
-                            related_name="+")  # fmt: skip
-    record = models.ForeignKey("reconciliation.Record", on_delete=models.DO_NOTHING, db_constraint=False,
-                               db_index=False, related_name="+")  # fmt: skip
+    run = models.ForeignKey(
+        Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    record = models.ForeignKey(
+        "reconciliation.Record",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
     business_date = models.DateField()
     side = models.CharField(max_length=8, choices=Side.choices)
 
     class Meta:
         db_table = "reconciliation_run_scope"
+
+    def __str__(self):
+        return f"run {self.run_id} {self.side} record {self.record_id}"
 
 
 class RunTradeFlow(models.Model):
@@ -241,8 +258,9 @@ class RunTradeFlow(models.Model):
     by fetch_trades from ALL active trades (matched or not): the position check's middle term."""
 
     pk = models.CompositePrimaryKey("run", "account", "instrument", "business_date")
-    run = models.ForeignKey(Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
-                            related_name="+")  # fmt: skip
+    run = models.ForeignKey(
+        Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     account = models.CharField(max_length=64)
     instrument = models.CharField(max_length=64)
     business_date = models.DateField()
@@ -251,6 +269,9 @@ class RunTradeFlow(models.Model):
 
     class Meta:
         db_table = "reconciliation_run_trade_flow"
+
+    def __str__(self):
+        return f"run {self.run_id} {self.account}/{self.instrument} {self.business_date}: {self.quantity}"
 
 
 class MatchStatus(models.TextChoices):
@@ -266,12 +287,15 @@ class Match(models.Model):
     carry no foreign-key constraints (a per-row RI check costs ~5 µs; see the module docstring).
     """
 
-    tenant = models.ForeignKey("jfintech.Tenant", on_delete=models.DO_NOTHING, db_constraint=False,
-                               db_index=False, related_name="+")  # fmt: skip
-    definition = models.ForeignKey(Definition, on_delete=models.DO_NOTHING, db_constraint=False,
-                                   db_index=False, related_name="+")  # fmt: skip
-    run = models.ForeignKey(Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
-                            related_name="+")  # fmt: skip
+    tenant = models.ForeignKey(
+        "jfintech.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    definition = models.ForeignKey(
+        Definition, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    run = models.ForeignKey(
+        Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     pass_no = models.PositiveSmallIntegerField()
     pass_name = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=MatchStatus.choices, default=MatchStatus.ACTIVE)
@@ -288,17 +312,25 @@ class Match(models.Model):
 
 class MatchItem(models.Model):
     pk = models.CompositePrimaryKey("match", "record_id")
-    match = models.ForeignKey(Match, related_name="items", on_delete=models.DO_NOTHING, db_constraint=False,
-                              db_index=False)  # fmt: skip
-    record = models.ForeignKey("reconciliation.Record", on_delete=models.DO_NOTHING, db_constraint=False,
-                               db_index=False, related_name="+")  # fmt: skip
+    match = models.ForeignKey(
+        Match, related_name="items", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
+    )
+    record = models.ForeignKey(
+        "reconciliation.Record",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
     business_date = models.DateField()
     side = models.CharField(max_length=8, choices=Side.choices)
     # Denormalised from the match so the invariant below is one partial unique index.
-    tenant = models.ForeignKey("jfintech.Tenant", on_delete=models.DO_NOTHING, db_constraint=False,
-                               db_index=False, related_name="+")  # fmt: skip
-    definition = models.ForeignKey(Definition, on_delete=models.DO_NOTHING, db_constraint=False,
-                                   db_index=False, related_name="+")  # fmt: skip
+    tenant = models.ForeignKey(
+        "jfintech.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    definition = models.ForeignKey(
+        Definition, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -312,6 +344,9 @@ class MatchItem(models.Model):
                 name="match_item_one_active_match",
             ),
         ]
+
+    def __str__(self):
+        return f"match {self.match_id} {self.side} record {self.record_id}"
 
 
 class BreakType(models.TextChoices):
@@ -345,7 +380,9 @@ class Break(TenantOwned):
     rule = models.CharField(max_length=100, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["run", "fingerprint"], name="uniq_break_fingerprint_per_run")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "fingerprint"], name="uniq_break_fingerprint_per_run")
+        ]
         indexes = [GinIndex(fields=["record_ids"], name="break_record_ids_gin")]
 
     def __str__(self):
@@ -356,13 +393,22 @@ class RunExclusion(models.Model):
     """A record in scope deliberately not matched (an exclude pass, or a three-way position)."""
 
     pk = models.CompositePrimaryKey("run", "record_id")
-    run = models.ForeignKey(Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
-                            related_name="+")  # fmt: skip
-    record = models.ForeignKey("reconciliation.Record", on_delete=models.DO_NOTHING, db_constraint=False,
-                               db_index=False, related_name="+")  # fmt: skip
+    run = models.ForeignKey(
+        Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    record = models.ForeignKey(
+        "reconciliation.Record",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
     business_date = models.DateField()
     side = models.CharField(max_length=8, choices=Side.choices)
     reason = models.CharField(max_length=64)
 
     class Meta:
         db_table = "reconciliation_run_exclusion"
+
+    def __str__(self):
+        return f"run {self.run_id} excluded record {self.record_id} ({self.reason})"

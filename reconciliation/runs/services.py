@@ -28,8 +28,11 @@ from exceptions.types import BreakInput
 from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
+from jfintech.observability import business_span
 from jfintech.observability.logging import get_logger
-from jfintech.observability.tracing import current_trace_id, get_tracer
+from jfintech.observability.tracing import current_trace_id
+from jfintech.tenancy.calendar import tenant_today
+from reconciliation.ingestion.connectors import fetch_for_window
 from reconciliation.matching import engine
 from reconciliation.matching.passes import DEFAULT_RULES, parse_rules
 from reconciliation.models import DataSource, RecordKind
@@ -50,7 +53,6 @@ from reconciliation.runs.models import (
 )
 
 log = get_logger(__name__)
-tracer = get_tracer(__name__)
 
 RUNNER = Actor.for_system("reconciliation")
 # Serialises deliveries of one run's compute (pg_advisory_xact_lock(namespace, run id)).
@@ -82,8 +84,9 @@ def _set_sources(definition: Definition, sources: dict) -> None:
     if unknown:
         raise ApplicationError(
             f"A {definition.kind} definition has sides {list(sides)}; not {sorted(unknown)}.",
-            code="invalid_sides", extra={"sides": list(sides)},
-        )  # fmt: skip
+            code="invalid_sides",
+            extra={"sides": list(sides)},
+        )
     missing = [side for side in sides if not sources.get(side)]
     if missing:
         raise ApplicationError(f"Name at least one source for side(s) {missing}.", code="missing_sources")
@@ -97,8 +100,11 @@ def _set_sources(definition: Definition, sources: dict) -> None:
             if source.tenant_id != definition.tenant_id:
                 raise ApplicationError("A source of another tenant.", code="unknown_source", status=404)
             if definition.kind == DefinitionKind.THREE_WAY:
-                expected = {Side.POSITION: RecordKind.POSITION, Side.LEFT: RecordKind.TRADE,
-                            Side.RIGHT: RecordKind.SETTLEMENT}[side]  # fmt: skip
+                expected = {
+                    Side.POSITION: RecordKind.POSITION,
+                    Side.LEFT: RecordKind.TRADE,
+                    Side.RIGHT: RecordKind.SETTLEMENT,
+                }[side]
                 if source.kind != expected:
                     raise ApplicationError(
                         f"Three-way side {side} takes {expected} sources; {source.name} holds {source.kind}.",
@@ -113,9 +119,19 @@ def _set_sources(definition: Definition, sources: dict) -> None:
         raise ApplicationError("A source can feed only one side.", code="source_on_two_sides") from None
 
 
-def definition_create(*, tenant, actor: Actor, name: str, kind: str, sources: dict, rules: dict | None = None,
-                      description: str = "", lookback_days: int = 30, lookahead_days: int = 5,
-                      deadline_seconds: int = 1800) -> Definition:  # fmt: skip
+def definition_create(
+    *,
+    tenant,
+    actor: Actor,
+    name: str,
+    kind: str,
+    sources: dict,
+    rules: dict | None = None,
+    description: str = "",
+    lookback_days: int = 30,
+    lookahead_days: int = 5,
+    deadline_seconds: int = 1800,
+) -> Definition:
     """A definition with its sources per side and rule version 1 (the kind's default rules if none)."""
     if kind not in DefinitionKind.values:
         raise ApplicationError(f"kind must be one of {DefinitionKind.values}.", code="invalid_kind")
@@ -123,19 +139,36 @@ def definition_create(*, tenant, actor: Actor, name: str, kind: str, sources: di
     parse_rules(rules)
     with transaction.atomic():
         definition = Definition(
-            tenant=tenant, name=name, kind=kind, description=description, lookback_days=lookback_days,
-            lookahead_days=lookahead_days, deadline_seconds=deadline_seconds,
-        )  # fmt: skip
+            tenant=tenant,
+            name=name,
+            kind=kind,
+            description=description,
+            lookback_days=lookback_days,
+            lookahead_days=lookahead_days,
+            deadline_seconds=deadline_seconds,
+        )
         definition.full_clean(validate_constraints=False)
         if Definition.objects.filter(tenant=tenant, name=name).exists():
-            raise ApplicationError(f"A definition named {name!r} exists.", code="definition_exists", status=409)
+            raise ApplicationError(
+                f"A definition named {name!r} exists.", code="definition_exists", status=409
+            )
         definition.save()
         _set_sources(definition, sources)
         version = RuleVersion.objects.create(
-            tenant=tenant, definition=definition, version=1, rules=rules, comment="initial", created_by=actor.display
+            tenant=tenant,
+            definition=definition,
+            version=1,
+            rules=rules,
+            comment="initial",
+            created_by=actor.display,
         )
-        audit.record(tenant=tenant, actor=actor, action="recon_definition.created", obj=definition,
-                     after=_definition_snapshot(definition) | {"rule_version": version.version, "rules": rules})  # fmt: skip
+        audit.record(
+            tenant=tenant,
+            actor=actor,
+            action="recon_definition.created",
+            obj=definition,
+            after=_definition_snapshot(definition) | {"rule_version": version.version, "rules": rules},
+        )
     log.info("recon_definition_created", definition_id=definition.pk, tenant=tenant.slug, kind=kind)
     return definition
 
@@ -143,7 +176,9 @@ def definition_create(*, tenant, actor: Actor, name: str, kind: str, sources: di
 DEFINITION_FIELDS = ("description", "lookback_days", "lookahead_days", "deadline_seconds", "is_active")
 
 
-def definition_update(*, definition: Definition, actor: Actor, sources: dict | None = None, **changes) -> Definition:
+def definition_update(
+    *, definition: Definition, actor: Actor, sources: dict | None = None, **changes
+) -> Definition:
     unknown = set(changes) - set(DEFINITION_FIELDS)
     if unknown:
         raise ApplicationError(f"Cannot change {sorted(unknown)} here.", code="invalid_fields")
@@ -158,8 +193,14 @@ def definition_update(*, definition: Definition, actor: Actor, sources: dict | N
             _set_sources(definition, sources)
         after = _definition_snapshot(definition)
         if after != before:
-            audit.record(tenant=definition.tenant, actor=actor, action="recon_definition.updated", obj=definition,
-                         before=before, after=after)  # fmt: skip
+            audit.record(
+                tenant=definition.tenant,
+                actor=actor,
+                action="recon_definition.updated",
+                obj=definition,
+                before=before,
+                after=after,
+            )
     return definition
 
 
@@ -183,12 +224,21 @@ def rules_publish(*, definition: Definition, actor: Actor, rules: dict, comment:
         if current.rules == rules:
             return current
         version = RuleVersion.objects.create(
-            tenant=definition.tenant, definition=definition, version=current.version + 1, rules=rules,
-            comment=comment[:200], created_by=actor.display,
-        )  # fmt: skip
-        audit.record(tenant=definition.tenant, actor=actor, action="recon_rules.published", obj=version,
-                     before={"version": current.version, "rules": current.rules},
-                     after={"version": version.version, "rules": rules, "comment": comment})  # fmt: skip
+            tenant=definition.tenant,
+            definition=definition,
+            version=current.version + 1,
+            rules=rules,
+            comment=comment[:200],
+            created_by=actor.display,
+        )
+        audit.record(
+            tenant=definition.tenant,
+            actor=actor,
+            action="recon_rules.published",
+            obj=version,
+            before={"version": current.version, "rules": current.rules},
+            after={"version": version.version, "rules": rules, "comment": comment},
+        )
     log.info("recon_rules_published", definition_id=definition.pk, version=version.version)
     return version
 
@@ -198,8 +248,14 @@ def rules_publish(*, definition: Definition, actor: Actor, rules: dict, comment:
 SCHEDULED_TASK = "reconciliation.start_scheduled_run"
 
 
-def definition_schedule_set(*, definition: Definition, actor: Actor, cron: str | None,
-                            expire_seconds: int = 3600, enabled: bool = True) -> Definition:  # fmt: skip
+def definition_schedule_set(
+    *,
+    definition: Definition,
+    actor: Actor,
+    cron: str | None,
+    expire_seconds: int = 3600,
+    enabled: bool = True,
+) -> Definition:
     """Create, change or remove the definition's beat entry (django-celery-beat crontab).
 
     ``cron`` is "minute hour day-of-month month day-of-week" in the tenant's time zone. The entry
@@ -209,7 +265,9 @@ def definition_schedule_set(*, definition: Definition, actor: Actor, cron: str |
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     with transaction.atomic():
-        definition = Definition.objects.select_for_update().select_related("tenant", "schedule").get(pk=definition.pk)
+        definition = (
+            Definition.objects.select_for_update().select_related("tenant", "schedule").get(pk=definition.pk)
+        )
         before = _schedule_snapshot(definition)
         if cron is None:
             if definition.schedule is not None:
@@ -221,11 +279,20 @@ def definition_schedule_set(*, definition: Definition, actor: Actor, cron: str |
                 raise ApplicationError("cron: five fields, e.g. '0 6 * * 1-5'.", code="invalid_cron")
             if expire_seconds is None or expire_seconds < 1:
                 raise ApplicationError("expire_seconds must be >= 1.", code="invalid_expire_seconds")
-            crontab, _ = CrontabSchedule.objects.get_or_create(
-                minute=parts[0], hour=parts[1], day_of_month=parts[2], month_of_year=parts[3],
-                day_of_week=parts[4], timezone=definition.tenant.timezone or "UTC",
-            )  # fmt: skip
-            task = definition.schedule or PeriodicTask(name=f"reconcile {definition.tenant.slug}/{definition.name}")
+            fields = {
+                "minute": parts[0],
+                "hour": parts[1],
+                "day_of_month": parts[2],
+                "month_of_year": parts[3],
+                "day_of_week": parts[4],
+                "timezone": definition.tenant.timezone or "UTC",
+            }
+            crontab = CrontabSchedule.objects.filter(**fields).first() or CrontabSchedule.objects.create(
+                **fields
+            )
+            task = definition.schedule or PeriodicTask(
+                name=f"reconcile {definition.tenant.slug}/{definition.name}"
+            )
             task.task = SCHEDULED_TASK
             task.crontab = crontab
             task.interval = None
@@ -234,15 +301,23 @@ def definition_schedule_set(*, definition: Definition, actor: Actor, cron: str |
             task.expire_seconds = expire_seconds
             task.expires = None
             task.enabled = enabled
-            task.description = f"Starts a run of reconciliation definition {definition.pk} ({definition.name})."
+            task.description = (
+                f"Starts a run of reconciliation definition {definition.pk} ({definition.name})."
+            )
             task.full_clean()
             task.save()
             definition.schedule = task
         definition.save(update_fields=["schedule", "updated_at"])
         after = _schedule_snapshot(definition)
         if after != before:
-            audit.record(tenant=definition.tenant, actor=actor, action="recon_definition.schedule_set",
-                         obj=definition, before=before, after=after)  # fmt: skip
+            audit.record(
+                tenant=definition.tenant,
+                actor=actor,
+                action="recon_definition.schedule_set",
+                obj=definition,
+                before=before,
+                after=after,
+            )
     return definition
 
 
@@ -252,25 +327,23 @@ def _schedule_snapshot(definition: Definition) -> dict | None:
         return None
     c = task.crontab
     cron = f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}" if c else None
-    return {"cron": cron, "timezone": str(c.timezone) if c else None, "expire_seconds": task.expire_seconds,
-            "enabled": task.enabled}  # fmt: skip
+    return {
+        "cron": cron,
+        "timezone": str(c.timezone) if c else None,
+        "expire_seconds": task.expire_seconds,
+        "enabled": task.enabled,
+    }
 
 
 # --- runs: start ------------------------------------------------------------------------------------
 
 
-def _tenant_today(tenant) -> date:
-    try:
-        from jfintech.tenancy.calendar import tenant_today
-    except ImportError:  # until the tenancy helper lands its calendar
-        import zoneinfo
-
-        return timezone.now().astimezone(zoneinfo.ZoneInfo(tenant.timezone or "UTC")).date()
-    return tenant_today(tenant)
-
-
-def run_window(definition: Definition, as_of: date | None = None, date_from: date | None = None,
-               date_to: date | None = None) -> tuple[date, date, date]:  # fmt: skip
+def run_window(
+    definition: Definition,
+    as_of: date | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> tuple[date, date, date]:
     """(as_of, date_from, date_to): as-of defaults to today in the tenant's time zone."""
     if (date_from is None) != (date_to is None):
         raise ApplicationError("Give both date_from and date_to, or neither.", code="invalid_window")
@@ -278,14 +351,26 @@ def run_window(definition: Definition, as_of: date | None = None, date_from: dat
         if date_from > date_to:
             raise ApplicationError("date_from is after date_to.", code="invalid_window")
         return as_of or date_to, date_from, date_to
-    as_of = as_of or _tenant_today(definition.tenant)
-    return (as_of, as_of - timedelta(days=definition.lookback_days),
-            as_of + timedelta(days=definition.lookahead_days))  # fmt: skip
+    as_of = as_of or tenant_today(definition.tenant)
+    return (
+        as_of,
+        as_of - timedelta(days=definition.lookback_days),
+        as_of + timedelta(days=definition.lookahead_days),
+    )
 
 
-def run_start(*, tenant, actor: Actor, definition: Definition, trigger: str, as_of: date | None = None,
-              date_from: date | None = None, date_to: date | None = None, request_key: str = "",
-              dispatch: bool = True) -> Run:  # fmt: skip
+def run_start(
+    *,
+    tenant,
+    actor: Actor,
+    definition: Definition,
+    trigger: str,
+    as_of: date | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    request_key: str = "",
+    dispatch: bool = True,
+) -> Run:
     """Create a pending run with the current rule version and send its chord after commit.
 
     One run per definition is in flight at a time (a constraint): a second start is refused with
@@ -300,21 +385,43 @@ def run_start(*, tenant, actor: Actor, definition: Definition, trigger: str, as_
         if existing is not None:
             return existing
     if not definition.is_active:
-        raise ApplicationError(f"Definition {definition.name} is not active.", code="definition_inactive", status=422)
+        raise ApplicationError(
+            f"Definition {definition.name} is not active.", code="definition_inactive", status=422
+        )
     as_of, first, last = run_window(definition, as_of, date_from, date_to)
     rule_version = rule_version_current(definition)
     now = timezone.now()
     try:
         with transaction.atomic():
             run = Run.objects.create(
-                tenant=tenant, definition=definition, rule_version=rule_version, kind=definition.kind,
-                as_of=as_of, date_from=first, date_to=last, trigger=trigger, requested_by=actor.display,
-                request_key=request_key, deadline=now + timedelta(seconds=definition.deadline_seconds),
-                trace_id=current_trace_id(), progress_total=0,
-            )  # fmt: skip
-            audit.record(tenant=tenant, actor=actor, action="recon_run.started", obj=run,
-                         after={"definition": definition.name, "rule_version": rule_version.version,
-                                "as_of": as_of, "date_from": first, "date_to": last, "trigger": trigger})  # fmt: skip
+                tenant=tenant,
+                definition=definition,
+                rule_version=rule_version,
+                kind=definition.kind,
+                as_of=as_of,
+                date_from=first,
+                date_to=last,
+                trigger=trigger,
+                requested_by=actor.display,
+                request_key=request_key,
+                deadline=now + timedelta(seconds=definition.deadline_seconds),
+                trace_id=current_trace_id(),
+                progress_total=0,
+            )
+            audit.record(
+                tenant=tenant,
+                actor=actor,
+                action="recon_run.started",
+                obj=run,
+                after={
+                    "definition": definition.name,
+                    "rule_version": rule_version.version,
+                    "as_of": as_of,
+                    "date_from": first,
+                    "date_to": last,
+                    "trigger": trigger,
+                },
+            )
             if dispatch:
                 transaction.on_commit(lambda: _dispatch(run.pk))
     except IntegrityError:
@@ -324,11 +431,18 @@ def run_start(*, tenant, actor: Actor, definition: Definition, trigger: str, as_
                 return existing
         active = Run.objects.filter(definition=definition, status__in=ACTIVE_RUN_STATUSES).first()
         raise ApplicationError(
-            f"A run of {definition.name} is already in progress.", code="run_in_progress", status=409,
+            f"A run of {definition.name} is already in progress.",
+            code="run_in_progress",
+            status=409,
             extra={"run_id": active.pk if active else None},
-        ) from None  # fmt: skip
-    log.info("recon_run_started", definition_id=definition.pk, trigger=trigger, as_of=str(as_of),
-             **{"recon.run_id": run.pk})  # fmt: skip
+        ) from None
+    log.info(
+        "recon_run_started",
+        definition_id=definition.pk,
+        trigger=trigger,
+        as_of=str(as_of),
+        **{"recon.run_id": run.pk},
+    )
     return run
 
 
@@ -339,13 +453,22 @@ def run_start_scheduled(*, definition_id: int, request_key: str) -> int | None:
         log.warning("recon_scheduled_run_skipped", definition_id=definition_id, reason="inactive")
         return None
     try:
-        run = run_start(tenant=definition.tenant, actor=Actor.for_system("beat"), definition=definition,
-                        trigger=RunTrigger.BEAT, request_key=request_key)  # fmt: skip
+        run = run_start(
+            tenant=definition.tenant,
+            actor=Actor.for_system("beat"),
+            definition=definition,
+            trigger=RunTrigger.BEAT,
+            request_key=request_key,
+        )
     except ApplicationError as exc:
         if exc.code != "run_in_progress":
             raise
-        log.warning("recon_scheduled_run_skipped", definition_id=definition_id, reason="run_in_progress",
-                    **{"recon.run_id": exc.extra.get("run_id")})  # fmt: skip
+        log.warning(
+            "recon_scheduled_run_skipped",
+            definition_id=definition_id,
+            reason="run_in_progress",
+            **{"recon.run_id": exc.extra.get("run_id")},
+        )
         return None
     return run.pk
 
@@ -380,18 +503,16 @@ def run_fetch_side(*, run_id: int, side: str) -> str:
     if moved:
         log.info("recon_run_fetching", **{"recon.run_id": run_id})
     started = time.perf_counter()
-    sources = list(DataSource.objects.filter(pk__in=run.definition.sources.filter(side=side).values("source_id")))
-    with tracer.start_as_current_span("recon.fetch", attributes={"recon.run_id": run_id, "recon.side": side}):
+    sources = list(
+        DataSource.objects.filter(pk__in=run.definition.sources.filter(side=side).values("source_id"))
+    )
+    with business_span("recon.fetch", run_id=run_id, definition=run.definition.name, **{"recon.side": side}):
         fetched = [_fetch_source(run, source) for source in sources]
         with transaction.atomic():
             with connection.cursor() as cursor:
                 # The part row first: a concurrent second delivery blocks here until we commit, then
                 # inserts nothing and rolls back its (empty) transaction.
-                cursor.execute(
-                    "INSERT INTO reconciliation_runpart (run_id, side, records, fetched, duration_s, completed_at)"
-                    " VALUES (%s, %s, 0, '[]', 0, now()) ON CONFLICT (run_id, side) DO NOTHING RETURNING id",
-                    [run_id, side],
-                )
+                cursor.execute(_CLAIM_PART, [run_id, side])
                 part = cursor.fetchone()
                 if part is None:
                     return "already_fetched"
@@ -399,28 +520,38 @@ def run_fetch_side(*, run_id: int, side: str) -> str:
                 if run.kind == DefinitionKind.THREE_WAY and side == Side.LEFT:
                     _freeze_trade_flow(cursor, run, [s.pk for s in sources])
             duration = time.perf_counter() - started
-            RunPart.objects.filter(pk=part[0]).update(records=records, fetched=fetched, duration_s=round(duration, 4))
+            RunPart.objects.filter(pk=part[0]).update(
+                records=records, fetched=fetched, duration_s=round(duration, 4)
+            )
             Run.objects.filter(pk=run_id).update(
                 heartbeat_at=timezone.now(), progress_total=F("progress_total") + records
             )
-    log.info("recon_side_fetched", side=side, records=records, duration_ms=round(duration * 1000, 1),
-             **{"recon.run_id": run_id})  # fmt: skip
+    log.info(
+        "recon_side_fetched",
+        side=side,
+        records=records,
+        duration_ms=round(duration * 1000, 1),
+        **{"recon.run_id": run_id},
+    )
     return "fetched"
 
 
 def _fetch_source(run: Run, source: DataSource) -> dict:
     """Ask the ingest connector for the window's data ("database": already loaded, nothing to do)."""
-    connector = (source.connector or {}).get("type", "database")
-    try:
-        from reconciliation.ingestion.connectors import fetch_for_window
-    except ImportError:  # until ingest lands its connectors every source is "database"
-        if connector != "database":
-            raise ApplicationError(f"Connector {connector!r} is not available.", code="connector_unavailable") from None
-        return {"source": source.name, "connector": "database", "batch_id": None, "rows_loaded": 0}
     result = fetch_for_window(source=source, date_from=run.date_from, date_to=run.date_to, actor=RUNNER)
-    return {"source": source.name, "connector": result.connector, "batch_id": result.batch_id,
-            "rows_loaded": result.rows_loaded}  # fmt: skip
+    return {
+        "source": source.name,
+        "connector": result.connector,
+        "batch_id": result.batch_id,
+        "rows_loaded": result.rows_loaded,
+    }
 
+
+_CLAIM_PART = """
+INSERT INTO reconciliation_runpart (run_id, side, records, fetched, duration_s, completed_at)
+VALUES (%s, %s, 0, '[]', 0, now())
+ON CONFLICT (run_id, side) DO NOTHING RETURNING id
+"""
 
 _FREEZE_SCOPE = """
 INSERT INTO reconciliation_run_scope (run_id, record_id, business_date, side)
@@ -437,10 +568,18 @@ WHERE r.tenant_id = %(tenant)s AND r.source_id = ANY(%(sources)s) AND r.status =
 
 def _freeze_scope(cursor, run: Run, side: str, source_ids: list[int]) -> int:
     """Open items: the side's active records in the window that no earlier run has matched."""
-    cursor.execute(_FREEZE_SCOPE, {
-        "run": run.pk, "side": side, "tenant": run.tenant_id, "sources": source_ids,
-        "date_from": run.date_from, "date_to": run.date_to, "definition": run.definition_id,
-    })  # fmt: skip
+    cursor.execute(
+        _FREEZE_SCOPE,
+        {
+            "run": run.pk,
+            "side": side,
+            "tenant": run.tenant_id,
+            "sources": source_ids,
+            "date_from": run.date_from,
+            "date_to": run.date_to,
+            "definition": run.definition_id,
+        },
+    )
     return cursor.rowcount
 
 
@@ -449,15 +588,21 @@ def _freeze_trade_flow(cursor, run: Run, source_ids: list[int]) -> None:
     trades (matched earlier or not): positions move with every trade."""
     cursor.execute(
         """
-        INSERT INTO reconciliation_run_trade_flow (run_id, account, instrument, business_date, quantity, trades)
+        INSERT INTO reconciliation_run_trade_flow
+            (run_id, account, instrument, business_date, quantity, trades)
         SELECT %(run)s, account, instrument, business_date, sum(coalesce(quantity, 0)), count(*)
         FROM reconciliation_record
         WHERE tenant_id = %(tenant)s AND source_id = ANY(%(sources)s) AND status = 'active'
           AND business_date BETWEEN %(date_from)s AND %(date_to)s
         GROUP BY account, instrument, business_date
         """,
-        {"run": run.pk, "tenant": run.tenant_id, "sources": source_ids, "date_from": run.date_from,
-         "date_to": run.date_to},  # fmt: skip
+        {
+            "run": run.pk,
+            "tenant": run.tenant_id,
+            "sources": source_ids,
+            "date_from": run.date_from,
+            "date_to": run.date_to,
+        },
     )
 
 
@@ -507,13 +652,16 @@ def run_compute(*, run_id: int) -> str:
     if missing:
         if timezone.now() < run.deadline:
             return "missing"
-        run_fail(run_id=run_id, error=f"fetch parts missing at the deadline: {', '.join(missing)}",
-                 code="parts_missing")  # fmt: skip
+        run_fail(
+            run_id=run_id,
+            error=f"fetch parts missing at the deadline: {', '.join(missing)}",
+            code="parts_missing",
+        )
         return "failed"
     progress = _Progress(run_id)
     started = time.perf_counter()
     try:
-        with tracer.start_as_current_span("recon.compute", attributes={"recon.run_id": run_id}):
+        with business_span("recon.compute", run_id=run_id, definition=run.definition.name):
             outcome = _compute_in_transaction(run, progress, started)
     except engine.ConservationError as exc:
         run_fail(run_id=run_id, error=str(exc), code="conservation", conservation=exc.conservation)
@@ -542,9 +690,15 @@ def _compute_in_transaction(run: Run, progress: _Progress, started: float) -> st
         progress_conn_update(run_id)
         rules = parse_rules(run.rule_version.rules)
         ctx = engine.RunContext(
-            run_id=run_id, tenant_id=run.tenant_id, definition_id=run.definition_id, kind=run.kind,
-            as_of=run.as_of, date_from=run.date_from, date_to=run.date_to, rule_label=run.rule_version.label,
-        )  # fmt: skip
+            run_id=run_id,
+            tenant_id=run.tenant_id,
+            definition_id=run.definition_id,
+            kind=run.kind,
+            as_of=run.as_of,
+            date_from=run.date_from,
+            date_to=run.date_to,
+            rule_label=run.rule_version.label,
+        )
         result = engine.reconcile(ctx, rules, progress)
         t0 = time.perf_counter()
         case_counts = _sync_cases(run)
@@ -554,23 +708,51 @@ def _compute_in_transaction(run: Run, progress: _Progress, started: float) -> st
         timings["compute"] = round(time.perf_counter() - started, 4)
         now = timezone.now()
         moved = Run.objects.filter(pk=run_id, status=RunStatus.MATCHING).update(
-            status=RunStatus.COMPLETED, completed_at=now, heartbeat_at=now,
-            records_in_scope=result.records_in_scope, matched=result.matched, suggested=result.suggested,
-            in_breaks=result.in_breaks, excluded=result.excluded, matches=result.matches,
-            breaks_by_type=result.breaks_by_type, timings=timings, conservation=result.conservation,
-            cases=case_counts, progress_done=result.records_in_scope, progress_total=result.records_in_scope,
-            error="", error_code="",
-        )  # fmt: skip
+            status=RunStatus.COMPLETED,
+            completed_at=now,
+            heartbeat_at=now,
+            records_in_scope=result.records_in_scope,
+            matched=result.matched,
+            suggested=result.suggested,
+            in_breaks=result.in_breaks,
+            excluded=result.excluded,
+            matches=result.matches,
+            breaks_by_type=result.breaks_by_type,
+            timings=timings,
+            conservation=result.conservation,
+            cases=case_counts,
+            progress_done=result.records_in_scope,
+            progress_total=result.records_in_scope,
+            error="",
+            error_code="",
+        )
         if not moved:
             raise _Superseded()
-        audit.record(tenant=run.tenant, actor=RUNNER, action="recon_run.completed", obj=run,
-                     after={"records_in_scope": result.records_in_scope, "matched": result.matched,
-                            "in_breaks": result.in_breaks, "excluded": result.excluded,
-                            "breaks_by_type": result.breaks_by_type, "cases": case_counts})  # fmt: skip
+        audit.record(
+            tenant=run.tenant,
+            actor=RUNNER,
+            action="recon_run.completed",
+            obj=run,
+            after={
+                "records_in_scope": result.records_in_scope,
+                "matched": result.matched,
+                "in_breaks": result.in_breaks,
+                "excluded": result.excluded,
+                "breaks_by_type": result.breaks_by_type,
+                "cases": case_counts,
+            },
+        )
     _observe_completed(run, result, timings)
-    log.info("recon_run_completed", records_in_scope=result.records_in_scope, matched=result.matched,
-             in_breaks=result.in_breaks, excluded=result.excluded, breaks_by_type=result.breaks_by_type,
-             duration_ms=round(timings["compute"] * 1000, 1), **{"recon.run_id": run_id})  # fmt: skip
+    log.info(
+        "recon_run_completed",
+        records_in_scope=result.records_in_scope,
+        matched=result.matched,
+        in_breaks=result.in_breaks,
+        excluded=result.excluded,
+        breaks_by_type=result.breaks_by_type,
+        duration_ms=round(timings["compute"] * 1000, 1),
+        **{"recon.run_id": run_id},
+    )
     return "completed"
 
 
@@ -595,8 +777,10 @@ def progress_conn_update(run_id: int) -> None:
 def _previous_completed_run_id(run: Run) -> int | None:
     return (
         Run.objects.filter(definition_id=run.definition_id, status=RunStatus.COMPLETED, pk__lt=run.pk)
-        .order_by("-pk").values_list("pk", flat=True).first()
-    )  # fmt: skip
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
 
 
 _MATCHED_FINGERPRINTS = """
@@ -620,29 +804,49 @@ def _sync_cases(run: Run) -> dict:
     together or not at all."""
     breaks = [
         BreakInput(
-            fingerprint=b.fingerprint, break_type=b.break_type, record_ids=list(b.record_ids),
-            snapshot=b.snapshot, differences=b.differences, amount_at_stake=b.amount_at_stake,
-            currency=b.currency, reference=b.reference, account=b.account, instrument=b.instrument,
+            fingerprint=b.fingerprint,
+            break_type=b.break_type,
+            record_ids=list(b.record_ids),
+            snapshot=b.snapshot,
+            differences=b.differences,
+            amount_at_stake=b.amount_at_stake,
+            currency=b.currency,
+            reference=b.reference,
+            account=b.account,
+            instrument=b.instrument,
             rule=b.rule,
-        )  # fmt: skip
+        )
         for b in Break.objects.filter(run_id=run.pk).order_by("pk").iterator(chunk_size=5000)
     ]
     matched: list[str] = []
     prev = _previous_completed_run_id(run)
     if prev is not None:
         with connection.cursor() as cursor:
-            cursor.execute(_MATCHED_FINGERPRINTS, {"prev": prev, "run": run.pk, "tenant": run.tenant_id,
-                                                   "definition": run.definition_id})  # fmt: skip
+            cursor.execute(
+                _MATCHED_FINGERPRINTS,
+                {"prev": prev, "run": run.pk, "tenant": run.tenant_id, "definition": run.definition_id},
+            )
             matched = [row[0] for row in cursor.fetchall()]
     return cases.cases_sync_for_run(
-        tenant=run.tenant, definition_id=run.definition_id, definition_name=run.definition.name, run_id=run.pk,
-        trace_id=run.trace_id, breaks=breaks, actor=RUNNER, matched_fingerprints=matched,
-    )  # fmt: skip
+        tenant=run.tenant,
+        definition_id=run.definition_id,
+        definition_name=run.definition.name,
+        run_id=run.pk,
+        trace_id=run.trace_id,
+        breaks=breaks,
+        actor=RUNNER,
+        matched_fingerprints=matched,
+    )
 
 
 def _side_kinds(run: Run) -> list[str]:
-    return sorted(set(DataSource.objects.filter(pk__in=run.definition.sources.values("source_id"))
-                      .values_list("kind", flat=True)))  # fmt: skip
+    return sorted(
+        set(
+            DataSource.objects.filter(pk__in=run.definition.sources.values("source_id")).values_list(
+                "kind", flat=True
+            )
+        )
+    )
 
 
 def _observe_completed(run: Run, result: engine.EngineResult, timings: dict) -> None:
@@ -660,8 +864,9 @@ def _observe_completed(run: Run, result: engine.EngineResult, timings: dict) -> 
 # --- runs: failure and the reaper -------------------------------------------------------------------
 
 
-def run_fail(*, run_id: int, error: str, code: str, conservation: dict | None = None,
-             actor: Actor = RUNNER) -> bool:  # fmt: skip
+def run_fail(
+    *, run_id: int, error: str, code: str, conservation: dict | None = None, actor: Actor = RUNNER
+) -> bool:
     """Move a non-terminal run to FAILED exactly once, loudly: an error log line with the trace id,
     recon_runs_total{outcome=failed} and recon_errors_total, and a case for the analysts (opened in
     the same transaction as the state change). False if the run was already terminal."""
@@ -670,21 +875,45 @@ def run_fail(*, run_id: int, error: str, code: str, conservation: dict | None = 
         if run.is_terminal:
             return False
         now = timezone.now()
-        fields = {"status": RunStatus.FAILED, "completed_at": now, "heartbeat_at": now, "error": error[:10000],
-                  "error_code": code[:40]}  # fmt: skip
+        fields = {
+            "status": RunStatus.FAILED,
+            "completed_at": now,
+            "heartbeat_at": now,
+            "error": error[:10000],
+            "error_code": code[:40],
+        }
         if conservation is not None:
             fields["conservation"] = conservation
         Run.objects.filter(pk=run_id).update(**fields)
-        audit.record(tenant=run.tenant, actor=actor, action="recon_run.failed", obj=run,
-                     before={"status": run.status}, after={"status": "failed", "error_code": code, "error": error[:2000]})  # fmt: skip
+        audit.record(
+            tenant=run.tenant,
+            actor=actor,
+            action="recon_run.failed",
+            obj=run,
+            before={"status": run.status},
+            after={"status": "failed", "error_code": code, "error": error[:2000]},
+        )
         cases.case_open_for_failed_run(
-            tenant=run.tenant, definition_id=run.definition_id, definition_name=run.definition.name, run_id=run_id,
-            trace_id=run.trace_id, error=f"{code}: {error}", actor=actor,
-        )  # fmt: skip
-    log.error("recon_run_failed", error=error[:2000], error_code=code, run_trace_id=run.trace_id,
-              status_before=run.status, **{"recon.run_id": run_id, "error.type": code})  # fmt: skip
+            tenant=run.tenant,
+            definition_id=run.definition_id,
+            definition_name=run.definition.name,
+            run_id=run_id,
+            trace_id=run.trace_id,
+            error=f"{code}: {error}",
+            actor=actor,
+        )
+    log.error(
+        "recon_run_failed",
+        error=error[:2000],
+        error_code=code,
+        run_trace_id=run.trace_id,
+        status_before=run.status,
+        **{"recon.run_id": run_id, "error.type": code},
+    )
     metrics.RUNS.labels(kind=run.kind, outcome="failed").inc()
-    metrics.RUN_DURATION.labels(kind=run.kind, outcome="failed").observe((now - run.created_at).total_seconds())
+    metrics.RUN_DURATION.labels(kind=run.kind, outcome="failed").observe(
+        (now - run.created_at).total_seconds()
+    )
     for kind in _side_kinds(run):
         metrics.ERRORS.labels(txn_type=kind, error_type=code).inc()
     return True
@@ -693,7 +922,9 @@ def run_fail(*, run_id: int, error: str, code: str, conservation: dict | None = 
 def runs_reap(*, now=None) -> list[int]:
     """Fail every run still in flight after its deadline (the beat task calls this every minute)."""
     now = now or timezone.now()
-    stuck = list(Run.objects.filter(status__in=ACTIVE_RUN_STATUSES, deadline__lt=now).values_list("pk", "status"))
+    stuck = list(
+        Run.objects.filter(status__in=ACTIVE_RUN_STATUSES, deadline__lt=now).values_list("pk", "status")
+    )
     failed = []
     for run_id, status in stuck:
         if run_fail(run_id=run_id, error=f"deadline passed while {status}", code="deadline"):

@@ -13,10 +13,10 @@ the chord counter early). ``link_error`` and the reaper fail a run loudly.
 
 from __future__ import annotations
 
-import structlog
 from celery import chord, shared_task
 from django.db import OperationalError
 
+from jfintech.observability import bind_run_context
 from reconciliation.runs import services
 from reconciliation.runs.models import DefinitionKind, Run, Side
 
@@ -27,7 +27,7 @@ _RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backo
 
 
 def _bind(run_id: int) -> None:
-    structlog.contextvars.bind_contextvars(**{"recon.run_id": run_id})
+    bind_run_context(run_id=run_id)
 
 
 def _fetch(run_id: int, side: str) -> None:
@@ -66,8 +66,16 @@ HEADERS = {
 }
 
 
-@shared_task(name="reconciliation.compute_reconciliation", bind=True, queue=COMPUTE_QUEUE, acks_late=True,
-             max_retries=None, autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=30)  # fmt: skip
+@shared_task(
+    name="reconciliation.compute_reconciliation",
+    bind=True,
+    queue=COMPUTE_QUEUE,
+    acks_late=True,
+    max_retries=None,
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    retry_backoff_max=30,
+)
 def compute_reconciliation(self, run_id: int) -> str:
     _bind(run_id)
     outcome = services.run_compute(run_id=run_id)
@@ -82,8 +90,9 @@ def compute_reconciliation(self, run_id: int) -> str:
 def run_failed(run_id: int, *args) -> None:
     """link_error of the chord: a header or the callback raised. Fails the run if it is not terminal."""
     _bind(run_id)
-    services.run_fail(run_id=run_id, error="a task of the run raised (see the task logs for the trace)",
-                      code="task_error")  # fmt: skip
+    services.run_fail(
+        run_id=run_id, error="a task of the run raised (see the task logs for the trace)", code="task_error"
+    )
 
 
 @shared_task(name="reconciliation.reap_stuck_runs", queue=COMPUTE_QUEUE, acks_late=True, **_RETRY)
@@ -91,7 +100,9 @@ def reap_stuck_runs() -> list[int]:
     return services.runs_reap()
 
 
-@shared_task(name="reconciliation.start_scheduled_run", bind=True, queue=COMPUTE_QUEUE, acks_late=True, **_RETRY)
+@shared_task(
+    name="reconciliation.start_scheduled_run", bind=True, queue=COMPUTE_QUEUE, acks_late=True, **_RETRY
+)
 def start_scheduled_run(self, definition_id: int) -> int | None:
     """Beat's entry point: one run per tick (the message id is the run's request key, so a
     redelivered tick starts nothing new); a tick while a run is in flight is logged and skipped."""
