@@ -175,6 +175,10 @@ OTEL_TRACES_EXPORTER = env("OTEL_TRACES_EXPORTER", default="none")  # otlp | con
 OTEL_EXPORTER_FILE_DIR = env("OTEL_EXPORTER_FILE_DIR", default="")
 WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# Links from a trace id in the admin to the tracing and log backends ({trace_id} placeholder):
+# the admin's "trace" and "logs" links (docs/runbook.md). Empty: the id alone is shown.
+TRACE_URL_TEMPLATE = env("TRACE_URL_TEMPLATE", default="")
+LOGS_URL_TEMPLATE = env("LOGS_URL_TEMPLATE", default="")
 # Global metrics computed at scrape time by ONE process, beat, on BEAT_METRICS_PORT (never per pod:
 # docs/observability.md). Dotted paths, so the core imports no domain app.
 PLATFORM_METRICS_COLLECTORS = [

@@ -248,7 +248,20 @@ def test_monitoring_crds_are_well_formed(full_docs: list[dict[str, Any]]) -> Non
     assert endpoint["path"] == "/metrics"
     assert endpoint["port"] in {p["name"] for p in web_svc["spec"]["ports"]}
 
-    (pm,) = by_kind(full_docs, "PodMonitor")
+    pm, beat_pm = sorted(
+        by_kind(full_docs, "PodMonitor"), key=lambda d: not d["metadata"]["name"].endswith("-workers")
+    )
+    # Beat serves the platform metrics (global figures computed once, docs/observability.md).
+    beat = one(full_docs, "Deployment", "beat")
+    assert beat_pm["metadata"]["name"].endswith("-beat")
+    assert (
+        beat_pm["spec"]["selector"]["matchLabels"].items()
+        <= beat["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (beat_container,) = containers(beat)
+    assert {"name": "metrics", "containerPort": 9809, "protocol": "TCP"} in beat_container["ports"]
+    assert {"name": "BEAT_METRICS_PORT", "value": "9809"} in beat_container["env"]
+    assert beat_pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     selector = pm["spec"]["selector"]["matchLabels"]
     worker_deps = workers(full_docs)
     assert set(worker_deps) == set(QUEUES)

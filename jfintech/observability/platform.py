@@ -133,6 +133,7 @@ class SafeCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         started = time.monotonic()
+        already_open = _open_db_connections()
         try:
             metrics = list(self.collector.collect())
             self.last_ok = True
@@ -143,7 +144,7 @@ class SafeCollector(Collector):
                       **{"error.type": type(exc).__name__})  # fmt: skip
         finally:
             self.last_duration = time.monotonic() - started
-            _close_thread_db_connections()
+            _close_db_connections_opened_since(already_open)
         return metrics
 
 
@@ -180,11 +181,19 @@ def scrape_cursor() -> Iterator:
         yield cursor
 
 
-def _close_thread_db_connections() -> None:
-    # The HTTP server answers each scrape on a new thread; its connection would leak otherwise.
+def _open_db_connections() -> set[str]:
     from django.db import connections
 
-    connections.close_all()
+    return {c.alias for c in connections.all(initialized_only=True) if c.connection is not None}
+
+
+def _close_db_connections_opened_since(already_open: set[str]) -> None:
+    # The HTTP server answers each scrape on a new thread: a connection it opened would leak.
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.alias not in already_open and not conn.in_atomic_block:
+            conn.close()
 
 
 def _import(path: str):

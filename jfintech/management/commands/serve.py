@@ -29,6 +29,7 @@ WORKERS = {
     "fetch": ("threads", 4),
 }
 FIRST_WORKER_METRICS_PORT = 9808
+BEAT_METRICS_PORT = 9807  # the platform metrics (queue depth, runs per state, open cases)
 
 
 def _port_free(port: int) -> bool:
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         prom_dir = Path(settings.BASE_DIR) / ".local" / "prometheus"
         shutil.rmtree(prom_dir, ignore_errors=True)
         prom_dir.mkdir(parents=True)
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         py = sys.executable
         commands = {
             "web": [py, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.conf.py",
@@ -92,7 +93,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         try:
             for name, argv in commands.items():
-                child_env = dict(env)
+                # One multiprocess directory per process group, as one per pod in Kubernetes:
+                # a shared one would make web's /metrics and every worker's port serve them all.
+                (prom_dir / name).mkdir()
+                child_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir / name)}
+                if name == "beat":
+                    child_env["BEAT_METRICS_PORT"] = str(BEAT_METRICS_PORT)
                 if name.startswith("worker-"):
                     child_env["WORKER_METRICS_PORT"] = str(worker_ports[name.removeprefix("worker-")])
                 # Own session: Ctrl-C reaches us, and we stop the children in order.
@@ -104,8 +110,8 @@ class Command(BaseCommand):
             self._wait_pipeline(check)
             self.stdout.write(f"admin:    {base_url}admin/")
             self.stdout.write(f"API:      {base_url}api/v1/   (docs: {base_url}api/docs/)")
-            self.stdout.write(f"metrics:  {base_url}metrics  workers: " + ", ".join(
-                f"{q}=:{p}" for q, p in worker_ports.items()))  # fmt: skip
+            workers = ", ".join(f"{q}=:{p}" for q, p in worker_ports.items())
+            self.stdout.write(f"metrics:  {base_url}metrics  beat: :{BEAT_METRICS_PORT}  workers: {workers}")
             self.stdout.write(f"READY {base_url}", ending="\n")
             self.stdout.flush()
             while not stopping:

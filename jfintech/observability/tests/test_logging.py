@@ -98,3 +98,24 @@ def test_run_context_reaches_log_lines_and_spans(observability_dir, log_lines):
     assert match["attributes"]["recon.pass"] == "exact_ref"
     assert failing["status"] == "ERROR"
     assert failing["attributes"]["error.type"] == "KeyError"
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_trace_id_with_links_to_the_trace_and_its_logs(admin_client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jfintech.health.models import PipelineCheck
+
+    settings.TRACE_URL_TEMPLATE = "https://tempo.example/trace/{trace_id}"
+    settings.LOGS_URL_TEMPLATE = 'https://loki.example/explore?q=trace_id="{trace_id}"'
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    check = PipelineCheck.objects.create(deadline=timezone.now() + timedelta(minutes=1), trace_id=trace_id)
+
+    page = admin_client.get(f"/admin/jfintech/pipelinecheck/{check.pk}/change/").content.decode()
+    assert f'<code class="jf-trace-id">{trace_id}</code>' in page
+    assert f'href="https://tempo.example/trace/{trace_id}"' in page
+    assert "https://loki.example/explore?q=trace_id=&quot;" in page
+    listing = admin_client.get("/admin/jfintech/pipelinecheck/").content.decode()
+    assert trace_id in listing

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from config.celery import app
 from jfintech.health.models import PipelineCheck
+from jfintech.observability.catalog import CATALOG
 from jfintech.observability.platform import PUBLISHED_AT_HEADER, QueueCollector, broker_queue_keys
 from jfintech.testing import processes
 from jfintech.testing.metrics import scrape, value
@@ -69,8 +70,8 @@ def gunicorn(observability_dir, tmp_path):
 
 def _answers(url):
     try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
+        return requests.get(url, timeout=10).status_code == 200
+    except requests.RequestException:  # not listening yet, or still loading the app
         return False
 
 
@@ -147,7 +148,10 @@ def test_gunicorn_and_workers_export_their_metrics_after_a_pipeline_check(
     assert value(web, "db_pool_wait_seconds_total", alias="default") is not None
     assert value(web, "django_http_responses_total_by_status_total", status="202") >= 1
 
-    # Nothing is labelled by process: livesum/mostrecent gauges drop the pid label.
+    platform = {spec.name for spec in CATALOG if spec.served_by == "platform"}
     for samples in (web, scrape(main.extra["metrics_url"]), scrape(fetch.extra["metrics_url"])):
+        # Nothing is labelled by process: livesum/mostrecent gauges drop the pid label.
         offenders = {s.name for s in samples if {"pid", "pod", "run_id"} & set(s.labels)}
         assert not offenders, offenders
+        # Global state is beat's alone: no web or worker process serves it (no double counting).
+        assert not platform & {s.name for s in samples}
