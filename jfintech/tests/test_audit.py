@@ -265,3 +265,17 @@ def test_the_daily_task_runs_in_a_real_worker(tenant_a, celery_workers):
     result = verify_chains.delay().get(timeout=60)
     assert result["broken"] == []
     assert result["chains"] >= 2
+
+
+def test_record_many_appends_one_chained_event_per_item(tenant_a):
+    with transaction.atomic():
+        audit.record_many(
+            tenant=tenant_a,
+            actor=SYSTEM,
+            events=[
+                {"action": "case.opened", "object_type": "case", "object_id": i, "after": {"n": i}}
+                for i in range(50)
+            ],
+        )
+    assert [e.seq for e in _events(tenant_a)] == list(range(1, 51))
+    call_command("verify_audit", tenant=tenant_a.slug)
