@@ -78,6 +78,13 @@ ENDPOINTS = api_endpoints()
 isolation.autodiscover()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _registered_session_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        for setup in isolation.SESSION_SETUP:
+            setup()
+
+
 def test_every_endpoint_is_registered():
     unregistered = [
         f"/{e.route} ({e.name})"
@@ -127,9 +134,11 @@ def world() -> World:
 
 
 def _call(client: APIClient, method: str, url: str, body):
-    if method in WRITE_METHODS:
-        return getattr(client, method)(url, body, format="json")
-    return getattr(client, method)(url)
+    if method not in WRITE_METHODS:
+        return getattr(client, method)(url)
+    body = body() if callable(body) else body  # a callable makes fresh uploads for each request
+    fmt = "multipart" if any(hasattr(v, "read") for v in body.values()) else "json"
+    return getattr(client, method)(url, body, format=fmt)
 
 
 def _describe(response) -> str:
