@@ -153,7 +153,11 @@ class Record(models.Model):
         return f"{self.kind} {self.external_id} v{self.version} {self.business_date}"
 
 
-from reconciliation.ingestion.models import Rejection, RejectionReason  # noqa: E402,F401  (ingestion's tables)
+from reconciliation.ingestion.models import (  # noqa: E402,F401  (ingestion's tables)
+    Rejection,
+    RejectionReason,
+    StatementBalance,
+)
 from reconciliation.runs.models import (  # noqa: E402,F401  (runs' tables: definitions, rules, runs, matches)
     Break,
     Definition,

@@ -245,6 +245,8 @@ PERIODIC_TASKS = {
 # --- Ingestion ----------------------------------------------------------------------------------
 # Uploads over this size are refused with 413 before the body is read (docs/ingestion.md).
 INGEST_MAX_UPLOAD_BYTES = env.int("INGEST_MAX_UPLOAD_BYTES", default=256 * 1024 * 1024)
+# MT940, BAI2 and JSON documents are read whole by their parsers: a cap keeps memory bounded.
+INGEST_MAX_WHOLE_FILE_BYTES = env.int("INGEST_MAX_WHOLE_FILE_BYTES", default=64 * 1024 * 1024)
 
 # `make demo` runs these in order (dotted paths, so the core never imports a domain app).
 DEMO_SEEDERS = [

@@ -23,6 +23,7 @@ class RejectionReason(models.TextChoices):
     CONTROL_TOTAL_MISMATCH = "control_total_mismatch"
     CONTINUITY_BREAK = "continuity_break"
     DUPLICATE_STATEMENT = "duplicate_statement"
+    NOT_BOOKED = "not_booked"  # a pending/information camt entry: not part of the booked balance
 
 
 class Rejection(TenantOwned):
@@ -47,3 +48,46 @@ class Rejection(TenantOwned):
 
     def __str__(self):
         return f"batch {self.batch_id} line {self.line_no}: {self.reason}"
+
+
+class StatementBalance(TenantOwned):
+    """A loaded bank statement's balances: the next statement of the account must continue it.
+
+    One row per statement (camt.053 Stmt, camt.054 Ntfctn, MT940 :20:/:28C:, BAI2 account and
+    as-of date) of a loaded batch; marked reversed with its batch, never deleted.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        REVERSED = "reversed"
+
+    source = models.ForeignKey("reconciliation.DataSource", on_delete=models.PROTECT, related_name="+")
+    batch = models.ForeignKey(
+        "reconciliation.IngestionBatch", on_delete=models.PROTECT, related_name="statements"
+    )
+    account = models.CharField(max_length=64)
+    statement_id = models.CharField(max_length=140)
+    currency = models.CharField(max_length=3, blank=True)
+    sequence = models.CharField(max_length=35, blank=True)
+    opening = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
+    closing = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
+    opening_date = models.DateField(null=True, blank=True)
+    closing_date = models.DateField(null=True, blank=True)
+    entries_count = models.IntegerField(default=0)
+    entries_sum = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        app_label = "reconciliation"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "account", "statement_id"],
+                condition=models.Q(status="active"),
+                name="uniq_active_statement",
+            )
+        ]
+        indexes = [models.Index(fields=["source", "account", "closing_date"], name="statement_account_idx")]
+
+    def __str__(self):
+        return f"{self.account} {self.statement_id}"

@@ -29,7 +29,7 @@ from reconciliation.ingestion import formats, metrics
 from reconciliation.ingestion.loader import LoadResult, Staging
 from reconciliation.ingestion.parsers import FileRejected, Parsed
 from reconciliation.ingestion.parsers.json_records import parse_json_records
-from reconciliation.models import DataSource, IngestionBatch, Record
+from reconciliation.models import DataSource, IngestionBatch, Record, StatementBalance
 
 log = get_logger(__name__)
 
@@ -188,11 +188,6 @@ def _load(
             staging.validate(
                 kind=source.kind, normalization=parsed.normalization, window=tenant_window(tenant)
             )
-            file_rejection = parsed.file_rejection or formats.statement_controls(
-                tenant=tenant, source=source, parsed=parsed
-            )
-            if file_rejection:
-                staging.reject_all(*file_rejection)
             IngestionBatch.objects.filter(pk=batch.pk, status=Status.RECEIVED).update(
                 status=Status.VALIDATED, rows_total=total
             )
@@ -209,13 +204,20 @@ def _load(
                     return _finish(
                         batch, actor=actor, status=Status.DUPLICATE, started=started, timings=timings
                     )
+                # File-level controls (statement balances, duplicates, continuity) under the lock:
+                # a violation rejects every row of the file with the reason.
+                file_rejection = parsed.file_rejection or formats.statement_controls(
+                    tenant=tenant, source=source, parsed=parsed
+                )
+                if file_rejection:
+                    staging.reject_all(*file_rejection)
                 result = staging.load(
                     tenant_id=tenant.pk, source_id=source.pk, batch_id=batch.pk, kind=source.kind
                 )
-                if file_rejection is None and parsed.statements:
-                    formats.statements_record(tenant=tenant, source=source, batch=batch, parsed=parsed)
                 timings["load_s"] = round(time.monotonic() - t0, 3)
                 status = Status.REJECTED if result.rejected and not result.accepted else Status.LOADED
+                if status == Status.LOADED and parsed.statements:
+                    formats.statements_record(tenant=tenant, source=source, batch=batch, parsed=parsed)
                 code, message = file_rejection or ("", "")
                 if status == Status.REJECTED and not code:
                     code, message = "all_rows_rejected", "every row of the file was rejected"
@@ -330,6 +332,7 @@ def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> Inges
             batch.refresh_from_db()
             raise ApplicationError(f"Only a loaded batch can be reversed (this one is {batch.status}).",
                                    code="invalid_state", status=409)  # fmt: skip
+        StatementBalance.objects.filter(batch_id=batch.pk).update(status=StatementBalance.Status.REVERSED)
         reversed_rows = (
             Record.objects.filter(batch_id=batch.pk).exclude(status="reversed").update(status="reversed")
         )

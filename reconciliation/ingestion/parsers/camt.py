@@ -1,0 +1,363 @@
+"""ISO 20022 camt.053 (statements) and camt.054 (notifications), versions 001.02 and 001.08.
+
+Untrusted XML: lxml with entity resolution, DTD loading and network access off and ``huge_tree``
+off; any DOCTYPE is refused outright (entity expansion, external entities). The file is validated
+against the vendored official XSD *while* it is parsed (iterparse with the schema) and streamed:
+each entry is turned into a staging row and cleared, so memory stays flat however many entries.
+
+- Balances are picked by type code, not position: opening = OPBD (else PRCD), closing = CLBD.
+- Amounts are signed by CdtDbtInd (DBIT negative); a reversal (RvslInd) is booked in the direction
+  CdtDbtInd says and flagged in ``attributes.reversal``.
+- A batched entry whose TxDtls carry amounts adding up to the entry becomes one record per
+  transaction; otherwise one record for the entry, with the transaction references in attributes.
+- Foreign-currency details (AmtDtls/InstdAmt with CcyXchg) are kept in attributes.
+- Entries that are not booked (Sts PDNG/INFO) are rejected as ``not_booked``: a statement's
+  booked balances do not include them.
+- Control: opening + booked entries = closing per statement (camt.053), else the whole file is
+  rejected with ``balance_mismatch``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from pathlib import Path
+
+from lxml import etree
+
+from reconciliation.ingestion.mapping import Normalization
+from reconciliation.ingestion.parsers import FileRejected, Parsed, StatementInfo, malformed
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "iso20022"
+NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:camt\.(05[34])\.001\.(\d\d)")
+SUPPORTED_VERSIONS = ("02", "08")
+CAMT = Normalization(sign_negative=("DBIT",), sign_positive=("CRDT",))
+RAW_LIMIT = 4000
+
+
+def safe_parser_options() -> dict:
+    return {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
+
+
+@cache
+def schema(message: str, version: str) -> etree.XMLSchema:
+    parser = etree.XMLParser(**safe_parser_options())
+    return etree.XMLSchema(etree.parse(str(SCHEMA_DIR / f"camt.{message}.001.{version}.xsd"), parser))
+
+
+def detect_message(head: bytes) -> tuple[str, str] | None:
+    match = NAMESPACE_RE.search(head)
+    return (match.group(1).decode(), match.group(2).decode()) if match else None
+
+
+class _Names:
+    """Namespace-qualified tag names and small readers for one message version."""
+
+    def __init__(self, ns: str, version: str):
+        self.ns, self.version = ns, version
+
+    def q(self, path: str) -> str:
+        return "/".join(f"{{{self.ns}}}{p}" for p in path.split("/"))
+
+    def text(self, elem, path: str) -> str:
+        found = elem.find(self.q(path))
+        return (found.text or "").strip() if found is not None else ""
+
+    def date(self, elem, path: str) -> str:
+        return self.text(elem, f"{path}/Dt") or self.text(elem, f"{path}/DtTm")[:10]
+
+    def party(self, elem, role: str) -> str:
+        path = f"RltdPties/{role}/Pty/Nm" if self.version == "08" else f"RltdPties/{role}/Nm"
+        return self.text(elem, path)
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        return Decimal(text)
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _signed(amount: str, cdi: str) -> Decimal:
+    value = _decimal(amount) or Decimal(0)
+    return -value if cdi == "DBIT" else value
+
+
+def parse_camt(stream, *, expected: str) -> Parsed:
+    head = stream.read(8192)
+    stream.seek(0)
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        raise FileRejected("forbidden_xml", "XML with a DOCTYPE or entity declarations is refused")
+    found = detect_message(head)
+    if found is None:
+        raise FileRejected(
+            "malformed_file", "not an ISO 20022 camt.053/camt.054 document (namespace not found)"
+        )
+    message, version = found
+    if f"camt{message}" != expected:
+        raise FileRejected("malformed_file", f"expected {expected}, the document is camt.{message}")
+    if version not in SUPPORTED_VERSIONS:
+        raise FileRejected(
+            "unsupported_format", f"camt.{message}.001.{version} is not supported (001.02, 001.08)"
+        )
+    parsed = Parsed(rows=iter(()), format=expected, normalization=CAMT)
+    parsed.rows = _rows(stream, message, version, parsed)
+    return parsed
+
+
+def _rows(stream, message: str, version: str, parsed: Parsed):
+    ns = f"urn:iso:std:iso:20022:tech:xsd:camt.{message}.001.{version}"
+    n = _Names(ns, version)
+    container = "Stmt" if message == "053" else "Ntfctn"
+    tags = [n.q("Bal"), n.q("Ntry"), n.q(container), n.q("GrpHdr")]
+    context = etree.iterparse(
+        stream,
+        events=("end",),
+        tag=tags,
+        schema=schema(message, version),
+        remove_comments=True,
+        **safe_parser_options(),
+    )
+    statement: StatementInfo | None = None
+    balances: dict[str, tuple[Decimal, str]] = {}
+    entry_no = 0
+    checked_doctype = False
+    try:
+        for _, elem in context:
+            if not checked_doctype:
+                checked_doctype = True
+                if elem.getroottree().docinfo.doctype:
+                    raise FileRejected(
+                        "forbidden_xml", "XML with a DOCTYPE is refused (entities, external references)"
+                    )
+            local = elem.tag.rsplit("}", 1)[1]
+            if local == "GrpHdr":
+                parsed.declared_totals["message_id"] = n.text(elem, "MsgId")
+                parsed.declared_totals["created"] = n.text(elem, "CreDtTm")
+                continue
+            if statement is None and local != container:
+                statement, balances = _statement_header(n, elem.getparent()), {}
+            if local == "Bal":
+                code = n.text(elem, "Tp/CdOrPrtry/Cd") or n.text(elem, "Tp/CdOrPrtry/Prtry")
+                balances[code] = (_signed(n.text(elem, "Amt"), n.text(elem, "CdtDbtInd")), n.date(elem, "Dt"))
+            elif local == "Ntry":
+                entry_no += 1
+                yield from _entry_rows(n, elem, entry_no, statement)
+            else:  # the statement / notification ends
+                if statement is None:
+                    statement = _statement_header(n, elem)
+                _close_statement(statement, balances, message, parsed)
+                statement = None
+            # Streamed: drop what has been read, and the siblings before it.
+            elem.clear(keep_tail=False)
+            parent = elem.getparent()
+            while parent is not None and elem.getprevious() is not None:
+                del parent[0]
+    except etree.XMLSyntaxError as exc:
+        # libxml2's schema-validity error codes are 1800-1899 (XML_SCHEMAV_*); lower codes are
+        # well-formedness errors of the parser.
+        code = "schema_violation" if 1800 <= (exc.code or 0) < 1900 else "malformed_file"
+        raise FileRejected(code, f"line {exc.lineno}: {exc.msg}") from exc
+    parsed.declared_totals["statements"] = [
+        {
+            "id": s.statement_id,
+            "account": s.account,
+            "currency": s.currency,
+            "opening": None if s.opening is None else str(s.opening),
+            "closing": None if s.closing is None else str(s.closing),
+            "entries": s.entries_count,
+            "entries_sum": str(s.entries_sum),
+        }
+        for s in parsed.statements
+    ]
+
+
+def _statement_header(n: _Names, elem) -> StatementInfo:
+    account = n.text(elem, "Acct/Id/IBAN") or n.text(elem, "Acct/Id/Othr/Id")
+    return StatementInfo(
+        account=account,
+        statement_id=n.text(elem, "Id"),
+        currency=n.text(elem, "Acct/Ccy"),
+        sequence=n.text(elem, "ElctrncSeqNb") or n.text(elem, "LglSeqNb"),
+    )
+
+
+def _close_statement(s: StatementInfo, balances: dict, message: str, parsed: Parsed) -> None:
+    opening = balances.get("OPBD") or balances.get("PRCD")
+    closing = balances.get("CLBD")
+    if opening:
+        s.opening, s.opening_date = opening
+    if closing:
+        s.closing, s.closing_date = closing
+    parsed.statements.append(s)
+    if message != "053" or parsed.file_rejection:
+        return
+    if opening is None or closing is None:
+        parsed.file_rejection = (
+            "balance_mismatch",
+            f"statement {s.statement_id}: no opening (OPBD/PRCD) or closing (CLBD) booked balance",
+        )
+    elif s.opening + s.entries_sum != s.closing:
+        parsed.file_rejection = (
+            "balance_mismatch",
+            f"statement {s.statement_id}: opening {s.opening} + booked entries {s.entries_sum} = "
+            f"{s.opening + s.entries_sum}, but the closing balance is {s.closing}",
+        )
+
+
+def _entry_rows(n: _Names, entry, entry_no: int, statement: StatementInfo):
+    raw = etree.tostring(entry, encoding="unicode")[:RAW_LIMIT]
+    amount, cdi = n.text(entry, "Amt"), n.text(entry, "CdtDbtInd")
+    currency = entry.find(n.q("Amt")).get("Ccy", "")
+    status = (
+        n.text(entry, "Sts/Cd") or n.text(entry, "Sts/Prtry") if n.version == "08" else n.text(entry, "Sts")
+    )
+    entry_id = n.text(entry, "NtryRef") or n.text(entry, "AcctSvcrRef") or str(entry_no)
+    external_id = f"{statement.statement_id}/{entry_id}"
+    if status and status != "BOOK":
+        yield malformed(
+            entry_no,
+            raw,
+            f"entry {external_id} has status {status}: only booked entries are loaded",
+            code="not_booked",
+        )
+        return
+    statement.entries_count += 1
+    statement.entries_sum += _signed(amount, cdi)
+    booking, value = n.date(entry, "BookgDt"), n.date(entry, "ValDt")
+    code = "/".join(
+        filter(
+            None,
+            (
+                n.text(entry, "BkTxCd/Domn/Cd"),
+                n.text(entry, "BkTxCd/Domn/Fmly/Cd"),
+                n.text(entry, "BkTxCd/Domn/Fmly/SubFmlyCd"),
+            ),
+        )
+    ) or n.text(entry, "BkTxCd/Prtry/Cd")
+    common = {
+        "statement_id": statement.statement_id,
+        "entry_ref": n.text(entry, "NtryRef"),
+        "acct_svcr_ref": n.text(entry, "AcctSvcrRef"),
+        "bank_tx_code": code,
+        "reversal": n.text(entry, "RvslInd") == "true",
+        "status": status or "BOOK",
+    }
+    txs = entry.findall(n.q("NtryDtls/TxDtls"))
+    details = [_tx(n, tx, cdi) for tx in txs]
+    split = len(details) > 1 and all(d["amount"] for d in details)
+    if split and sum((_signed(d["amount"], d["cdi"]) for d in details), Decimal(0)) != _signed(amount, cdi):
+        split = False  # the transactions do not add up to the entry: keep the entry whole
+    description = n.text(entry, "AddtlNtryInf")
+    if split:
+        for k, d in enumerate(details, start=1):
+            attributes = {**common, **d["attributes"], "batch_entry": external_id}
+            yield _row(
+                entry_no,
+                raw,
+                f"{external_id}/{k}",
+                booking,
+                value,
+                statement,
+                d["reference"],
+                d["counterparty"],
+                currency,
+                d["amount"],
+                d["cdi"],
+                d["description"] or description,
+                attributes,
+            )
+        return
+    first = (
+        details[0] if details else {"reference": "", "counterparty": "", "description": "", "attributes": {}}
+    )
+    attributes = {**common, **first["attributes"]}
+    if len(details) > 1:
+        attributes["transactions"] = [d["reference"] for d in details]
+    yield _row(
+        entry_no,
+        raw,
+        external_id,
+        booking,
+        value,
+        statement,
+        first["reference"] or n.text(entry, "AcctSvcrRef"),
+        first["counterparty"],
+        currency,
+        amount,
+        cdi,
+        first["description"] or description,
+        attributes,
+    )
+
+
+def _tx(n: _Names, tx, entry_cdi: str) -> dict:
+    amount = n.text(tx, "Amt") or n.text(tx, "AmtDtls/TxAmt/Amt")
+    cdi = n.text(tx, "CdtDbtInd") or entry_cdi
+    attributes = {}
+    instructed = tx.find(n.q("AmtDtls/InstdAmt/Amt"))
+    if instructed is not None:
+        attributes["instructed_amount"] = (instructed.text or "").strip()
+        attributes["instructed_currency"] = instructed.get("Ccy", "")
+        rate = n.text(tx, "AmtDtls/InstdAmt/CcyXchg/XchgRate")
+        if rate:
+            attributes["exchange_rate"] = rate
+    for key, path in (("end_to_end_id", "Refs/EndToEndId"), ("tx_id", "Refs/TxId"), ("uetr", "Refs/UETR")):
+        value = n.text(tx, path)
+        if value and value != "NOTPROVIDED":
+            attributes[key] = value
+    counterparty = n.party(tx, "Dbtr" if cdi == "CRDT" else "Cdtr")
+    reference = attributes.get("end_to_end_id") or n.text(tx, "Refs/AcctSvcrRef")
+    description = " ".join(u.text or "" for u in tx.findall(n.q("RmtInf/Ustrd"))).strip()
+    return {
+        "amount": amount,
+        "cdi": cdi,
+        "reference": reference,
+        "counterparty": counterparty,
+        "description": description,
+        "attributes": attributes,
+    }
+
+
+def _row(
+    line_no,
+    raw,
+    external_id,
+    booking,
+    value,
+    statement,
+    reference,
+    counterparty,
+    currency,
+    amount,
+    cdi,
+    description,
+    attributes,
+) -> tuple:
+    # STAGE_COLUMNS order: line_no raw parse_error parse_message external_id version amend business_date
+    # account instrument reference counterparty currency amount quantity trade_date value_date description
+    # sign attributes
+    return (
+        line_no,
+        raw,
+        None,
+        None,
+        external_id[:128],
+        None,
+        None,
+        booking,
+        statement.account,
+        "",
+        reference[:140],
+        counterparty[:140],
+        currency,
+        amount,
+        None,
+        None,
+        value,
+        description,
+        cdi,
+        json.dumps(attributes),
+    )
