@@ -5,6 +5,7 @@ member of), or acts for their only tenant. Anything else is a clear 400, never a
 """
 
 from jfintech.common.errors import ApplicationError
+from jfintech.observability import bind_tenant
 from jfintech.tenancy.models import Tenant
 from jfintech.tenancy.selectors import tenants_for_user
 
@@ -35,4 +36,5 @@ def request_tenant(request) -> Tenant:
                 )
             tenant = tenants[0]
     request._jf_tenant = tenant
+    bind_tenant(tenant)  # every later log line of the request (and its tasks) names the tenant
     return tenant

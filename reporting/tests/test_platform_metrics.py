@@ -124,3 +124,26 @@ def _scrape_or_none(url):
         return scrape(url)
     except OSError:
         return None
+
+
+@pytest.mark.django_db(transaction=True)  # partitions for the records are created outside transactions
+def test_runs_per_state_and_runs_past_their_deadline():
+    from reconciliation.runs import services
+    from reconciliation.runs.models import Run
+    from reconciliation.runs.tests.factories import ACTOR, AS_OF, records
+    from reconciliation.runs.tests.test_matching import reconcile, two_way
+
+    done, left, right = two_way()
+    records(left, {"reference": "A", "amount": "1.00"})
+    records(right, {"reference": "A", "amount": "1.00"})
+    assert reconcile(done).status == "completed"
+    stuck, _, _ = two_way()
+    pending = services.run_start(
+        tenant=stuck.tenant, actor=ACTOR, definition=stuck, trigger="cli", as_of=AS_OF, dispatch=False
+    )
+    Run.objects.filter(pk=pending.pk).update(deadline=timezone.now() - timedelta(minutes=1))
+
+    samples = _samples(RunsAndCasesCollector())
+    assert value(samples, "recon_runs_in_state", state="completed") == 1
+    assert value(samples, "recon_runs_in_state", state="pending") == 1
+    assert value(samples, "recon_runs_past_deadline") == 1

@@ -119,3 +119,17 @@ def test_the_admin_shows_the_trace_id_with_links_to_the_trace_and_its_logs(admin
     assert "https://loki.example/explore?q=trace_id=&quot;" in page
     listing = admin_client.get("/admin/jfintech/pipelinecheck/").content.decode()
     assert trace_id in listing
+
+
+@pytest.mark.django_db
+def test_request_lines_name_the_tenant_once_the_api_resolved_it(client, log_lines, observability_dir):
+    from jfintech.tests.factories import TenantFactory, member
+
+    tenant = TenantFactory(slug="log-bank")
+    client.force_login(member(tenant))
+    response = client.get("/api/v1/tenant/", HTTP_X_TENANT="log-bank")
+    assert response.status_code == 200, response.content
+
+    finished = next(r for r in log_lines() if r["event"] == "request_finished")
+    assert finished["tenant"] == "log-bank"
+    assert {"request_id", "user_id", "trace_id", "service.name"} <= set(finished)
