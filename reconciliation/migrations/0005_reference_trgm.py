@@ -24,6 +24,6 @@ INDEX_REVERSE = "DROP INDEX IF EXISTS record_reference_trgm_idx;"
 
 
 class Migration(migrations.Migration):
-    dependencies = [("reconciliation", "0003_ingestion")]
+    dependencies = [("reconciliation", "0004_runs")]
 
     operations = [TrigramExtension(), migrations.RunSQL(INDEX, INDEX_REVERSE)]
