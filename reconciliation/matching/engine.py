@@ -12,8 +12,11 @@ Working state lives in temporary tables dropped at commit:
     pools        the still-unmatched rows: pass 1 reads _l/_r, later passes read a pool rebuilt
                  after each pass (small once the exact pass has matched the bulk)
     _p           three-way: the frozen position records
-    _cand        one pass's candidate pairs (pass SQL: passes.py)
-    _pairs       accepted pairs with pre-allocated match ids
+    _cand        one pass's candidate pairs with their score (pass SQL: passes.py, fuzzy.py)
+    _pairs       accepted pairs with pre-allocated match ids, score and status (active/suggested)
+    _agg, _aggm  aggregation passes' matches (aggregation.py): one row per match with the member
+                 ids of each side as arrays, and its members one per row
+    _rejected    record sets analysts rejected as suggestions: never proposed again
     _excl        excluded records with their reason
     _brk         breaks: (type, left id, right id), at most one record per side in this issue
 
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 
+from reconciliation.matching.aggregation import AggregatePass
 from reconciliation.matching.passes import TEXT_KEY_FIELDS, ExcludePass, KeyedPass, RuleSet
 
 POSITION_EXCLUSION_REASON = "position: checked in aggregate"
@@ -125,14 +129,18 @@ def reconcile(
 
     done = 0
     left, right = "_l", "_r"
+    rejected = _scalar("SELECT count(*) FROM _rejected")[0] > 0
     for rule_pass in rules.passes:
         with clock(f"pass:{rule_pass.name}"):
             if isinstance(rule_pass, ExcludePass):
                 excluded = _run_exclusion(rule_pass, left, right)
                 result.passes.append({"pass": rule_pass.name, "excluded": excluded})
                 consumed = excluded
+            elif isinstance(rule_pass, AggregatePass):
+                groups, consumed = _run_grouping(rule_pass, left, right, rejected)
+                result.passes.append({"pass": rule_pass.name, "groups": groups, "records": consumed})
             else:
-                pairs, rounds = _run_pairing(rule_pass, left, right)
+                pairs, rounds = _run_pairing(rule_pass, left, right, rejected)
                 result.passes.append({"pass": rule_pass.name, "matched_pairs": pairs, "rounds": rounds})
                 consumed = 2 * pairs
             if consumed:
@@ -185,12 +193,18 @@ def _load_pools(base: dict, rules: RuleSet) -> None:
     )
     for ddl in (
         "CREATE TEMP TABLE _cand (l_id bigint, l_date date, r_id bigint, r_date date, d_amount numeric,"
-        " d_quantity numeric, d_days integer) ON COMMIT DROP",
+        " d_quantity numeric, d_days integer, score numeric NOT NULL) ON COMMIT DROP",
         # Match ids are drawn from the match table's own sequence up front, so match items can be
         # written with one INSERT … SELECT instead of a RETURNING round trip per match.
         "CREATE TEMP TABLE _pairs (match_id bigint DEFAULT nextval(pg_get_serial_sequence("
         "'reconciliation_match', 'id')), pass_no integer, round integer, l_id bigint, l_date date,"
-        " r_id bigint, r_date date, d_amount numeric, d_quantity numeric, d_days integer) ON COMMIT DROP",
+        " r_id bigint, r_date date, d_amount numeric, d_quantity numeric, d_days integer, score numeric,"
+        " status text) ON COMMIT DROP",
+        "CREATE TEMP TABLE _agg (match_id bigint DEFAULT nextval(pg_get_serial_sequence("
+        "'reconciliation_match', 'id')), pass_no integer, l_ids bigint[], l_dates date[], r_ids bigint[],"
+        " r_dates date[], score numeric, status text, differences jsonb) ON COMMIT DROP",
+        "CREATE TEMP TABLE _aggm (match_id bigint, pass_no integer, status text, id bigint,"
+        " business_date date, side text) ON COMMIT DROP",
         "CREATE TEMP TABLE _excl (id bigint, business_date date, side text, reason text) ON COMMIT DROP",
         "CREATE TEMP TABLE _brk (break_type text, l_id bigint, r_id bigint) ON COMMIT DROP",
         "CREATE TEMP TABLE _pos (account text, instrument text, opening numeric, opening_date date,"
@@ -198,6 +212,17 @@ def _load_pools(base: dict, rules: RuleSet) -> None:
         " ON COMMIT DROP",
     ):
         _execute(ddl)
+    # Few rows (analysts' decisions), found through the partial index on suggested/rejected matches.
+    _execute(
+        """
+        CREATE TEMP TABLE _rejected ON COMMIT DROP AS
+        SELECT array_agg(mi.record_id ORDER BY mi.record_id) AS ids
+        FROM reconciliation_match m JOIN reconciliation_match_item mi ON mi.match_id = m.id
+        WHERE m.tenant_id = %(tenant)s AND m.definition_id = %(definition)s AND m.status = 'rejected'
+        GROUP BY m.id
+        """,
+        base,
+    )
 
 
 def _run_exclusion(rule_pass: ExcludePass, left: str, right: str) -> int:
@@ -210,35 +235,46 @@ def _run_exclusion(rule_pass: ExcludePass, left: str, right: str) -> int:
 
 
 _ASSIGN_ROUND = """
-INSERT INTO _pairs (pass_no, round, l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days)
-SELECT %(pass_no)s, %(round)s, l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days
+INSERT INTO _pairs (pass_no, round, l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days, score, status)
+SELECT %(pass_no)s, %(round)s, l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days, score,
+       CASE WHEN score >= %(auto)s THEN 'active' ELSE 'suggested' END
 FROM (
     SELECT c.*,
-        row_number() OVER (PARTITION BY l_id ORDER BY d_amount NULLS LAST, d_quantity NULLS LAST,
-                           d_days NULLS LAST, r_id) AS best_for_left,
-        row_number() OVER (PARTITION BY r_id ORDER BY d_amount NULLS LAST, d_quantity NULLS LAST,
-                           d_days NULLS LAST, l_id) AS best_for_right
+        row_number() OVER (PARTITION BY l_id ORDER BY score DESC, d_amount NULLS LAST,
+                           d_quantity NULLS LAST, d_days NULLS LAST, r_id) AS best_for_left,
+        row_number() OVER (PARTITION BY r_id ORDER BY score DESC, d_amount NULLS LAST,
+                           d_quantity NULLS LAST, d_days NULLS LAST, l_id) AS best_for_right
     FROM _cand c
 ) ranked
 WHERE best_for_left = 1 AND best_for_right = 1
 """
 
 
-def _run_pairing(rule_pass: KeyedPass, left: str, right: str) -> tuple[int, int]:
+def _run_pairing(rule_pass: KeyedPass, left: str, right: str, rejected: bool) -> tuple[int, int]:
     """Candidates by the pass's one statement, then a one-to-one choice: each round accepts the pairs
-    that are each other's best (smallest differences, then lowest id), and drops the candidates that
-    touch them. The smallest remaining candidate is always mutual best, so every round makes progress;
-    exact data takes one round."""
+    that are each other's best (highest score, smallest differences, then lowest id), and drops the
+    candidates that touch them. The best remaining candidate is always mutual best, so every round
+    makes progress; exact data takes one round. Candidates below the pass's suggestion threshold,
+    and pairs an analyst rejected, are dropped before the choice."""
     _execute("TRUNCATE _cand")
+    for statement in rule_pass.prepare_sql(left, right):
+        _execute(statement)
     sql, params = rule_pass.candidates_sql(left, right)
     remaining = _execute(sql, params)
+    if remaining and rule_pass.suggest_threshold > 0:
+        remaining -= _execute("DELETE FROM _cand WHERE score < %s", [rule_pass.suggest_threshold])
+    if remaining and rejected:
+        remaining -= _execute(
+            "DELETE FROM _cand c USING _rejected x"
+            " WHERE x.ids = ARRAY[least(c.l_id, c.r_id), greatest(c.l_id, c.r_id)]"
+        )
     if not remaining:
         return 0, 0
     _execute("ANALYZE _cand")
     pairs = rounds = 0
     while remaining:
         rounds += 1
-        key = {"pass_no": rule_pass.index, "round": rounds}
+        key = {"pass_no": rule_pass.index, "round": rounds, "auto": rule_pass.auto_threshold}
         accepted = _execute(_ASSIGN_ROUND, key)
         pairs += accepted
         if accepted == remaining:  # every candidate was taken: nothing left to choose between
@@ -252,8 +288,29 @@ def _run_pairing(rule_pass: KeyedPass, left: str, right: str) -> tuple[int, int]
     return pairs, rounds
 
 
+def _run_grouping(rule_pass: AggregatePass, left: str, right: str, rejected: bool) -> tuple[int, int]:
+    """An aggregation pass: its one statement fills ``_agg``; the members go to ``_aggm``, one row
+    each, for the pools, the items and the conservation proof. Returns (groups, records)."""
+    sql, params = rule_pass.groups_sql(left, right, rejected=rejected)
+    groups = _execute(sql, params)
+    if not groups:
+        return 0, 0
+    members = _execute(
+        """
+        INSERT INTO _aggm (match_id, pass_no, status, id, business_date, side)
+        SELECT a.match_id, a.pass_no, a.status, m.id, m.business_date, 'left'
+        FROM _agg a, unnest(a.l_ids, a.l_dates) AS m(id, business_date) WHERE a.pass_no = %(p)s
+        UNION ALL
+        SELECT a.match_id, a.pass_no, a.status, m.id, m.business_date, 'right'
+        FROM _agg a, unnest(a.r_ids, a.r_dates) AS m(id, business_date) WHERE a.pass_no = %(p)s
+        """,
+        {"p": rule_pass.index},
+    )
+    return groups, members
+
+
 def _shrink_pools(pass_no: int, left: str, right: str) -> tuple[str, str]:
-    """The next pass's pools: this pass's pools minus what it matched or excluded."""
+    """The next pass's pools: this pass's pools minus what it matched, suggested or excluded."""
     new_left, new_right = f"_l{pass_no}", f"_r{pass_no}"
     for new, old, column in ((new_left, left, "l_id"), (new_right, right, "r_id")):
         _execute(
@@ -261,6 +318,7 @@ def _shrink_pools(pass_no: int, left: str, right: str) -> tuple[str, str]:
             CREATE TEMP TABLE {new} ON COMMIT DROP AS
             SELECT * FROM {old} o
             WHERE NOT EXISTS (SELECT 1 FROM _pairs p WHERE p.pass_no = %(p)s AND p.{column} = o.id)
+              AND NOT EXISTS (SELECT 1 FROM _aggm a WHERE a.pass_no = %(p)s AND a.id = o.id)
               AND NOT EXISTS (SELECT 1 FROM _excl e WHERE e.id = o.id)
             """,
             {"p": pass_no},
@@ -412,28 +470,36 @@ def _persist(ctx: RunContext, rules: RuleSet, base: dict) -> dict:
         "def_text": str(ctx.definition_id),
     }
     written = {}
+    _expire_pending_suggestions(params)
     _execute(
         """
         INSERT INTO reconciliation_match (id, tenant_id, definition_id, run_id, pass_no, pass_name, status,
-                                          differences, created_at)
+                                          score, differences, created_at)
         SELECT p.match_id, %(tenant)s, %(definition)s, %(run)s, p.pass_no, (%(names)s::text[])[p.pass_no],
-               'active',
+               p.status, round(p.score, 6),
                CASE WHEN p.d_amount <> 0 OR p.d_quantity <> 0 OR p.d_days <> 0 THEN jsonb_strip_nulls(
                    jsonb_build_object('amount_abs_delta', nullif(p.d_amount, 0)::text,
                                       'quantity_abs_delta', nullif(p.d_quantity, 0)::text,
                                       'date_days', nullif(p.d_days, 0))) END,
                now()
         FROM _pairs p
+        UNION ALL
+        SELECT a.match_id, %(tenant)s, %(definition)s, %(run)s, a.pass_no, (%(names)s::text[])[a.pass_no],
+               a.status, round(a.score, 6), a.differences, now()
+        FROM _agg a
         """,
         params,
     )
-    written["matched"] = _execute(
+    # A suggestion's items are inactive: it holds no record (they stay open items) until accepted.
+    written["match_items"] = _execute(
         """
         INSERT INTO reconciliation_match_item (match_id, record_id, business_date, side, tenant_id,
                                                definition_id, is_active)
-        SELECT match_id, l_id, l_date, 'left', %(tenant)s, %(definition)s, true FROM _pairs
+        SELECT match_id, l_id, l_date, 'left', %(tenant)s, %(definition)s, status = 'active' FROM _pairs
         UNION ALL
-        SELECT match_id, r_id, r_date, 'right', %(tenant)s, %(definition)s, true FROM _pairs
+        SELECT match_id, r_id, r_date, 'right', %(tenant)s, %(definition)s, status = 'active' FROM _pairs
+        UNION ALL
+        SELECT match_id, id, business_date, side, %(tenant)s, %(definition)s, status = 'active' FROM _aggm
         """,
         params,
     )
@@ -454,6 +520,25 @@ def _persist(ctx: RunContext, rules: RuleSet, base: dict) -> dict:
     written["in_breaks"] = _persist_breaks(params)
     _persist_position_breaks(params)
     return written
+
+
+def _expire_pending_suggestions(params: dict) -> None:
+    """Earlier runs' suggestions still pending for records this run sees again are expired: this run
+    proposes afresh, so one pending suggestion exists per record."""
+    _execute(
+        """
+        UPDATE reconciliation_match m SET status = 'expired', decided_at = now(), decided_by = 'run '
+            || %(run)s::text
+        WHERE m.tenant_id = %(tenant)s AND m.definition_id = %(definition)s AND m.status = 'suggested'
+          AND m.run_id <> %(run)s
+          AND EXISTS (
+              SELECT 1 FROM reconciliation_match_item mi
+              JOIN (SELECT id, business_date FROM _l UNION ALL SELECT id, business_date FROM _r) s
+                ON s.id = mi.record_id AND s.business_date = mi.business_date
+              WHERE mi.match_id = m.id)
+        """,
+        params,
+    )
 
 
 def _persist_breaks(params: dict) -> int:
@@ -547,6 +632,7 @@ def _conserve(result: EngineResult, base: dict, written: dict) -> None:
         WITH outcome AS (
             SELECT id, count(*) AS n FROM (
                 SELECT l_id AS id FROM _pairs UNION ALL SELECT r_id FROM _pairs
+                UNION ALL SELECT id FROM _aggm
                 UNION ALL SELECT l_id FROM _brk WHERE l_id IS NOT NULL
                 UNION ALL SELECT r_id FROM _brk WHERE r_id IS NOT NULL
                 UNION ALL SELECT id FROM _excl
@@ -560,9 +646,19 @@ def _conserve(result: EngineResult, base: dict, written: dict) -> None:
         """,
         base,
     )
-    pairs = _scalar("SELECT count(*) FROM _pairs")[0]
-    result.matches = pairs
-    result.matched = 2 * pairs
+    # Records per outcome: a pair holds two, a group its members; matched (active) or suggested.
+    matched_records, suggested_records, matches = _scalar(
+        """
+        SELECT coalesce(sum(n) FILTER (WHERE status = 'active'), 0),
+               coalesce(sum(n) FILTER (WHERE status = 'suggested'), 0),
+               count(DISTINCT match_id) FILTER (WHERE status = 'active')
+        FROM (SELECT match_id, status, 2 AS n FROM _pairs
+              UNION ALL SELECT match_id, status, 1 FROM _aggm) m
+        """
+    )
+    result.matches = matches
+    result.matched = matched_records
+    result.suggested = suggested_records
     result.excluded = _scalar("SELECT count(*) FROM _excl")[0]
     result.in_breaks = _scalar(
         "SELECT count(l_id) + count(r_id) FROM _brk WHERE break_type <> 'position_break'"
@@ -573,7 +669,7 @@ def _conserve(result: EngineResult, base: dict, written: dict) -> None:
     result.by_kind = _outcomes_by_kind()
     totals_ok = in_scope == result.matched + result.suggested + result.in_breaks + result.excluded
     written_ok = written == {
-        "matched": result.matched,
+        "match_items": result.matched + result.suggested,
         "excluded": result.excluded,
         "in_breaks": result.in_breaks,
     }
@@ -594,6 +690,9 @@ def _conserve(result: EngineResult, base: dict, written: dict) -> None:
         raise ConservationError(result.conservation)
 
 
+_MATCH_OUTCOME = "CASE WHEN p.status = 'active' THEN 'matched' ELSE 'suggested' END"
+
+
 def _outcomes_by_kind() -> dict:
     """{(record kind, outcome): n} for the metrics. A side almost always holds one kind, and then the
     per-side counts are enough; only a mixed side pays for joining outcomes back to its records."""
@@ -609,10 +708,12 @@ def _outcomes_by_kind() -> dict:
             kinds.setdefault(side, []).append(kind)
         if any(len(v) > 1 for v in kinds.values()):
             cursor.execute(
-                """
+                f"""
                 SELECT kind, outcome, count(*) FROM (
-                    SELECT l.kind, 'matched' AS outcome FROM _pairs p JOIN _l l ON l.id = p.l_id
-                    UNION ALL SELECT r.kind, 'matched' FROM _pairs p JOIN _r r ON r.id = p.r_id
+                    SELECT l.kind, {_MATCH_OUTCOME} AS outcome FROM _pairs p JOIN _l l ON l.id = p.l_id
+                    UNION ALL SELECT r.kind, {_MATCH_OUTCOME} FROM _pairs p JOIN _r r ON r.id = p.r_id
+                    UNION ALL SELECT coalesce(l.kind, r.kind), {_MATCH_OUTCOME}
+                        FROM _aggm p LEFT JOIN _l l ON l.id = p.id LEFT JOIN _r r ON r.id = p.id
                     UNION ALL SELECT l.kind, 'break' FROM _brk b JOIN _l l ON l.id = b.l_id
                     UNION ALL SELECT r.kind, 'break' FROM _brk b JOIN _r r ON r.id = b.r_id
                     UNION ALL SELECT coalesce(l.kind, r.kind), 'excluded'
@@ -624,9 +725,10 @@ def _outcomes_by_kind() -> dict:
             counts = {(k, o): n for k, o, n in cursor.fetchall()}
         else:
             cursor.execute(
-                """
-                SELECT 'left', 'matched', count(*) FROM _pairs
-                UNION ALL SELECT 'right', 'matched', count(*) FROM _pairs
+                f"""
+                SELECT 'left', {_MATCH_OUTCOME}, count(*) FROM _pairs p GROUP BY 2
+                UNION ALL SELECT 'right', {_MATCH_OUTCOME}, count(*) FROM _pairs p GROUP BY 2
+                UNION ALL SELECT side, {_MATCH_OUTCOME}, count(*) FROM _aggm p GROUP BY 1, 2
                 UNION ALL SELECT 'left', 'break', count(l_id) FROM _brk
                 UNION ALL SELECT 'right', 'break', count(r_id) FROM _brk
                 UNION ALL SELECT side, 'excluded', count(*) FROM _excl WHERE side <> 'position' GROUP BY side

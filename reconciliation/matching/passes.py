@@ -102,6 +102,19 @@ class Tolerance:
         joiner = " OR " if self.combine == "any" else " AND "
         return "(" + joiner.join(tests) + ")"
 
+    def limit_sql(self, column: str, params: dict, prefix: str) -> str:
+        """The largest delta this tolerance allows for ``column`` (a left-side expression)."""
+        limits = []
+        if self.absolute is not None:
+            params[f"{prefix}_abs"] = self.absolute
+            limits.append(f"%({prefix}_abs)s::numeric")
+        if self.percent is not None:
+            params[f"{prefix}_pct"] = self.percent
+            limits.append(f"abs({column}) * %({prefix}_pct)s / 100")
+        if len(limits) == 1:
+            return limits[0]
+        return f"{'greatest' if self.combine == 'any' else 'least'}({', '.join(limits)})"
+
     def as_json(self) -> dict:
         out = {"combine": self.combine}
         if self.absolute is not None:
@@ -109,6 +122,25 @@ class Tolerance:
         if self.percent is not None:
             out["percent"] = str(self.percent)
         return out
+
+
+def closeness_sql(index: int, params: dict, *, amount, quantity, date=None) -> str:
+    """1 - 1/2 x the largest share of a tolerance the pair uses (1 when every comparison is exact):
+    a pair at the very edge of its tolerances scores 0.5. The two sides are aliased ``l`` and ``r``
+    (records, or the groups of an aggregation pass)."""
+    l, r = "l", "r"  # noqa: E741
+    used = []
+    for column, tolerance in (("amount", amount), ("quantity", quantity)):
+        if tolerance is None or tolerance.is_exact:
+            continue
+        limit = tolerance.limit_sql(f"{l}.{column}", params, f"p{index}_s{column}")
+        delta = f"abs({l}.{column} - {r}.{column})"
+        used.append(f"CASE WHEN {limit} > 0 THEN {delta} / {limit} ELSE 0 END")
+    if date is not None and date.window_days:
+        used.append(f"abs({l}.{date.field} - {r}.{date.field})::numeric / {int(date.window_days)}")
+    if not used:
+        return "1::numeric"
+    return f"(1 - greatest({', '.join(f'coalesce({u}, 0)' for u in used)}) / 2)"
 
 
 @dataclass(frozen=True)
@@ -129,18 +161,45 @@ class DateWindow:
         return cls(name, days)
 
 
+def parse_thresholds(spec: dict, where: str) -> tuple[Decimal, Decimal]:
+    """(auto, suggest) score thresholds of a pass, Decimals in [0, 1] given as strings.
+
+    score >= auto: matched; suggest <= score < auto: suggested for an analyst; below: no candidate.
+    Defaults: auto 0 (every candidate the pass keeps matches), suggest = auto (no suggestions).
+    """
+    auto = _decimal(spec.get("auto_threshold", "0"), f"{where}.auto_threshold")
+    suggest = _decimal(spec.get("suggest_threshold", str(auto)), f"{where}.suggest_threshold")
+    if auto > 1 or suggest > auto:
+        raise _invalid(f"{where}: 0 <= suggest_threshold <= auto_threshold <= 1.", field=where)
+    return auto, suggest
+
+
+THRESHOLD_KEYS = {"auto_threshold", "suggest_threshold"}
+
+
 @dataclass
 class Pass:
-    """Base of every pass type. ``index`` is its 1-based position in the rule set."""
+    """Base of every pass type. ``index`` is its 1-based position in the rule set.
+
+    A pass that pairs or groups records gives each candidate a score in [0, 1] (see
+    docs/matching-depth.md); ``auto_threshold`` and ``suggest_threshold`` split them into matched
+    and suggested. ``prepare_sql`` returns statements the engine runs before the pass's candidates
+    (e.g. an index on the pool it is about to probe).
+    """
 
     type: ClassVar[str] = ""
-    outcome: ClassVar[str] = "matched"  # or "suggested" (next issue), "excluded"
+    outcome: ClassVar[str] = "matched"  # or "excluded"; a pairing pass may also suggest (thresholds)
     index: int
     name: str
+    auto_threshold: Decimal = ZERO
+    suggest_threshold: Decimal = ZERO
 
     @property
     def label(self) -> str:
         return f"pass:{self.name}"
+
+    def prepare_sql(self, left: str, right: str) -> list[str]:
+        return []
 
 
 @dataclass
@@ -156,6 +215,9 @@ class KeyedPass(Pass):
     amount: Tolerance | None = field(default_factory=lambda: Tolerance(absolute=ZERO))
     quantity: Tolerance | None = None
     date: DateWindow | None = None
+
+    def closeness_sql(self, params: dict) -> str:
+        return closeness_sql(self.index, params, amount=self.amount, quantity=self.quantity, date=self.date)
 
     def candidates_sql(self, left: str, right: str) -> tuple[str, dict]:
         """One INSERT … SELECT of candidate pairs from the unmatched pools ``left`` and ``right``."""
@@ -179,9 +241,9 @@ class KeyedPass(Pass):
                 params[f"p{self.index}_days"] = self.date.window_days
                 filters.append(f"{date_delta} <= %(p{self.index}_days)s")
         sql = f"""
-            INSERT INTO _cand (l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days)
+            INSERT INTO _cand (l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days, score)
             SELECT l.id, l.business_date, r.id, r.business_date, abs(l.amount - r.amount),
-                   abs(l.quantity - r.quantity), {date_delta}
+                   abs(l.quantity - r.quantity), {date_delta}, {self.closeness_sql(params)}
             FROM {left} l JOIN {right} r ON {" AND ".join(joins)}
             WHERE {" AND ".join(filters)}
         """
@@ -195,14 +257,26 @@ class KeyedPass(Pass):
             "date": {"field": self.date.field, "window_days": self.date.window_days} if self.date else None,
         }
 
+    # What a subclass adds to the spec (parsed by parse_extra), and whether its keys may be empty.
+    extra_spec: ClassVar[frozenset] = frozenset()
+    keys_required: ClassVar[bool] = True
+
+    @classmethod
+    def parse_extra(cls, spec: dict, where: str) -> dict:
+        return {}
+
     @classmethod
     def parse(cls, spec: dict, index: int, where: str) -> KeyedPass:
-        allowed = {"name", "type", "keys", "amount", "quantity", "date"}
+        allowed = {"name", "type", "keys", "amount", "quantity", "date"} | THRESHOLD_KEYS | cls.extra_spec
         unknown = set(spec) - allowed
         if unknown:
             raise _invalid(f"{where}: unknown keys {sorted(unknown)}.", field=where)
-        keys = spec.get("keys")
-        if not isinstance(keys, list) or not keys or any(k not in KEY_FIELDS for k in keys):
+        keys = spec.get("keys", None if cls.keys_required else [])
+        if (
+            not isinstance(keys, list)
+            or (cls.keys_required and not keys)
+            or any(k not in KEY_FIELDS for k in keys)
+        ):
             raise _invalid(f"{where}.keys: a non-empty list drawn from {list(KEY_FIELDS)}.", field=where)
         if len(set(keys)) != len(keys):
             raise _invalid(f"{where}.keys: a key appears twice.", field=where)
@@ -213,8 +287,17 @@ class KeyedPass(Pass):
             None if quantity_spec in (None, False) else Tolerance.parse(quantity_spec, f"{where}.quantity")
         )
         date = DateWindow.parse(spec["date"], f"{where}.date") if spec.get("date") is not None else None
+        auto, suggest = parse_thresholds(spec, where)
         made = cls(
-            index=index, name=spec["name"], keys=tuple(keys), amount=amount, quantity=quantity, date=date
+            index=index,
+            name=spec["name"],
+            keys=tuple(keys),
+            amount=amount,
+            quantity=quantity,
+            date=date,
+            auto_threshold=auto,
+            suggest_threshold=suggest,
+            **cls.parse_extra(spec, where),
         )
         made.validate(where)
         return made
@@ -358,6 +441,10 @@ def parse_rules(rules) -> RuleSet:
         raise _invalid(f"'break_keys': a non-empty list drawn from {list(KEY_FIELDS)}.")
     return RuleSet(passes=tuple(passes), amount_sign=sign, break_keys=tuple(break_keys))
 
+
+# Pass types of other modules register themselves in PASS_TYPES when imported (they subclass the
+# classes above, so they are imported last).
+from reconciliation.matching import aggregation, fuzzy  # noqa: E402,F401
 
 DEFAULT_RULES = {
     "two_way": {"passes": [{"name": "exact_ref", "type": "exact", "keys": ["reference"]}]},

@@ -22,8 +22,31 @@ CREATE INDEX record_reference_trgm_idx ON reconciliation_record USING gin (refer
 """
 INDEX_REVERSE = "DROP INDEX IF EXISTS record_reference_trgm_idx;"
 
+# pg_trgm's similarity (shared trigrams / trigrams of either string) as an exact NUMERIC fraction:
+# similarity() returns a float4, and a rule's threshold of 0.5 must mean 0.5. Same trigram sets
+# (show_trgm), so the two agree to float4 precision; the fuzzy pass prefilters with the cheap
+# similarity() and confirms with this one.
+SIMILARITY = """
+CREATE FUNCTION jf_trgm_similarity(a text, b text) RETURNS numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE WHEN total = 0 THEN 0::numeric ELSE shared::numeric / total END
+    FROM (
+        SELECT shared, cardinality(ta) + cardinality(tb) - shared AS total
+        FROM (
+            SELECT ta, tb, (SELECT count(*) FROM unnest(ta) t WHERE t = ANY (tb))::integer AS shared
+            FROM (SELECT show_trgm(a) AS ta, show_trgm(b) AS tb) sets
+        ) counted
+    ) fraction
+$$;
+"""
+SIMILARITY_REVERSE = "DROP FUNCTION IF EXISTS jf_trgm_similarity(text, text);"
+
 
 class Migration(migrations.Migration):
     dependencies = [("reconciliation", "0004_runs")]
 
-    operations = [TrigramExtension(), migrations.RunSQL(INDEX, INDEX_REVERSE)]
+    operations = [
+        TrigramExtension(),
+        migrations.RunSQL(INDEX, INDEX_REVERSE),
+        migrations.RunSQL(SIMILARITY, SIMILARITY_REVERSE),
+    ]

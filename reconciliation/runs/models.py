@@ -89,6 +89,14 @@ class DefinitionSource(models.Model):
         return f"{self.definition_id}:{self.side}:{self.source_id}"
 
 
+class RuleVersionStatus(models.TextChoices):
+    # Four-eyes on configuration (reconciliation.matching.approval): runs use the latest APPROVED
+    # version; a published version waits for an approver other than its author.
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 class RuleVersion(TenantOwned):
     """One immutable version of a definition's rules; a change is a new version (audited)."""
 
@@ -100,10 +108,23 @@ class RuleVersion(TenantOwned):
     comment = models.CharField(max_length=200, blank=True)
     created_by = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(
+        max_length=10, choices=RuleVersionStatus.choices, default=RuleVersionStatus.PENDING
+    )
+    author_principal = models.CharField(max_length=100, blank=True)  # "user:7", "api_key:3", "system:x"
+    decided_by = models.CharField(max_length=200, blank=True)
+    decided_by_principal = models.CharField(max_length=100, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["definition", "version"], name="uniq_rule_version"),
+            # The checker is never the maker (a bootstrap version 1 is approved by the system).
+            models.CheckConstraint(
+                condition=~Q(status="approved") | ~Q(decided_by_principal=models.F("author_principal")),
+                name="rule_version_four_eyes",
+            ),
             models.CheckConstraint(condition=Q(version__gte=1), name="rule_version_positive"),
         ]
         ordering = ["definition", "-version"]
@@ -276,8 +297,13 @@ class RunTradeFlow(models.Model):
 
 class MatchStatus(models.TextChoices):
     ACTIVE = "active"
-    SUGGESTED = "suggested"  # proposed by a suggestion pass (next issue); holds no record
-    UNDONE = "undone"  # unmatched by an analyst (next issue); its records become open items again
+    SUGGESTED = "suggested"  # scored between a pass's thresholds; holds no record until accepted
+    UNDONE = "undone"  # unmatched by an analyst; its records become open items again
+    REJECTED = "rejected"  # a suggestion an analyst rejected; never proposed again
+    EXPIRED = "expired"  # a suggestion a later run proposed afresh
+
+
+MANUAL_PASS_NAME = "manual"  # noqa: S105 (not a password) pass_name of a match an analyst made (pass_no 0, no run)
 
 
 class Match(models.Model):
@@ -293,17 +319,33 @@ class Match(models.Model):
     definition = models.ForeignKey(
         Definition, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    run = models.ForeignKey(
-        Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
+    run = models.ForeignKey(  # null: a manual match
+        Run, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
+    )  # fmt: skip
     pass_no = models.PositiveSmallIntegerField()
     pass_name = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=MatchStatus.choices, default=MatchStatus.ACTIVE)
+    score = models.DecimalField(max_digits=7, decimal_places=6, null=True, blank=True)
     differences = models.JSONField(null=True, blank=True)  # only when not exact
     created_at = models.DateTimeField()
+    # db_default: the engine's INSERT … SELECT names only the columns it fills.
+    created_by = models.CharField(max_length=200, blank=True, db_default="")  # a manual match's analyst
+    # The last analyst decision: accepted/rejected (a suggestion), undone (unmatch), expired (a run).
+    decided_by = models.CharField(max_length=200, blank=True, db_default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, db_default="")
 
     class Meta:
-        indexes = [models.Index(fields=["run"], name="match_run_idx")]
+        indexes = [
+            models.Index(fields=["run"], name="match_run_idx"),
+            # Suggestions to review and rejected sets to skip: few rows, read by every run.
+            models.Index(
+                fields=["definition", "status"],
+                condition=Q(status__in=["suggested", "rejected"]),
+                name="match_pending_idx",
+            ),
+        ]
         verbose_name_plural = "matches"
 
     def __str__(self):

@@ -33,7 +33,7 @@ from jfintech.observability.logging import get_logger
 from jfintech.observability.tracing import current_trace_id
 from jfintech.tenancy.calendar import tenant_today
 from reconciliation.ingestion.connectors import fetch_for_window
-from reconciliation.matching import engine
+from reconciliation.matching import approval, engine
 from reconciliation.matching.passes import DEFAULT_RULES, parse_rules
 from reconciliation.models import DataSource, RecordKind
 from reconciliation.runs import metrics
@@ -45,6 +45,7 @@ from reconciliation.runs.models import (
     DefinitionKind,
     DefinitionSource,
     RuleVersion,
+    RuleVersionStatus,
     Run,
     RunPart,
     RunStatus,
@@ -161,6 +162,7 @@ def definition_create(
             rules=rules,
             comment="initial",
             created_by=actor.display,
+            **approval.bootstrap_fields(actor),
         )
         audit.record(
             tenant=tenant,
@@ -205,22 +207,24 @@ def definition_update(
 
 
 def rule_version_current(definition: Definition) -> RuleVersion:
-    version = definition.rule_versions.order_by("-version").first()
+    """The version runs use: the latest one an approver approved (four-eyes, matching.approval)."""
+    version = definition.rule_versions.filter(status=RuleVersionStatus.APPROVED).order_by("-version").first()
     if version is None:
-        raise ApplicationError("The definition has no rules.", code="no_rules", status=422)
+        raise ApplicationError("The definition has no approved rules.", code="no_rules", status=422)
     return version
 
 
 def rules_publish(*, definition: Definition, actor: Actor, rules: dict, comment: str = "") -> RuleVersion:
-    """A new rule version if ``rules`` differ from the current one (else the current one). Audited.
+    """A new rule version if ``rules`` differ from the latest one (else the latest one). Audited.
 
     Versions are immutable: a run records the version it used, and that version still says what
-    the run did after any later change.
+    the run did after any later change. A new version is PENDING: runs keep using the current
+    approved one until an approver other than its author approves it (matching.approval).
     """
     parse_rules(rules)
     with transaction.atomic():
         Definition.objects.select_for_update().filter(pk=definition.pk).first()  # serialise publishers
-        current = rule_version_current(definition)
+        current = definition.rule_versions.order_by("-version").first()
         if current.rules == rules:
             return current
         version = RuleVersion.objects.create(
@@ -230,6 +234,8 @@ def rules_publish(*, definition: Definition, actor: Actor, rules: dict, comment:
             rules=rules,
             comment=comment[:200],
             created_by=actor.display,
+            status=RuleVersionStatus.PENDING,
+            author_principal=approval.principal(actor),
         )
         audit.record(
             tenant=definition.tenant,

@@ -9,8 +9,10 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection
 
+from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
-from reconciliation.matching import engine
+from jfintech.tests.factories import member
+from reconciliation.matching import approval, engine
 from reconciliation.matching.passes import parse_rules
 from reconciliation.runs import services
 from reconciliation.runs.models import Break, Match, MatchItem, Run, RunStatus
@@ -360,7 +362,7 @@ def test_rules_are_validated_and_versioned_with_an_audit_event():
             {"passes": [{"name": "x", "type": "exact", "keys": ["reference"], "amount": {"absolute": "1"}}]},
             "exact",
         ),
-        ({"passes": [{"name": "x", "type": "fuzzy", "keys": ["reference"]}]}, "type"),
+        ({"passes": [{"name": "x", "type": "telepathy", "keys": ["reference"]}]}, "type"),
         ({"passes": [{"name": "x", "type": "exact", "keys": ["amount; drop table"]}]}, "keys"),
     ]:
         with pytest.raises(ApplicationError, match=message):
@@ -374,6 +376,12 @@ def test_rules_are_validated_and_versioned_with_an_audit_event():
     assert AuditEvent.objects.filter(action="recon_rules.published", object_id=str(v2.pk)).count() == 1
     parse_rules(v2.rules)
     records(source_of(defn, "left"), {"reference": "A", "amount": "1"})
+    assert v2.status == "pending"  # four-eyes (matching.approval): runs keep v1 until approved
+    assert reconcile(defn).rule_version.version == 1
+    approver = member(defn.tenant, role="approver")
+    approval.rule_version_decide(
+        tenant=defn.tenant, actor=Actor.for_user(approver), user=approver, version_id=v2.pk, approve=True
+    )
     assert reconcile(defn).rule_version == v2
 
 

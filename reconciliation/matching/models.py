@@ -1,0 +1,97 @@
+"""Tables of matching depth (docs/matching-depth.md): simulation reports and the shards of a run.
+
+Matches, suggestions and rule versions themselves are the runs' tables (reconciliation.runs.models).
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from jfintech.tenancy.models import TenantOwned
+
+
+class SimulationKind(models.TextChoices):
+    DRY_RUN = "dry_run"  # today's open items under a rule version: what a run would do now
+    IMPACT = "impact"  # a past run's frozen scope replayed under another rule version, diffed
+
+
+class SimulationStatus(models.TextChoices):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class SimulationReport(TenantOwned):
+    """The only thing a dry run or an impact simulation writes (computed in a rolled-back savepoint)."""
+
+    kind = models.CharField(max_length=8, choices=SimulationKind.choices)
+    definition = models.ForeignKey("reconciliation.Definition", related_name="+", on_delete=models.CASCADE)
+    rule_version = models.ForeignKey("reconciliation.RuleVersion", related_name="+", on_delete=models.PROTECT)
+    base_run = models.ForeignKey(  # impact: the run whose frozen scope is replayed
+        "reconciliation.Run", null=True, blank=True, related_name="+", on_delete=models.PROTECT
+    )
+    as_of = models.DateField(null=True, blank=True)
+    date_from = models.DateField(null=True, blank=True)
+    date_to = models.DateField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=SimulationStatus.choices, default=SimulationStatus.PENDING
+    )
+    requested_by = models.CharField(max_length=200, blank=True)
+    request_key = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(default=0)
+    # {"records_in_scope", "matched", "suggested", "in_breaks", "excluded", "matches",
+    #  "breaks_by_type", "passes", "conservation"}
+    summary = models.JSONField(default=dict, blank=True)
+    # impact: {"matches": {"gained", "lost", "changed"}, "breaks": {"new", "gone", "changed"}} with
+    # counts and the first rows of each; see simulation.py.
+    diff = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "request_key"],
+                condition=~Q(request_key=""),
+                name="uniq_simulation_request_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="dry_run") | Q(base_run__isnull=False), name="impact_simulation_has_base_run"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "definition", "-id"], name="simulation_recent_idx")]
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.kind} {self.pk} ({self.status})"
+
+
+class RunShard(models.Model):
+    """Proof that one shard of a sharded run's matching phase committed its outcomes (sharding.py).
+    Written in the same transaction as the shard's matches, breaks and exclusions."""
+
+    run = models.ForeignKey("reconciliation.Run", related_name="shards", on_delete=models.CASCADE)
+    shard_no = models.PositiveSmallIntegerField()
+    shard_count = models.PositiveSmallIntegerField()
+    records_in_scope = models.BigIntegerField(default=0)
+    matched = models.BigIntegerField(default=0)
+    suggested = models.BigIntegerField(default=0)
+    in_breaks = models.BigIntegerField(default=0)
+    excluded = models.BigIntegerField(default=0)
+    matches = models.BigIntegerField(default=0)
+    breaks_by_type = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    by_kind = models.JSONField(default=list, blank=True)  # [[kind, outcome, n], ...] for the metrics
+    worker = models.CharField(max_length=200, blank=True)
+    completed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "shard_no"], name="uniq_run_shard"),
+            models.CheckConstraint(
+                condition=Q(shard_no__lt=models.F("shard_count")), name="run_shard_in_range"
+            ),
+        ]
+
+    def __str__(self):
+        return f"run {self.run_id} shard {self.shard_no}/{self.shard_count}"
