@@ -111,7 +111,7 @@ class FuzzyPass(KeyedPass):
         }
         joins, filters, _ = self._conditions(params)
         if not self._blocked:
-            joins.append("l.reference % r.reference")  # the GIN index prepare_sql built
+            joins.append("l.reference %% r.reference")  # the GIN index prepare_sql built (%% is %)
         date_delta = f"abs(l.{self.date.field} - r.{self.date.field})" if self.date else "NULL::integer"
         sql = f"""
             INSERT INTO _cand (l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days, score)
