@@ -6,7 +6,7 @@ combined with the usual key, amount and date conditions.
      "auto_threshold": "0.9", "suggest_threshold": "0.6"}
 
 Score = similarity x closeness (passes.closeness_sql). Similarity is pg_trgm's trigram Jaccard,
-computed exactly as NUMERIC by ``jf_trgm_similarity`` (migration 0005); the float4
+computed exactly as NUMERIC by ``jf_trgm_similarity`` (migration 0006); the float4
 ``similarity()`` prefilters with a slack far wider than float4's rounding.
 
 How candidates are found matters more than anything else here (measured, docs/matching-depth.md):

@@ -43,7 +43,7 @@ SIMILARITY_REVERSE = "DROP FUNCTION IF EXISTS jf_trgm_similarity(text, text);"
 
 
 class Migration(migrations.Migration):
-    dependencies = [("reconciliation", "0004_runs")]
+    dependencies = [("reconciliation", "0005_statements")]
 
     operations = [
         TrigramExtension(),
