@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from reconciliation.matching.passes import (
-    KEY_FIELDS,
     PASS_TYPES,
     TEXT_KEY_FIELDS,
     THRESHOLD_KEYS,
@@ -32,6 +31,8 @@ from reconciliation.matching.passes import (
     Tolerance,
     _invalid,
     closeness_sql,
+    parse_amount_quantity,
+    parse_keys,
     parse_thresholds,
 )
 
@@ -129,17 +130,8 @@ class AggregatePass(Pass):
         cardinality = spec.get("cardinality")
         if cardinality not in CARDINALITIES:
             raise _invalid(f"{where}.cardinality: one of {sorted(CARDINALITIES)}.", field=where)
-        keys = spec.get("keys")
-        if not isinstance(keys, list) or not keys or any(k not in KEY_FIELDS for k in keys):
-            raise _invalid(f"{where}.keys: a non-empty list drawn from {list(KEY_FIELDS)}.", field=where)
-        if len(set(keys)) != len(keys):
-            raise _invalid(f"{where}.keys: a key appears twice.", field=where)
-        amount_spec = spec.get("amount", True)
-        amount = None if amount_spec is False else Tolerance.parse(amount_spec, f"{where}.amount")
-        quantity_spec = spec.get("quantity")
-        quantity = (
-            None if quantity_spec in (None, False) else Tolerance.parse(quantity_spec, f"{where}.quantity")
-        )
+        keys = parse_keys(spec, where)
+        amount, quantity = parse_amount_quantity(spec, where)
         if amount is None and quantity is None:
             raise _invalid(f"{where}: compare the sums of amount and/or quantity.", field=where)
         auto, suggest = parse_thresholds(spec, where)

@@ -177,6 +177,25 @@ def parse_thresholds(spec: dict, where: str) -> tuple[Decimal, Decimal]:
 THRESHOLD_KEYS = {"auto_threshold", "suggest_threshold"}
 
 
+def parse_keys(spec: dict, where: str, *, required: bool = True) -> list[str]:
+    keys = spec.get("keys", None if required else [])
+    if not isinstance(keys, list) or (required and not keys) or any(k not in KEY_FIELDS for k in keys):
+        raise _invalid(f"{where}.keys: a non-empty list drawn from {list(KEY_FIELDS)}.", field=where)
+    if len(set(keys)) != len(keys):
+        raise _invalid(f"{where}.keys: a key appears twice.", field=where)
+    return keys
+
+
+def parse_amount_quantity(spec: dict, where: str) -> tuple[Tolerance | None, Tolerance | None]:
+    """The amount tolerance (exact unless given; ``false`` for none) and the quantity one (none
+    unless given)."""
+    amount_spec = spec.get("amount", True)
+    amount = None if amount_spec is False else Tolerance.parse(amount_spec, f"{where}.amount")
+    quantity_spec = spec.get("quantity")
+    quantity = None if quantity_spec in (None, False) else Tolerance.parse(quantity_spec, f"{where}.quantity")
+    return amount, quantity
+
+
 @dataclass
 class Pass:
     """Base of every pass type. ``index`` is its 1-based position in the rule set.
@@ -271,21 +290,8 @@ class KeyedPass(Pass):
         unknown = set(spec) - allowed
         if unknown:
             raise _invalid(f"{where}: unknown keys {sorted(unknown)}.", field=where)
-        keys = spec.get("keys", None if cls.keys_required else [])
-        if (
-            not isinstance(keys, list)
-            or (cls.keys_required and not keys)
-            or any(k not in KEY_FIELDS for k in keys)
-        ):
-            raise _invalid(f"{where}.keys: a non-empty list drawn from {list(KEY_FIELDS)}.", field=where)
-        if len(set(keys)) != len(keys):
-            raise _invalid(f"{where}.keys: a key appears twice.", field=where)
-        amount_spec = spec.get("amount", True)
-        amount = None if amount_spec is False else Tolerance.parse(amount_spec, f"{where}.amount")
-        quantity_spec = spec.get("quantity")
-        quantity = (
-            None if quantity_spec in (None, False) else Tolerance.parse(quantity_spec, f"{where}.quantity")
-        )
+        keys = parse_keys(spec, where, required=cls.keys_required)
+        amount, quantity = parse_amount_quantity(spec, where)
         date = DateWindow.parse(spec["date"], f"{where}.date") if spec.get("date") is not None else None
         auto, suggest = parse_thresholds(spec, where)
         made = cls(

@@ -130,7 +130,8 @@ def test_accepting_is_refused_when_a_record_was_matched_meanwhile():
     with connection.cursor() as cursor:  # a record taken by another active match (the index's job)
         cursor.execute(
             "INSERT INTO reconciliation_match_item (match_id, record_id, business_date, side, tenant_id,"
-            " definition_id, is_active) SELECT %s, record_id, business_date, side, tenant_id, definition_id, true"
+            " definition_id, is_active)"
+            " SELECT %s, record_id, business_date, side, tenant_id, definition_id, true"
             " FROM reconciliation_match_item WHERE match_id = %s AND record_id = %s",
             [other.pk, suggestion.pk, lid],
         )
