@@ -252,5 +252,6 @@ INGEST_MAX_WHOLE_FILE_BYTES = env.int("INGEST_MAX_WHOLE_FILE_BYTES", default=64 
 DEMO_SEEDERS = [
     "jfintech.demo.seed_superuser",
     "jfintech.tenancy.demo.seed_demo_tenant",
+    "reconciliation.ingestion.demo.seed_ingestion_demo",
     "exceptions.demo.seed_demo_cases",
 ]

@@ -57,13 +57,16 @@ class _Names:
 
     def __init__(self, ns: str, version: str):
         self.ns, self.version = ns, version
+        self._qualified: dict[str, str] = {}
 
     def q(self, path: str) -> str:
-        return "/".join(f"{{{self.ns}}}{p}" for p in path.split("/"))
+        qualified = self._qualified.get(path)
+        if qualified is None:  # memoised: this runs ~20 times per entry
+            qualified = self._qualified[path] = "/".join(f"{{{self.ns}}}{p}" for p in path.split("/"))
+        return qualified
 
     def text(self, elem, path: str) -> str:
-        found = elem.find(self.q(path))
-        return (found.text or "").strip() if found is not None else ""
+        return (elem.findtext(self.q(path)) or "").strip()
 
     def date(self, elem, path: str) -> str:
         return self.text(elem, f"{path}/Dt") or self.text(elem, f"{path}/DtTm")[:10]
