@@ -309,7 +309,7 @@ def main(rows: int, keep: bool) -> None:
             memory = (
                 f"{quarter['peak_rss_mb']:.0f} MB (vs {load['peak_rss_mb']:.0f})"
                 if quarter
-                else "n/a (read whole)"
+                else ("streamed (not re-measured)" if source != "mt940" else "read whole (size capped)")
             )
             print(
                 f"{label:<16} {load['rows']:>9} {load['seconds']:>8.2f} {rate:>10.0f} "

@@ -247,13 +247,21 @@ class Staging:
         """A file-level control failed: every row is rejected with the file's reason."""
         self.cursor.execute(f"UPDATE {self.checked} SET reason = %s, message = %s", [code, message])
 
-    def load(self, *, tenant_id: int, source_id: int, batch_id: int, kind: str) -> LoadResult:
-        """Inside the caller's transaction: duplicates against existing records, amendments, insert."""
+    def load(self, *, tenant_id: int, source_id: int, batch_id: int, kind: str,
+             date_range: tuple[date, date] | None) -> LoadResult:  # fmt: skip
+        """Inside the caller's transaction: duplicates against existing records, amendments, insert.
+
+        The batch's own date range bounds every join with the record table, as constants, so the
+        planner prunes to the months the batch touches instead of every partition of the table.
+        """
         cursor, checked = self.cursor, self.checked
-        key = {"tenant": tenant_id, "source": source_id, "batch": batch_id, "kind": kind}
+        first, last = date_range or (date.min, date.min)
+        key = {"tenant": tenant_id, "source": source_id, "batch": batch_id, "kind": kind, "first": first,
+               "last": last}  # fmt: skip
         live = (
             "r.tenant_id = %(tenant)s AND r.source_id = %(source)s AND r.external_id = c.external_id"
             " AND r.business_date = c.business_date AND r.status <> 'reversed'"
+            " AND r.business_date BETWEEN %(first)s AND %(last)s"
         )
         # An amendment flag without a version: the next version after the highest one loaded.
         cursor.execute(
@@ -281,6 +289,7 @@ class Staging:
             WHERE c.reason IS NULL AND r.tenant_id = %(tenant)s AND r.source_id = %(source)s
               AND r.external_id = c.external_id AND r.business_date = c.business_date
               AND r.status = 'active' AND r.version < c.version
+              AND r.business_date BETWEEN %(first)s AND %(last)s
             """,
             key,
         )

@@ -212,7 +212,11 @@ def _load(
                 if file_rejection:
                     staging.reject_all(*file_rejection)
                 result = staging.load(
-                    tenant_id=tenant.pk, source_id=source.pk, batch_id=batch.pk, kind=source.kind
+                    tenant_id=tenant.pk,
+                    source_id=source.pk,
+                    batch_id=batch.pk,
+                    kind=source.kind,
+                    date_range=date_range,
                 )
                 timings["load_s"] = round(time.monotonic() - t0, 3)
                 status = Status.REJECTED if result.rejected and not result.accepted else Status.LOADED
