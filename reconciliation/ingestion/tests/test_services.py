@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from prometheus_client import REGISTRY
 
 from jfintech.audit.models import AuditEvent
 from reconciliation.ingestion import services
@@ -24,6 +25,10 @@ def write(tmp_path, text, name="trades.csv"):
 
 def ingest(source, path, **kw):
     return services.batch_ingest_file(tenant=source.tenant, actor=ACTOR, source=source, path=path, **kw)
+
+
+def metric(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0
 
 
 def reasons(batch):
@@ -66,8 +71,12 @@ def test_each_bad_row_is_rejected_with_a_precise_reason_and_nothing_is_skipped(t
         f"V1,{D},A,I,1.00,EUR,zero",  # 11 bad version
         f"N1,{D},A,I,,EUR,",  # 12 no amount
     ]
+    before = metric("ingest_rejections_total", kind="trade", reason="malformed_amount")
+    accepted_before = metric("ingest_rows_total", kind="trade", outcome="accepted")
     batch = ingest(source, write(tmp_path, TRADE_HEADER + "\n".join(rows) + "\n"))
     assert (batch.status, batch.rows_total, batch.rows_accepted, batch.rows_rejected) == ("loaded", 11, 1, 10)
+    assert metric("ingest_rejections_total", kind="trade", reason="malformed_amount") == before + 2
+    assert metric("ingest_rows_total", kind="trade", outcome="accepted") == accepted_before + 1
     assert reasons(batch) == {
         3: "out_of_window", 4: "malformed_amount", 5: "malformed_amount", 6: "unknown_currency",
         7: "malformed_date", 8: "missing_field", 9: "duplicate_key", 10: "malformed_row",
