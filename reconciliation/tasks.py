@@ -1,5 +1,6 @@
 """Celery discovers ``reconciliation.tasks``; the tasks live with the code they drive."""
 
+from reconciliation.matching.tasks import execute_simulation  # matching depth: dry runs, impact
 from reconciliation.runs.tasks import (  # runs: the chord, the reaper, beat's entry point
     compute_reconciliation,
     fetch_left,
@@ -14,6 +15,7 @@ from reconciliation.runs.tasks import (  # runs: the chord, the reaper, beat's e
 
 __all__ = [
     "compute_reconciliation",
+    "execute_simulation",
     "fetch_left",
     "fetch_positions",
     "fetch_right",

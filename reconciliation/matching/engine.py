@@ -474,9 +474,9 @@ def _persist(ctx: RunContext, rules: RuleSet, base: dict) -> dict:
     _execute(
         """
         INSERT INTO reconciliation_match (id, tenant_id, definition_id, run_id, pass_no, pass_name, status,
-                                          score, differences, created_at)
+                                          run_outcome, score, differences, created_at)
         SELECT p.match_id, %(tenant)s, %(definition)s, %(run)s, p.pass_no, (%(names)s::text[])[p.pass_no],
-               p.status, round(p.score, 6),
+               p.status, p.status, round(p.score, 6),
                CASE WHEN p.d_amount <> 0 OR p.d_quantity <> 0 OR p.d_days <> 0 THEN jsonb_strip_nulls(
                    jsonb_build_object('amount_abs_delta', nullif(p.d_amount, 0)::text,
                                       'quantity_abs_delta', nullif(p.d_quantity, 0)::text,
@@ -485,7 +485,7 @@ def _persist(ctx: RunContext, rules: RuleSet, base: dict) -> dict:
         FROM _pairs p
         UNION ALL
         SELECT a.match_id, %(tenant)s, %(definition)s, %(run)s, a.pass_no, (%(names)s::text[])[a.pass_no],
-               a.status, round(a.score, 6), a.differences, now()
+               a.status, a.status, round(a.score, 6), a.differences, now()
         FROM _agg a
         """,
         params,

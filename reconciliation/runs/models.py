@@ -327,6 +327,9 @@ class Match(models.Model):
     pass_name = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=MatchStatus.choices, default=MatchStatus.ACTIVE)
     score = models.DecimalField(max_digits=7, decimal_places=6, null=True, blank=True)
+    # What the run proposed (active or suggested); analysts' later decisions change ``status``, never
+    # this: impact simulations compare a past run's outcome with a replay. Blank for manual matches.
+    run_outcome = models.CharField(max_length=10, blank=True, db_default="")
     differences = models.JSONField(null=True, blank=True)  # only when not exact
     created_at = models.DateTimeField()
     # db_default: the engine's INSERT … SELECT names only the columns it fills.
