@@ -235,11 +235,13 @@ def _replay_scope(cursor, base: Run, run: Run) -> None:
     params = {"base": base.pk, "run": run.pk, "tenant": run.tenant_id, "definition": run.definition_id}
     cursor.execute(
         "INSERT INTO reconciliation_run_scope (run_id, record_id, business_date, side)"
-        " SELECT %(run)s, record_id, business_date, side FROM reconciliation_run_scope WHERE run_id = %(base)s",
+        " SELECT %(run)s, record_id, business_date, side"
+        " FROM reconciliation_run_scope WHERE run_id = %(base)s",
         params,
     )
     cursor.execute(
-        "INSERT INTO reconciliation_run_trade_flow (run_id, account, instrument, business_date, quantity, trades)"
+        "INSERT INTO reconciliation_run_trade_flow"
+        " (run_id, account, instrument, business_date, quantity, trades)"
         " SELECT %(run)s, account, instrument, business_date, quantity, trades"
         " FROM reconciliation_run_trade_flow WHERE run_id = %(base)s",
         params,
@@ -275,7 +277,8 @@ _BREAK_DIFF = """
 WITH base AS (SELECT fingerprint, break_type, record_ids FROM reconciliation_break WHERE run_id = %(base)s),
      sim AS (SELECT fingerprint, break_type, record_ids FROM reconciliation_break WHERE run_id = %(sim)s)
 SELECT CASE WHEN b.fingerprint IS NULL THEN 'new' WHEN s.fingerprint IS NULL THEN 'gone' ELSE 'changed' END,
-       coalesce(b.fingerprint, s.fingerprint), coalesce(s.record_ids, b.record_ids), b.break_type, s.break_type
+       coalesce(b.fingerprint, s.fingerprint), coalesce(s.record_ids, b.record_ids),
+       b.break_type, s.break_type
 FROM base b FULL JOIN sim s ON s.fingerprint = b.fingerprint
 WHERE b.fingerprint IS NULL OR s.fingerprint IS NULL OR b.break_type <> s.break_type
 """

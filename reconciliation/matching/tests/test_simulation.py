@@ -20,6 +20,7 @@ from reconciliation.runs.models import Match
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EXACT = {"name": "exact_ref", "type": "exact", "keys": ["reference"]}
+TOLERANCE = {"name": "tol", "type": "tolerance", "keys": ["reference"], "amount": {"absolute": "0.05"}}
 
 
 def row_counts() -> dict:
@@ -102,12 +103,7 @@ def test_a_dry_run_tries_a_pending_rule_version_before_anyone_approves_it():
     looser = services.rules_publish(
         definition=defn,
         actor=ACTOR,
-        rules={
-            "passes": [
-                EXACT,
-                {"name": "tol", "type": "tolerance", "keys": ["reference"], "amount": {"absolute": "0.05"}},
-            ]
-        },  # fmt: skip
+        rules={"passes": [EXACT, TOLERANCE]},
     )
     assert looser.status == "pending"
     current = dry_run(defn)
@@ -159,7 +155,7 @@ def test_impact_simulation_reports_the_hand_computed_diff():
         actor=ACTOR,
         rules={
             "passes": [
-                {"name": "tol", "type": "tolerance", "keys": ["reference"], "amount": {"absolute": "0.05"}},
+                TOLERANCE,
                 EXACT,
                 {"name": "fuzzy", "type": "fuzzy", "min_similarity": "0.4"},
                 {"name": "agg", "type": "aggregate", "cardinality": "one_to_many", "keys": ["reference"]},
