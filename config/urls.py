@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("jfintech.audit.urls")),
     path("exceptions/", include("exceptions.urls")),
     path("ingestion/", include("reconciliation.ingestion.urls")),
+    path("reconciliation/", include("reconciliation.matching.urls")),
 ]
 
 urlpatterns = [

@@ -43,3 +43,6 @@ def a_batch(tenant) -> dict:
     rejected = {"external_id": "X1", "business_date": "2020-13-01", "amount": "1", "currency": "CHF"}
     batch = services.batch_ingest_records(tenant=tenant, actor=ACTOR, source=source, records=[rejected])
     return {"batch_id": batch.pk}
+
+
+from reconciliation.matching.tests import isolation as matching_isolation  # noqa: E402,F401  (matching API)
