@@ -78,10 +78,17 @@ def test_each_bad_row_is_rejected_with_a_precise_reason_and_nothing_is_skipped(t
     assert metric("ingest_rejections_total", kind="trade", reason="malformed_amount") == before + 2
     assert metric("ingest_rows_total", kind="trade", outcome="accepted") == accepted_before + 1
     assert reasons(batch) == {
-        3: "out_of_window", 4: "malformed_amount", 5: "malformed_amount", 6: "unknown_currency",
-        7: "malformed_date", 8: "missing_field", 9: "duplicate_key", 10: "malformed_row",
-        11: "malformed_version", 12: "missing_field",
-    }  # fmt: skip
+        3: "out_of_window",
+        4: "malformed_amount",
+        5: "malformed_amount",
+        6: "unknown_currency",
+        7: "malformed_date",
+        8: "missing_field",
+        9: "duplicate_key",
+        10: "malformed_row",
+        11: "malformed_version",
+        12: "missing_field",
+    }
     rejection = Rejection.objects.get(batch=batch, line_no=10)
     assert rejection.raw == "X1,too,few"
     assert "expected 7 columns, found 3" in rejection.message
@@ -152,14 +159,20 @@ def test_reversal_keeps_history_reactivates_the_previous_version_and_allows_a_re
 
 
 def test_amendment_flag_without_version_takes_the_next_version(tmp_path):
-    source = SourceFactory(mapping={"columns": {"external_id": "id", "business_date": "d", "amount": "a",
-                                                "amend": "amend"}, "default_currency": "USD"})  # fmt: skip
+    source = SourceFactory(
+        mapping={
+            "columns": {"external_id": "id", "business_date": "d", "amount": "a", "amend": "amend"},
+            "default_currency": "USD",
+        }
+    )
     ingest(source, write(tmp_path, f"id,d,a,amend\nT1,{D},1,\n", "a.csv"))
     ingest(source, write(tmp_path, f"id,d,a,amend\nT1,{D},2,Y\n", "b.csv"))
     ingest(source, write(tmp_path, f"id,d,a,amend\nT1,{D},3,true\n", "c.csv"))
     assert [(r.version, r.status) for r in Record.objects.filter(source=source).order_by("version")] == [
-        (1, "superseded"), (2, "superseded"), (3, "active")
-    ]  # fmt: skip
+        (1, "superseded"),
+        (2, "superseded"),
+        (3, "active"),
+    ]
 
 
 def test_mapping_date_format_decimal_comma_debit_credit_and_default_currency(tmp_path):
@@ -167,11 +180,15 @@ def test_mapping_date_format_decimal_comma_debit_credit_and_default_currency(tmp
         kind="ledger",
         mapping={
             "columns": {"external_id": "Ref", "business_date": "Posted", "amount": "Amt", "account": "GL"},
-            "delimiter": ";", "date_format": "%d/%m/%Y", "decimal_separator": ",",
-            "thousands_separator": ".", "sign": {"column": "DC", "negative": ["D"], "positive": ["C"]},
-            "default_currency": "EUR", "attributes": ["Desk"],
+            "delimiter": ";",
+            "date_format": "%d/%m/%Y",
+            "decimal_separator": ",",
+            "thousands_separator": ".",
+            "sign": {"column": "DC", "negative": ["D"], "positive": ["C"]},
+            "default_currency": "EUR",
+            "attributes": ["Desk"],
         },
-    )  # fmt: skip
+    )
     day = TODAY.strftime("%d/%m/%Y")
     text = (
         f"Ref;Posted;Amt;GL;DC;Desk\nL1;{day};1.234,50;100;D;fx\n"
@@ -223,3 +240,26 @@ def test_inside_a_transaction_missing_partitions_are_made_on_a_separate_connecti
         batch = ingest(source, write(tmp_path, TRADE_HEADER + f"F1,{future},A,I,1,EUR,\n"))
     assert batch.status == "loaded"
     assert active(source).get().business_date == future
+
+
+def test_csv_with_bom_crlf_quoted_newlines_and_latin1(tmp_path):
+    source = SourceFactory(
+        mapping={
+            "columns": {"external_id": "id", "business_date": "d", "amount": "a", "description": "note"},
+            "default_currency": "EUR",
+        }
+    )
+    path = tmp_path / "w.csv"
+    path.write_bytes(f'\ufeffid,d,a,note\r\nQ1,{D},1.00,"two\r\nlines"\r\nQ2,{D},2.00,plain\r\n'.encode())
+    batch = ingest(source, path)
+    assert (batch.rows_total, batch.rows_accepted) == (2, 2)
+    q2 = active(source).get(external_id="Q2")
+    assert q2.line_no == 4  # physical line: the quoted newline counts
+    assert active(source).get(external_id="Q1").description == "two\r\nlines"
+    latin = SourceFactory(mapping={**source.mapping, "encoding": "latin-1"})
+    path.write_bytes(f"id,d,a,note\nL1,{D},1.00,café\n".encode("latin-1"))
+    batch = ingest(latin, path)
+    assert active(latin).get().description == "café"
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(f"id,d,a,note\nL1,{D},1.00,caf\xe9\n".encode("latin-1"))
+    assert ingest(source, bad).reject_code == "malformed_file"  # not UTF-8: the file is refused

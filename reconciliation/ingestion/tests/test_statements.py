@@ -187,3 +187,30 @@ def test_bai2_loads_with_control_totals_and_a_broken_total_is_rejected(tmp_path)
     )
     bad = ingest(source, write(tmp_path, [tampered], "t.bai"))
     assert (bad.status, bad.reject_code) == ("rejected", "control_total_mismatch")
+
+
+def test_statement_rows_out_of_window_or_in_an_unknown_currency_are_rejected_row_by_row(tmp_path):
+    source = bank_source()
+    old = TODAY - timedelta(days=365 * 5)
+
+    def odd_entries():
+        return [Entry(D("10.00"), DAY, ref="OK"), Entry(D("5.00"), old, ref="OLD")]
+
+    text = "".join(camt_chunks([statement("W1", make=odd_entries)]))
+    text = text.replace('<Amt Ccy="EUR">10.00</Amt><CdtDbtInd>', '<Amt Ccy="XYZ">10.00</Amt><CdtDbtInd>')
+    batch = ingest(source, write(tmp_path, [text], "w.xml"))
+    assert batch.status == "rejected"  # every row rejected, each with its own reason
+    assert dict(Rejection.objects.filter(batch=batch).values_list("line_no", "reason")) == {
+        1: "unknown_currency",
+        2: "out_of_window",
+    }
+    mt = bank_source("mt940")
+    loaded = ingest(mt, write(tmp_path, mt940_chunks([statement("940-W", make=odd_entries)]), "w.sta"))
+    assert (loaded.status, loaded.rows_accepted, loaded.rows_rejected) == ("loaded", 1, 1)
+    assert Rejection.objects.get(batch=loaded).reason == "out_of_window"
+
+
+def test_a_bai2_file_that_is_not_bai2_is_rejected_as_malformed(tmp_path):
+    source = bank_source("bai2")
+    batch = ingest(source, write(tmp_path, ["01,SENDER,RECEIVER\n99,garbage/\n"], "x.bai"), "bai2")
+    assert (batch.status, batch.reject_code) == ("rejected", "malformed_file")
