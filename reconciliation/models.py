@@ -158,7 +158,12 @@ from reconciliation.ingestion.models import (  # noqa: E402,F401  (ingestion's t
     RejectionReason,
     StatementBalance,
 )
-from reconciliation.matching.models import RunShard, SimulationReport  # noqa: E402,F401  (matching depth)
+from reconciliation.matching.models import (  # noqa: E402,F401  (matching depth)
+    MatchReview,
+    RuleVersionApproval,
+    RunShard,
+    SimulationReport,
+)
 from reconciliation.runs.models import (  # noqa: E402,F401  (runs' tables: definitions, rules, runs, matches)
     Break,
     Definition,

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from jfintech.tenancy.models import TenantOwned
+from reconciliation.runs.models import Match, RuleVersion
 
 
 class SimulationKind(models.TextChoices):
@@ -95,3 +96,21 @@ class RunShard(models.Model):
 
     def __str__(self):
         return f"run {self.run_id} shard {self.shard_no}/{self.shard_count}"
+
+
+class RuleVersionApproval(RuleVersion):
+    """The approvers' queue in the admin (a proxy: rule versions themselves are the runs' table)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "rule version awaiting approval"
+        verbose_name_plural = "rule versions awaiting approval"
+
+
+class MatchReview(Match):
+    """Matches and suggestions as the analysts review them in the admin (a proxy of the runs' table)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "match or suggestion"
+        verbose_name_plural = "matches and suggestions"

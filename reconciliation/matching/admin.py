@@ -1,0 +1,370 @@
+"""Admin of matching depth: the analysts' review of matches and suggestions (accept, reject, unmatch,
+match by hand), the approvers' queue of rule versions, dry runs and impact simulations.
+
+Every change goes through the services (audited); the list pages only read. Actions that need a
+reason or a note ask for it on an intermediate page.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from jfintech.audit import Actor
+from jfintech.common.errors import ApplicationError
+from jfintech.tenancy.admin import TenantScopedAdminMixin
+from jfintech.tenancy.selectors import tenants_for_user
+from reconciliation.matching import approval, manual, selectors, simulation, suggestions
+from reconciliation.matching.models import MatchReview, RuleVersionApproval, SimulationKind, SimulationReport
+from reconciliation.runs.models import Definition, MatchStatus, RuleVersion, RuleVersionStatus, Run
+
+
+def _actor(request) -> Actor:
+    return Actor.for_user(request.user)
+
+
+class TextForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Reason / note")
+
+    def __init__(self, *args, required: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["text"].required = required
+
+
+def _each(modeladmin, request, queryset, verb: str, call) -> None:
+    """``call(obj)`` per selected row (each its own transaction in the service); report what was done
+    and what was refused, with the service's words."""
+    done, refused = 0, []
+    for obj in queryset:
+        try:
+            call(obj)
+            done += 1
+        except ApplicationError as exc:
+            refused.append(f"{obj.pk}: {exc.message}")
+    if done:
+        modeladmin.message_user(request, f"{verb}: {done}.", messages.SUCCESS)
+    if refused:
+        modeladmin.message_user(
+            request, f"Refused {len(refused)}: " + "; ".join(refused[:10]), messages.WARNING
+        )
+
+
+def _text_action(title: str, *, required: bool):
+    """An action that first asks for a reason (required) or a note on an intermediate page."""
+
+    def decorate(fn):
+        def action(modeladmin, request, queryset):
+            form = TextForm(request.POST if "apply" in request.POST else None, required=required)
+            if "apply" in request.POST and form.is_valid():
+                fn(modeladmin, request, queryset, form.cleaned_data["text"])
+                return None
+            context = {
+                **modeladmin.admin_site.each_context(request),
+                "title": title,
+                "form": form,
+                "queryset": queryset[:50],
+                "count": queryset.count(),
+                "action": fn.__name__,
+                "opts": modeladmin.model._meta,
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            }
+            return TemplateResponse(request, "admin/reconciliation/matching/action_form.html", context)
+
+        action.__name__ = fn.__name__
+        action.short_description = title
+        return action
+
+    return decorate
+
+
+class _MemberAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """Visible to the staff members of a tenant (rows of their tenants only); what they may change is
+    the services' decision (roles, four-eyes), so no Django model permission is needed on top."""
+
+    def _member(self, request) -> bool:
+        return request.user.is_superuser or tenants_for_user(request.user).exists()
+
+    def has_module_permission(self, request):
+        return self._member(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._member(request)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- matches and suggestions ----------------------------------------------------------------------
+
+
+class ManualMatchForm(forms.Form):
+    definition = forms.ModelChoiceField(queryset=Definition.objects.none())
+    record_ids = forms.CharField(help_text="Record ids, separated by commas or spaces (both sides).")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, tenants=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["definition"].queryset = Definition.objects.filter(tenant__in=tenants)
+
+    def clean_record_ids(self) -> list[int]:
+        parts = self.cleaned_data["record_ids"].replace(",", " ").split()
+        if not all(p.isdigit() for p in parts):
+            raise forms.ValidationError("Whole numbers only.")
+        return [int(p) for p in parts]
+
+
+@admin.register(MatchReview)
+class MatchReviewAdmin(_MemberAdmin):
+    list_display = [
+        "id",
+        "definition_id",
+        "run_id",
+        "pass_name",
+        "status",
+        "score",
+        "created_at",
+        "decided_by",
+    ]
+    list_filter = ["status", "pass_name"]
+    search_fields = ["=id", "=run_id", "=definition_id"]
+    actions = ["accept", "reject", "unmatch"]
+    readonly_fields = [
+        "definition_id", "run_id", "pass_no", "pass_name", "status", "run_outcome", "score", "differences",
+        "created_at", "created_by", "decided_by", "decided_at", "decision_note", "records",
+    ]  # fmt: skip
+    fields = readonly_fields
+    change_list_template = "admin/reconciliation/matching/match_changelist.html"
+
+    def has_add_permission(self, request):
+        return False  # matching by hand has its own page (a reason, records of both sides)
+
+    @admin.display(description="records")
+    def records(self, obj):
+        rows = selectors.match_records(match=obj)
+        header = mark_safe(
+            "<tr><th>side</th><th>id</th><th>external id</th><th>date</th><th>reference</th><th>account</th>"
+            "<th>currency</th><th>amount</th><th>holds it</th></tr>"
+        )
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td></tr>",
+            (
+                (r["side"], r["id"], r["external_id"], r["business_date"], r["reference"], r["account"],
+                 r["currency"], r["amount"], "yes" if r["is_active"] else "no")
+                for r in rows
+            ),
+        )  # fmt: skip
+        return format_html("<table>{}{}</table>", header, body)
+
+    @_text_action("Accept the selected suggestions", required=False)
+    def accept(self, request, queryset, note):
+        _each(self, request, queryset, "Accepted", lambda m: suggestions.suggestion_accept(
+            tenant=m.tenant, actor=_actor(request), match_id=m.pk, note=note))  # fmt: skip
+
+    @_text_action("Reject the selected suggestions", required=True)
+    def reject(self, request, queryset, reason):
+        _each(self, request, queryset, "Rejected", lambda m: suggestions.suggestion_reject(
+            tenant=m.tenant, actor=_actor(request), match_id=m.pk, reason=reason))  # fmt: skip
+
+    @_text_action("Unmatch the selected matches (their records become open items)", required=True)
+    def unmatch(self, request, queryset, reason):
+        _each(self, request, queryset, "Unmatched", lambda m: manual.match_unmatch(
+            tenant=m.tenant, actor=_actor(request), match_id=m.pk, reason=reason))  # fmt: skip
+
+    def get_urls(self):
+        return [
+            path(
+                "manual-match/",
+                self.admin_site.admin_view(self.manual_match_view),
+                name="reconciliation_matchreview_manual",
+            ),
+            *super().get_urls(),
+        ]
+
+    def manual_match_view(self, request):
+        tenants = list(tenants_for_user(request.user))
+        form = ManualMatchForm(request.POST or None, tenants=tenants)
+        if request.method == "POST" and form.is_valid():
+            definition = form.cleaned_data["definition"]
+            try:
+                match = manual.match_create_manual(
+                    tenant=definition.tenant,
+                    actor=_actor(request),
+                    definition_id=definition.pk,
+                    record_ids=form.cleaned_data["record_ids"],
+                    reason=form.cleaned_data["reason"],
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, f"Match {match.pk} created.", messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:reconciliation_matchreview_change", args=[match.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Match records by hand",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/reconciliation/matching/manual_match.html", context)
+
+
+# --- rule approval ---------------------------------------------------------------------------------
+
+
+@admin.register(RuleVersionApproval)
+class RuleVersionApprovalAdmin(_MemberAdmin):
+    list_display = ["id", "definition", "version", "status", "created_by", "created_at", "decided_by"]
+    list_filter = ["status"]
+    actions = ["approve", "reject"]
+    readonly_fields = [
+        "definition", "version", "status", "rules_pretty", "comment", "created_by", "created_at",
+        "decided_by", "decided_at", "decision_note",
+    ]  # fmt: skip
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("definition")
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="rules")
+    def rules_pretty(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.rules, indent=2))
+
+    def _decide(self, request, queryset, note, approve: bool):
+        # The service checks the role (approver) and four-eyes (never the author) for each version.
+        def decide(version):
+            return approval.rule_version_decide(
+                tenant=version.tenant,
+                actor=_actor(request),
+                user=request.user,
+                version_id=version.pk,
+                approve=approve,
+                note=note,
+            )
+
+        _each(self, request, queryset, "Approved" if approve else "Rejected", decide)
+
+    @_text_action("Approve the selected rule versions", required=False)
+    def approve(self, request, queryset, note):
+        self._decide(request, queryset, note, approve=True)
+
+    @_text_action("Reject the selected rule versions", required=True)
+    def reject(self, request, queryset, note):
+        self._decide(request, queryset, note, approve=False)
+
+
+# --- dry runs and impact simulations ------------------------------------------------------------------
+
+
+class SimulationForm(forms.ModelForm):
+    class Meta:
+        model = SimulationReport
+        fields = ["kind", "definition", "rule_version", "base_run", "as_of"]
+        help_texts = {
+            "rule_version": "Empty: the current approved version (a dry run); a pending one may be tried.",
+            "base_run": "Impact: the completed run whose frozen scope is replayed.",
+            "as_of": "Dry run: the as-of date (empty: today in the tenant's time zone).",
+        }
+
+    def __init__(self, *args, tenants=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["definition"].queryset = Definition.objects.filter(tenant__in=tenants)
+        self.fields["rule_version"].required = False
+        self.fields["rule_version"].queryset = RuleVersion.objects.filter(tenant__in=tenants).exclude(
+            status=RuleVersionStatus.REJECTED
+        )
+        self.fields["base_run"].queryset = Run.objects.filter(tenant__in=tenants, status="completed")
+
+
+@admin.register(SimulationReport)
+class SimulationReportAdmin(_MemberAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "definition",
+        "rule_version",
+        "base_run",
+        "status",
+        "created_at",
+        "duration_s",
+    ]
+    list_filter = ["kind", "status"]
+    readonly_fields = [
+        "kind", "definition", "rule_version", "base_run", "as_of", "date_from", "date_to", "status",
+        "requested_by", "created_at", "completed_at", "duration_s", "summary_pretty", "diff_pretty", "error",
+    ]  # fmt: skip
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is not None:
+            return super().get_form(request, obj, **kwargs)
+        tenants = list(tenants_for_user(request.user))
+
+        class Form(SimulationForm):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, tenants=tenants, **kw)
+
+        return Form
+
+    def get_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else SimulationForm.Meta.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def has_add_permission(self, request):
+        return self._member(request)
+
+    @admin.display(description="summary")
+    def summary_pretty(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.summary, indent=2))
+
+    @admin.display(description="diff")
+    def diff_pretty(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.diff, indent=2))
+
+    def save_model(self, request, obj, form, change):
+        # Nothing is saved here: the service creates the report (audited) and sends the task.
+        data = form.cleaned_data
+        try:
+            report = simulation.simulation_request(
+                tenant=data["definition"].tenant,
+                actor=_actor(request),
+                kind=data["kind"],
+                definition_id=data["definition"].pk,
+                rule_version_id=data["rule_version"].pk if data.get("rule_version") else None,
+                base_run_id=data["base_run"].pk if data.get("base_run") else None,
+                as_of=data.get("as_of") if data["kind"] == SimulationKind.DRY_RUN else None,
+            )
+        except ApplicationError as exc:
+            request._simulation_refusal = exc.message
+            return
+        obj.pk = report.pk
+
+    def response_add(self, request, obj, post_url_continue=None):
+        refusal = getattr(request, "_simulation_refusal", None)
+        if refusal:
+            self.message_user(request, f"Refused: {refusal}", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:reconciliation_simulationreport_changelist"))
+        self.message_user(request, f"Simulation {obj.pk} requested; it is computed in the background.")
+        return HttpResponseRedirect(reverse("admin:reconciliation_simulationreport_change", args=[obj.pk]))
+
+    def log_addition(self, request, obj, message):
+        return None  # the service's audit event is the record of it
+
+
+__all__ = ["MatchReviewAdmin", "MatchStatus", "RuleVersionApprovalAdmin", "SimulationReportAdmin"]
