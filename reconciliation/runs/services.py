@@ -513,7 +513,13 @@ def run_fetch_side(*, run_id: int, side: str) -> str:
         DataSource.objects.filter(pk__in=run.definition.sources.filter(side=side).values("source_id"))
     )
     with business_span("recon.fetch", run_id=run_id, definition=run.definition.name, **{"recon.side": side}):
-        fetched = [_fetch_source(run, source) for source in sources]
+        try:
+            fetched = [_fetch_source(run, source) for source in sources]
+        except ApplicationError as exc:
+            # A connector that cannot deliver fails the run with its own words, then the task fails
+            # too (link_error finds the run already FAILED and changes nothing).
+            run_fail(run_id=run_id, error=f"fetch of side {side} failed: {exc.message}", code=exc.code)
+            raise
         with transaction.atomic():
             with connection.cursor() as cursor:
                 # The part row first: a concurrent second delivery blocks here until we commit, then

@@ -109,8 +109,9 @@ def start_scheduled_run(self, definition_id: int) -> int | None:
     return services.run_start_scheduled(definition_id=definition_id, request_key=f"beat:{self.request.id}")
 
 
-def run_chord(run_id: int):
+def run_chord(run_id: int, *, fetch_queue: str = FETCH_QUEUE, compute_queue: str = COMPUTE_QUEUE):
+    """The run's chord (the queues are parameters so a test can route a run to a private worker)."""
     run = Run.objects.only("kind").get(pk=run_id)
-    callback = compute_reconciliation.si(run_id).set(queue=COMPUTE_QUEUE)
-    callback.link_error(run_failed.si(run_id).set(queue=COMPUTE_QUEUE))
-    return chord([task.si(run_id).set(queue=FETCH_QUEUE) for task in HEADERS[run.kind]], callback)
+    callback = compute_reconciliation.si(run_id).set(queue=compute_queue)
+    callback.link_error(run_failed.si(run_id).set(queue=compute_queue))
+    return chord([task.si(run_id).set(queue=fetch_queue) for task in HEADERS[run.kind]], callback)
