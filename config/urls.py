@@ -11,6 +11,7 @@ api_v1 = [
     path("exceptions/", include("exceptions.urls")),
     path("ingestion/", include("reconciliation.ingestion.urls")),
     path("reconciliation/", include("reconciliation.matching.urls")),
+    path("reconciliation/", include("reconciliation.runs.urls")),
 ]
 
 urlpatterns = [

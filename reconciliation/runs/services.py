@@ -272,9 +272,11 @@ def definition_schedule_set(
 
     with transaction.atomic():
         definition = (
-            Definition.objects.select_for_update().select_related("tenant", "schedule").get(pk=definition.pk)
+            Definition.objects.select_for_update(of=("self",))
+            .select_related("tenant", "schedule")
+            .get(pk=definition.pk)
         )
-        before = _schedule_snapshot(definition)
+        before = schedule_snapshot(definition)
         if cron is None:
             if definition.schedule is not None:
                 definition.schedule.delete()
@@ -314,7 +316,7 @@ def definition_schedule_set(
             task.save()
             definition.schedule = task
         definition.save(update_fields=["schedule", "updated_at"])
-        after = _schedule_snapshot(definition)
+        after = schedule_snapshot(definition)
         if after != before:
             audit.record(
                 tenant=definition.tenant,
@@ -327,7 +329,7 @@ def definition_schedule_set(
     return definition
 
 
-def _schedule_snapshot(definition: Definition) -> dict | None:
+def schedule_snapshot(definition: Definition) -> dict | None:
     task = definition.schedule
     if task is None:
         return None
@@ -883,7 +885,9 @@ def run_fail(
     recon_runs_total{outcome=failed} and recon_errors_total, and a case for the analysts (opened in
     the same transaction as the state change). False if the run was already terminal."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("definition", "tenant").get(pk=run_id)
+        run = (
+            Run.objects.select_for_update(of=("self",)).select_related("definition", "tenant").get(pk=run_id)
+        )
         if run.is_terminal:
             return False
         now = timezone.now()

@@ -25,7 +25,7 @@ def _terminal(run_id: int, timeout: float = 60) -> Run:
     return wait_until(
         lambda: Run.objects.filter(pk=run_id, status__in=["completed", "failed"]).first(),
         timeout=timeout,
-        message=f"run {run_id} did not finish: {Run.objects.filter(pk=run_id).values('status', 'error').first()}",
+        message=f"run {run_id} did not finish in {timeout}s",
     )
 
 
@@ -46,7 +46,11 @@ def test_three_way_chord_runs_its_fetches_and_compute_in_worker_processes(celery
     run = services.run_start(tenant=defn.tenant, actor=ACTOR, definition=defn, trigger="api", as_of=AS_OF)
     run = _terminal(run.pk)
     assert run.status == RunStatus.COMPLETED, run.error
-    assert set(RunPart.objects.filter(run=run).values_list("side", flat=True)) == {"position", "left", "right"}
+    assert set(RunPart.objects.filter(run=run).values_list("side", flat=True)) == {
+        "position",
+        "left",
+        "right",
+    }
     assert (run.matched, run.excluded, run.in_breaks, run.attempts) == (2, 1, 0, 1)
 
     def compute_logged():
@@ -106,8 +110,12 @@ def test_callback_retries_while_a_part_is_missing_then_fails_the_run_at_the_dead
 def test_a_failing_header_fails_the_run_loudly_through_the_connector_error(celery_workers):
     defn = _two_way_with_data(pairs=1, breaks=0)
     right = source_of(defn, "right")
-    right.connector = {"type": "http", "url": f"http://127.0.0.1:{processes.free_port()}/x", "retries": 0,
-                       "connect_timeout_s": 1}  # fmt: skip
+    right.connector = {
+        "type": "http",
+        "url": f"http://127.0.0.1:{processes.free_port()}/x",
+        "retries": 0,
+        "connect_timeout_s": 1,
+    }
     right.save()
     run = services.run_start(tenant=defn.tenant, actor=ACTOR, definition=defn, trigger="api")
     run = _terminal(run.pk)
@@ -161,7 +169,9 @@ def test_a_worker_child_killed_mid_compute_completes_on_redelivery_without_doubl
         blocker.set_autocommit(False)
         with blocker.cursor() as cursor:
             cursor.execute("LOCK TABLE reconciliation_break IN EXCLUSIVE MODE")
-        run = services.run_start(tenant=defn.tenant, actor=ACTOR, definition=defn, trigger="api", dispatch=False)
+        run = services.run_start(
+            tenant=defn.tenant, actor=ACTOR, definition=defn, trigger="api", dispatch=False
+        )
         tasks.run_chord(run.pk, fetch_queue=fetch_q, compute_queue=compute_q).apply_async()
 
         def compute_blocked():

@@ -1,0 +1,259 @@
+"""Runs over the API: start one (Idempotency-Key), follow its progress and counts, list, breaks.
+
+Thin views: input serializer -> service -> output serializer; the tenant is the request's.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jfintech.api.idempotency import idempotent
+from jfintech.api.pagination import get_paginated_response
+from jfintech.api.permissions import actor_for_request, tenant_role
+from jfintech.api.tenancy import request_tenant
+from jfintech.common.errors import ApplicationError
+from jfintech.tenancy.models import Role
+from reconciliation.runs import selectors, services
+from reconciliation.runs.models import Break, Definition, Run, RunStatus, RunTrigger
+
+READERS = tenant_role()
+STARTERS = tenant_role(Role.ANALYST, Role.ADMIN, Role.INTEGRATION)
+
+
+class DefinitionOutput(serializers.ModelSerializer):
+    sources = serializers.SerializerMethodField()
+    rule_version = serializers.SerializerMethodField()
+    rules = serializers.SerializerMethodField()
+    schedule = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Definition
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "description",
+            "lookback_days",
+            "lookahead_days",
+            "deadline_seconds",
+            "is_active",
+            "sources",
+            "rule_version",
+            "rules",
+            "schedule",
+            "created_at",
+            "updated_at",
+        ]
+
+    def _current(self, definition):
+        versions = sorted(definition.rule_versions.all(), key=lambda v: v.version)
+        return versions[-1] if versions else None
+
+    def get_sources(self, definition) -> dict:
+        out: dict = {}
+        for link in definition.sources.all():
+            out.setdefault(link.side, []).append(link.source.name)
+        return out
+
+    def get_rule_version(self, definition) -> int | None:
+        current = self._current(definition)
+        return current.version if current else None
+
+    def get_rules(self, definition) -> dict | None:
+        current = self._current(definition)
+        return current.rules if current else None
+
+    def get_schedule(self, definition) -> dict | None:
+        return services.schedule_snapshot(definition)
+
+
+class RunOutput(serializers.ModelSerializer):
+    definition = serializers.CharField(source="definition.name")
+    definition_id = serializers.IntegerField()
+    rule_version = serializers.IntegerField(source="rule_version.version")
+    progress = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "definition",
+            "definition_id",
+            "kind",
+            "rule_version",
+            "as_of",
+            "date_from",
+            "date_to",
+            "status",
+            "trigger",
+            "requested_by",
+            "attempts",
+            "created_at",
+            "started_at",
+            "fetched_at",
+            "completed_at",
+            "heartbeat_at",
+            "deadline",
+            "trace_id",
+            "error",
+            "error_code",
+            "progress",
+            "counts",
+            "breaks_by_type",
+            "timings",
+            "conservation",
+            "cases",
+        ]
+
+    def get_progress(self, run) -> dict:
+        total, done = run.progress_total, run.progress_done
+        return {"done": done, "total": total, "percent": round(100 * done / total, 1) if total else None}
+
+    def get_counts(self, run) -> dict:
+        return {
+            "records_in_scope": run.records_in_scope,
+            "matched": run.matched,
+            "suggested": run.suggested,
+            "in_breaks": run.in_breaks,
+            "excluded": run.excluded,
+            "matches": run.matches,
+        }
+
+
+class BreakOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Break
+        fields = [
+            "id",
+            "break_type",
+            "fingerprint",
+            "record_ids",
+            "currency",
+            "amount_at_stake",
+            "reference",
+            "account",
+            "instrument",
+            "differences",
+            "snapshot",
+            "rule",
+        ]
+
+
+class RunStartInput(serializers.Serializer):
+    definition = serializers.CharField(help_text="The definition's name (or id).")
+    as_of = serializers.DateField(required=False, help_text="Default: today in the tenant's time zone.")
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+
+
+class RunFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=RunStatus.choices)
+    definition = django_filters.CharFilter(field_name="definition__name")
+    as_of = django_filters.DateFilter()
+
+    class Meta:
+        model = Run
+        fields = ["status", "definition", "as_of"]
+
+
+def _definition_or_404(request, ref: str) -> Definition:
+    tenant = request_tenant(request)
+    found = selectors.definition_get(tenant=tenant, name=ref)
+    if found is None and ref.isdigit():
+        found = selectors.definition_get(tenant=tenant, definition_id=int(ref))
+    if found is None:
+        raise ApplicationError(
+            f"No definition {ref!r} in this tenant.", code="definition_not_found", status=404
+        )
+    return found
+
+
+def _run_or_404(request, run_id: int) -> Run:
+    run = selectors.run_get(tenant=request_tenant(request), run_id=run_id)
+    if run is None:
+        raise ApplicationError(f"No run {run_id} in this tenant.", code="run_not_found", status=404)
+    return run
+
+
+class DefinitionListApi(APIView):
+    permission_classes = [READERS]
+
+    @extend_schema(responses=DefinitionOutput(many=True))
+    def get(self, request):
+        return get_paginated_response(
+            queryset=selectors.definitions_for_tenant(tenant=request_tenant(request)),
+            serializer_class=DefinitionOutput,
+            request=request,
+            view=self,
+        )
+
+
+class DefinitionDetailApi(APIView):
+    permission_classes = [READERS]
+
+    @extend_schema(responses=DefinitionOutput)
+    def get(self, request, definition_id: int):
+        return Response(DefinitionOutput(_definition_or_404(request, str(definition_id))).data)
+
+
+class RunListApi(APIView):
+    def get_permissions(self):
+        return [(READERS if self.request.method == "GET" else STARTERS)()]
+
+    @extend_schema(responses=RunOutput(many=True))
+    def get(self, request):
+        filtered = RunFilter(request.GET, selectors.runs_for_tenant(tenant=request_tenant(request)))
+        if not filtered.is_valid():
+            raise ApplicationError("Invalid filter.", code="invalid", extra=filtered.errors)
+        return get_paginated_response(
+            queryset=filtered.qs, serializer_class=RunOutput, request=request, view=self
+        )
+
+    @extend_schema(request=RunStartInput, responses={202: RunOutput, 409: None})
+    @idempotent
+    def post(self, request):
+        """Start a run; it is reconciled by the workers (follow it at the run's URL). 409 while
+        another run of the definition is in flight."""
+        data = RunStartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        definition = _definition_or_404(request, values.pop("definition"))
+        run = services.run_start(
+            tenant=request_tenant(request),
+            actor=actor_for_request(request),
+            definition=definition,
+            trigger=RunTrigger.API,
+            **values,
+        )
+        return Response(
+            RunOutput(run).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/reconciliation/runs/{run.pk}/"},
+        )
+
+
+class RunDetailApi(APIView):
+    permission_classes = [READERS]
+
+    @extend_schema(responses=RunOutput)
+    def get(self, request, run_id: int):
+        return Response(RunOutput(_run_or_404(request, run_id)).data)
+
+
+class RunBreakListApi(APIView):
+    permission_classes = [READERS]
+
+    @extend_schema(responses=BreakOutput(many=True))
+    def get(self, request, run_id: int):
+        run = _run_or_404(request, run_id)
+        return get_paginated_response(
+            queryset=selectors.breaks_for_run(tenant=run.tenant, run=run),
+            serializer_class=BreakOutput,
+            request=request,
+            view=self,
+        )
