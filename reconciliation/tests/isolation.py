@@ -46,3 +46,4 @@ def a_batch(tenant) -> dict:
 
 
 from reconciliation.matching.tests import isolation as matching_isolation  # noqa: E402,F401  (matching API)
+from reconciliation.runs.tests import isolation as runs_isolation  # noqa: E402,F401  (runs API)
