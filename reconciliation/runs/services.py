@@ -956,7 +956,8 @@ def run_execute_inline(run: Run) -> Run:
     the demo before the workers are up and for measuring the engine. Same services, same effects."""
     for side in SIDES_OF_KIND[run.kind]:
         run_fetch_side(run_id=run.pk, side=side)
-    outcome = run_compute(run_id=run.pk)
+    while (outcome := run_compute(run_id=run.pk)) == "busy":  # a worker is computing it: wait for it
+        time.sleep(0.5)
     if outcome not in ("completed", "failed", "terminal"):
         raise RuntimeError(f"run {run.pk}: compute returned {outcome}")
     run.refresh_from_db()

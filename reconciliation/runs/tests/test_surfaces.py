@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from jfintech.audit.models import AuditEvent
 from jfintech.tenancy.models import Role
+from jfintech.testing.processes import wait_until
 from jfintech.tests.factories import member
 from reconciliation.runs import services
 from reconciliation.runs.models import Definition, Run, RunStatus
@@ -33,7 +34,16 @@ def _defn_with_data():
     return defn
 
 
-def test_api_starts_a_run_once_per_idempotency_key_and_shows_progress_and_counts():
+def _terminal(run_id: int) -> Run:
+    return wait_until(
+        lambda: Run.objects.filter(pk=run_id, status__in=["completed", "failed"]).first(),
+        timeout=60,
+        message=f"run {run_id} did not finish",
+    )
+
+
+@pytest.mark.workers
+def test_api_starts_a_run_once_per_idempotency_key_and_shows_progress_and_counts(celery_workers):
     defn = _defn_with_data()
     c = user_client(defn.tenant)
     body = {"definition": "gl-vs-bank", "as_of": AS_OF.isoformat()}
@@ -49,8 +59,7 @@ def test_api_starts_a_run_once_per_idempotency_key_and_shows_progress_and_counts
     assert busy.status_code == 409
     assert busy.json()["error"]["code"] == "run_in_progress"
 
-    run = Run.objects.get(pk=first.json()["id"])
-    services.run_execute_inline(run)  # what the workers would do
+    run = _terminal(first.json()["id"])
     detail = c.get(f"{BASE}/runs/{run.pk}/").json()
     assert detail["status"] == "completed"
     assert detail["progress"] == {"done": 3, "total": 3, "percent": 100.0}
@@ -113,7 +122,8 @@ def test_cli_json_has_exactly_the_issue_keys_and_fails_loudly_on_a_failed_run():
         call_command("reconcile", "--tenant", defn.tenant.slug, "--definition", "nope")
 
 
-def test_schedule_is_a_crontab_periodic_task_with_expire_seconds_not_expires():
+@pytest.mark.workers
+def test_schedule_is_a_crontab_periodic_task_with_expire_seconds_not_expires(celery_workers):
     defn = _defn_with_data()
     services.definition_schedule_set(definition=defn, actor=ACTOR, cron="0 6 * * 1-5", expire_seconds=900)
     task = PeriodicTask.objects.get(pk=Definition.objects.get(pk=defn.pk).schedule_id)
@@ -130,11 +140,13 @@ def test_schedule_is_a_crontab_periodic_task_with_expire_seconds_not_expires():
     assert services.run_start_scheduled(definition_id=defn.pk, request_key="beat:msg-1") == run_id
     assert services.run_start_scheduled(definition_id=defn.pk, request_key="beat:msg-2") is None  # in flight
     assert Run.objects.get(pk=run_id).trigger == "beat"
+    assert _terminal(run_id).status == RunStatus.COMPLETED
     services.definition_schedule_set(definition=defn, actor=ACTOR, cron=None)
     assert not PeriodicTask.objects.filter(task="reconciliation.start_scheduled_run").exists()
 
 
-def test_admin_lists_runs_with_progress_and_starts_a_run_by_action(admin_client):
+@pytest.mark.workers
+def test_admin_lists_runs_with_progress_and_starts_a_run_by_action(admin_client, celery_workers):
     defn = _defn_with_data()
     run = services.run_execute_inline(
         services.run_start(tenant=defn.tenant, actor=ACTOR, definition=defn, trigger="cli", dispatch=False)
@@ -149,7 +161,8 @@ def test_admin_lists_runs_with_progress_and_starts_a_run_by_action(admin_client)
     )
     assert response.status_code == 302
     started = Run.objects.filter(definition=defn).order_by("-id").first()
-    assert (started.trigger, started.status) == ("admin", RunStatus.PENDING)
+    assert started.trigger == "admin"
+    assert _terminal(started.pk).status == RunStatus.COMPLETED
 
 
 def test_admin_edit_of_rules_publishes_a_new_version_and_sets_the_schedule(admin_client):
