@@ -67,7 +67,8 @@ class DefinitionForm(forms.ModelForm):
             self.fields[f"{side}_sources"].initial = [
                 link.source_id for link in definition.sources.all() if link.side == side
             ]
-        self.fields["rules"].initial = services.rule_version_current(definition).rules
+        latest = definition.rule_versions.order_by("-version").first()  # pending ones included
+        self.fields["rules"].initial = latest.rules if latest else None
         snapshot = services.schedule_snapshot(definition)
         if snapshot:
             self.fields["schedule_cron"].initial = snapshot["cron"]
@@ -187,7 +188,8 @@ class DefinitionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(RuleVersion)
 class RuleVersionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    """Read-only: a version never changes (edit a definition's rules to publish a new one)."""
+    """Read-only: a version never changes (edit a definition's rules to publish a new one; another
+    person approves it through the matching API before runs use it)."""
 
     list_display = ["definition", "version", "comment", "created_by", "created_at"]
     list_filter = ["definition__kind"]

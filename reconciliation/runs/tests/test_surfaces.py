@@ -189,6 +189,8 @@ def test_admin_edit_of_rules_publishes_a_new_version_and_sets_the_schedule(admin
     }
     response = admin_client.post(f"/admin/reconciliation/definition/{defn.pk}/change/", form)
     assert response.status_code == 302, response.content[:2000]
-    assert services.rule_version_current(defn).version == 2
-    assert services.rule_version_current(defn).rules == rules
+    latest = defn.rule_versions.order_by("-version").first()
+    assert (latest.version, latest.rules, latest.comment) == (2, rules, "a cent of tolerance")
+    assert latest.status == "pending"  # four-eyes: runs keep version 1 until another person approves
+    assert services.rule_version_current(defn).version == 1
     assert services.schedule_snapshot(Definition.objects.get(pk=defn.pk))["cron"] == "0 6 * * 1-5"
