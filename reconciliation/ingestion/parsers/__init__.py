@@ -55,3 +55,31 @@ class Parsed:
 
 def malformed(line_no: int, raw: str, message: str, code: str = "malformed_row") -> tuple:
     return (line_no, raw, code, message, *EMPTY_FIELDS, None)
+
+
+def balance_control(s: StatementInfo) -> tuple[str, str] | None:
+    """opening + booked entries = closing, the control every bank statement must pass."""
+    if s.opening is None or s.closing is None:
+        return ("balance_mismatch", f"statement {s.statement_id}: no opening or closing booked balance")
+    if s.opening + s.entries_sum != s.closing:
+        return (
+            "balance_mismatch",
+            f"statement {s.statement_id}: opening {s.opening} + entries {s.entries_sum} = "
+            f"{s.opening + s.entries_sum}, but the closing balance is {s.closing}",
+        )
+    return None
+
+
+def statement_totals(statements: list[StatementInfo]) -> list[dict]:
+    return [
+        {
+            "id": s.statement_id,
+            "account": s.account,
+            "currency": s.currency,
+            "opening": None if s.opening is None else str(s.opening),
+            "closing": None if s.closing is None else str(s.closing),
+            "entries": s.entries_count,
+            "entries_sum": str(s.entries_sum),
+        }
+        for s in statements
+    ]

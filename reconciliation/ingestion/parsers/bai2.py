@@ -15,8 +15,15 @@ from bai2 import bai2 as bai2_parser
 from bai2.exceptions import IntegrityException, NotSupportedYetException, ParsingException
 
 from reconciliation.ingestion.mapping import ISO
-from reconciliation.ingestion.parsers import FileRejected, Parsed, StatementInfo, malformed
-from reconciliation.ingestion.parsers.mt940 import balance_control, read_capped, statement_totals
+from reconciliation.ingestion.parsers import (
+    FileRejected,
+    Parsed,
+    StatementInfo,
+    balance_control,
+    malformed,
+    statement_totals,
+)
+from reconciliation.ingestion.parsers.mt940 import read_capped
 
 CENT = Decimal("0.01")
 

@@ -28,7 +28,14 @@ from pathlib import Path
 from lxml import etree
 
 from reconciliation.ingestion.mapping import Normalization
-from reconciliation.ingestion.parsers import FileRejected, Parsed, StatementInfo, malformed
+from reconciliation.ingestion.parsers import (
+    FileRejected,
+    Parsed,
+    StatementInfo,
+    balance_control,
+    malformed,
+    statement_totals,
+)
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "iso20022"
 NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:camt\.(05[34])\.001\.(\d\d)")
@@ -163,18 +170,7 @@ def _rows(stream, message: str, version: str, parsed: Parsed):
         # well-formedness errors of the parser.
         code = "schema_violation" if 1800 <= (exc.code or 0) < 1900 else "malformed_file"
         raise FileRejected(code, f"line {exc.lineno}: {exc.msg}") from exc
-    parsed.declared_totals["statements"] = [
-        {
-            "id": s.statement_id,
-            "account": s.account,
-            "currency": s.currency,
-            "opening": None if s.opening is None else str(s.opening),
-            "closing": None if s.closing is None else str(s.closing),
-            "entries": s.entries_count,
-            "entries_sum": str(s.entries_sum),
-        }
-        for s in parsed.statements
-    ]
+    parsed.declared_totals["statements"] = statement_totals(parsed.statements)
 
 
 def _statement_header(n: _Names, elem) -> StatementInfo:
@@ -197,17 +193,7 @@ def _close_statement(s: StatementInfo, balances: dict, message: str, parsed: Par
     parsed.statements.append(s)
     if message != "053" or parsed.file_rejection:
         return
-    if opening is None or closing is None:
-        parsed.file_rejection = (
-            "balance_mismatch",
-            f"statement {s.statement_id}: no opening (OPBD/PRCD) or closing (CLBD) booked balance",
-        )
-    elif s.opening + s.entries_sum != s.closing:
-        parsed.file_rejection = (
-            "balance_mismatch",
-            f"statement {s.statement_id}: opening {s.opening} + booked entries {s.entries_sum} = "
-            f"{s.opening + s.entries_sum}, but the closing balance is {s.closing}",
-        )
+    parsed.file_rejection = balance_control(s)
 
 
 def _entry_rows(n: _Names, entry, entry_no: int, statement: StatementInfo):

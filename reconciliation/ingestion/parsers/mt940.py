@@ -14,7 +14,13 @@ from decimal import Decimal
 import mt940
 
 from reconciliation.ingestion.mapping import ISO
-from reconciliation.ingestion.parsers import FileRejected, Parsed, StatementInfo
+from reconciliation.ingestion.parsers import (
+    FileRejected,
+    Parsed,
+    StatementInfo,
+    balance_control,
+    statement_totals,
+)
 
 OPTIONS = mt940.Options(
     reversal_sign=True,
@@ -132,30 +138,3 @@ def parse_mt940(stream, *, max_bytes: int) -> Parsed:
     parsed.rows = iter(rows)
     parsed.declared_totals["statements"] = statement_totals(parsed.statements)
     return parsed
-
-
-def balance_control(s: StatementInfo) -> tuple[str, str] | None:
-    if s.opening is None or s.closing is None:
-        return ("balance_mismatch", f"statement {s.statement_id}: no opening or closing balance")
-    if s.opening + s.entries_sum != s.closing:
-        return (
-            "balance_mismatch",
-            f"statement {s.statement_id}: opening {s.opening} + entries {s.entries_sum} = "
-            f"{s.opening + s.entries_sum}, but the closing balance is {s.closing}",
-        )
-    return None
-
-
-def statement_totals(statements: list[StatementInfo]) -> list[dict]:
-    return [
-        {
-            "id": s.statement_id,
-            "account": s.account,
-            "currency": s.currency,
-            "opening": None if s.opening is None else str(s.opening),
-            "closing": None if s.closing is None else str(s.closing),
-            "entries": s.entries_count,
-            "entries_sum": str(s.entries_sum),
-        }
-        for s in statements
-    ]
