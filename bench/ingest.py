@@ -265,7 +265,7 @@ def cleanup() -> None:
         IngestionBatch.objects.filter(tenant=tenant).delete()
 
 
-def main(rows: int, keep: bool) -> None:
+def main(rows: int, keep: bool, only: list[str] | None = None) -> None:
     ids = prepare()
     base = {"tenant": ids["tenant"], "batch": ids["batch"], "source": ids["sources"]["baseline"]}
     entries = max(rows // 10, 10)
@@ -291,6 +291,8 @@ def main(rows: int, keep: bool) -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         for label, source, n, write, flat_check in scenarios:
+            if only and source not in only:
+                continue
             data, copy_file = Path(tmp) / f"{source}.dat", Path(tmp) / f"{source}.copy"
             write(data, n, copy_file)
             truncate()
@@ -343,10 +345,16 @@ if __name__ == "__main__":
     parser.add_argument("args", nargs="*")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the loaded data (default: drop it)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["trades", "settlements", "camt", "mt940"],
+        help="run only these scenarios (repeatable)",
+    )
     options = parser.parse_args()
     if options.mode == "load":
         print(json.dumps(child_ingest(int(options.args[0]), options.args[1]), default=str))
     elif options.mode == "copy":
         print(json.dumps(child_copy(options.args[0])))
     else:
-        main(options.rows, options.keep)
+        main(options.rows, options.keep, options.only)

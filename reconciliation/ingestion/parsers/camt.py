@@ -72,6 +72,22 @@ class _Names:
             qualified = self._qualified[path] = "/".join(f"{{{self.ns}}}{p}" for p in path.split("/"))
         return qualified
 
+    def flat(self, elem, skip: str | None = None) -> dict:
+        """{"Parent/Leaf": element} for the leaves under ``elem`` (first wins), in one pass.
+
+        ~3x faster than a findtext per field (each walks the tree from the top); ``skip`` leaves
+        out one child subtree (an entry's transaction details are read per transaction).
+        """
+        cut, out = len(self.ns) + 2, {}
+        skip_tag = f"{{{self.ns}}}{skip}" if skip else None
+        for child in elem:
+            if child.tag == skip_tag or not isinstance(child.tag, str):
+                continue
+            for leaf in child.iter():
+                if len(leaf) == 0:
+                    out.setdefault(f"{leaf.getparent().tag[cut:]}/{leaf.tag[cut:]}", leaf)
+        return out
+
     def text(self, elem, path: str) -> str:
         return (elem.findtext(self.q(path)) or "").strip()
 
@@ -196,50 +212,44 @@ def _close_statement(s: StatementInfo, balances: dict, message: str, parsed: Par
     parsed.file_rejection = balance_control(s)
 
 
+def _text(flat: dict, *keys: str) -> str:
+    for key in keys:
+        elem = flat.get(key)
+        if elem is not None and elem.text:
+            return elem.text.strip()
+    return ""
+
+
 def _entry_rows(n: _Names, entry, entry_no: int, statement: StatementInfo):
     raw = etree.tostring(entry, encoding="unicode")[:RAW_LIMIT]
-    amount, cdi = n.text(entry, "Amt"), n.text(entry, "CdtDbtInd")
-    currency = entry.find(n.q("Amt")).get("Ccy", "")
-    status = (
-        n.text(entry, "Sts/Cd") or n.text(entry, "Sts/Prtry") if n.version == "08" else n.text(entry, "Sts")
-    )
-    entry_id = n.text(entry, "NtryRef") or n.text(entry, "AcctSvcrRef") or str(entry_no)
-    external_id = f"{statement.statement_id}/{entry_id}"
+    f = n.flat(entry, skip="NtryDtls")
+    amount, cdi = _text(f, "Ntry/Amt"), _text(f, "Ntry/CdtDbtInd")
+    currency = f["Ntry/Amt"].get("Ccy", "")
+    status = _text(f, "Sts/Cd", "Sts/Prtry") if n.version == "08" else _text(f, "Ntry/Sts")
+    entry_ref, servicer_ref = _text(f, "Ntry/NtryRef"), _text(f, "Ntry/AcctSvcrRef")
+    external_id = f"{statement.statement_id}/{entry_ref or servicer_ref or entry_no}"
     if status and status != "BOOK":
-        yield malformed(
-            entry_no,
-            raw,
-            f"entry {external_id} has status {status}: only booked entries are loaded",
-            code="not_booked",
-        )
+        message = f"entry {external_id} has status {status}: only booked entries are loaded"
+        yield malformed(entry_no, raw, message, code="not_booked")
         return
     statement.entries_count += 1
     statement.entries_sum += _signed(amount, cdi)
-    booking, value = n.date(entry, "BookgDt"), n.date(entry, "ValDt")
-    code = "/".join(
-        filter(
-            None,
-            (
-                n.text(entry, "BkTxCd/Domn/Cd"),
-                n.text(entry, "BkTxCd/Domn/Fmly/Cd"),
-                n.text(entry, "BkTxCd/Domn/Fmly/SubFmlyCd"),
-            ),
-        )
-    ) or n.text(entry, "BkTxCd/Prtry/Cd")
+    booking = _text(f, "BookgDt/Dt") or _text(f, "BookgDt/DtTm")[:10]
+    value = _text(f, "ValDt/Dt") or _text(f, "ValDt/DtTm")[:10]
+    code = "/".join(filter(None, (_text(f, "Domn/Cd"), _text(f, "Fmly/Cd"), _text(f, "Fmly/SubFmlyCd"))))
     common = {
         "statement_id": statement.statement_id,
-        "entry_ref": n.text(entry, "NtryRef"),
-        "acct_svcr_ref": n.text(entry, "AcctSvcrRef"),
-        "bank_tx_code": code,
-        "reversal": n.text(entry, "RvslInd") == "true",
+        "entry_ref": entry_ref,
+        "acct_svcr_ref": servicer_ref,
+        "bank_tx_code": code or _text(f, "Prtry/Cd"),
+        "reversal": _text(f, "Ntry/RvslInd") == "true",
         "status": status or "BOOK",
     }
-    txs = entry.findall(n.q("NtryDtls/TxDtls"))
-    details = [_tx(n, tx, cdi) for tx in txs]
+    details = [_tx(n, tx, cdi) for tx in entry.iterfind(n.q("NtryDtls/TxDtls"))]
     split = len(details) > 1 and all(d["amount"] for d in details)
     if split and sum((_signed(d["amount"], d["cdi"]) for d in details), Decimal(0)) != _signed(amount, cdi):
         split = False  # the transactions do not add up to the entry: keep the entry whole
-    description = n.text(entry, "AddtlNtryInf")
+    description = _text(f, "Ntry/AddtlNtryInf")
     if split:
         for k, d in enumerate(details, start=1):
             attributes = {**common, **d["attributes"], "batch_entry": external_id}
@@ -272,7 +282,7 @@ def _entry_rows(n: _Names, entry, entry_no: int, statement: StatementInfo):
         booking,
         value,
         statement,
-        first["reference"] or n.text(entry, "AcctSvcrRef"),
+        first["reference"] or servicer_ref,
         first["counterparty"],
         currency,
         amount,
@@ -283,23 +293,25 @@ def _entry_rows(n: _Names, entry, entry_no: int, statement: StatementInfo):
 
 
 def _tx(n: _Names, tx, entry_cdi: str) -> dict:
-    amount = n.text(tx, "Amt") or n.text(tx, "AmtDtls/TxAmt/Amt")
-    cdi = n.text(tx, "CdtDbtInd") or entry_cdi
+    f = n.flat(tx)
+    amount = _text(f, "TxDtls/Amt", "TxAmt/Amt")
+    cdi = _text(f, "TxDtls/CdtDbtInd") or entry_cdi
     attributes = {}
-    instructed = tx.find(n.q("AmtDtls/InstdAmt/Amt"))
+    instructed = f.get("InstdAmt/Amt")
     if instructed is not None:
         attributes["instructed_amount"] = (instructed.text or "").strip()
         attributes["instructed_currency"] = instructed.get("Ccy", "")
-        rate = n.text(tx, "AmtDtls/InstdAmt/CcyXchg/XchgRate")
+        rate = _text(f, "CcyXchg/XchgRate")
         if rate:
             attributes["exchange_rate"] = rate
     for key, path in (("end_to_end_id", "Refs/EndToEndId"), ("tx_id", "Refs/TxId"), ("uetr", "Refs/UETR")):
-        value = n.text(tx, path)
+        value = _text(f, path)
         if value and value != "NOTPROVIDED":
             attributes[key] = value
-    counterparty = n.party(tx, "Dbtr" if cdi == "CRDT" else "Cdtr")
-    reference = attributes.get("end_to_end_id") or n.text(tx, "Refs/AcctSvcrRef")
-    description = " ".join(u.text or "" for u in tx.findall(n.q("RmtInf/Ustrd"))).strip()
+    role = "Dbtr" if cdi == "CRDT" else "Cdtr"
+    counterparty = _text(f, f"{role}/Nm") if n.version == "02" else n.party(tx, role)
+    reference = attributes.get("end_to_end_id") or _text(f, "Refs/AcctSvcrRef")
+    description = " ".join(u.text or "" for u in tx.iterfind(n.q("RmtInf/Ustrd"))).strip()
     return {
         "amount": amount,
         "cdi": cdi,
