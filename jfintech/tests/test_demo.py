@@ -6,7 +6,9 @@ import re
 import pytest
 from django.core.management import call_command
 
-pytestmark = pytest.mark.django_db
+# seed_demo runs as a command in autocommit (ingestion creates partitions on its own connection),
+# so the test commits too rather than wrapping it in one long transaction.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_seed_demo_prints_superuser_credentials_the_admin_accepts(client):

@@ -7,7 +7,9 @@ from django.core.management import call_command
 from jfintech.tenancy.calendar import is_business_day
 from jfintech.tenancy.demo import demo_tenant
 
-pytestmark = pytest.mark.django_db
+# seed_demo runs as a command in autocommit (ingestion creates partitions on its own connection),
+# so the test commits too rather than wrapping it in one long transaction.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _seed():
