@@ -206,6 +206,11 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 
 # Beat schedules, written to django-celery-beat after every migrate (jfintech.scheduling).
 # Crontabs in UTC; expire_seconds drops a run that could not start in time instead of running late.
+# Sharded runs (reconciliation.matching.sharding): above this many records in scope, the matching
+# phase of a run whose rules never pair across accounts is split into this many shards.
+RECON_SHARD_THRESHOLD = env.int("RECON_SHARD_THRESHOLD", default=200_000)
+RECON_SHARD_COUNT = env.int("RECON_SHARD_COUNT", default=4)
+
 PERIODIC_TASKS = {
     "audit.verify_chains": {
         "task": "audit.verify_chains",

@@ -72,6 +72,17 @@ class RunContext:
     date_from: object
     date_to: object
     rule_label: str  # e.g. "v3"
+    # (shard number, shard count): only the records whose account hashes to this shard (a sharded
+    # run's matching phase, matching.sharding); None: the whole scope.
+    shard: tuple[int, int] | None = None
+
+
+def shard_filter(alias: str, shard: tuple[int, int] | None) -> str:
+    """SQL restricting ``alias`` (a record row) to a shard: a stable hash of the account. Empty for
+    an unsharded run. hashtext is int4; shifted by 2^31 it is never negative."""
+    if shard is None:
+        return ""
+    return f" AND mod(hashtext({alias}.account)::bigint + 2147483648, %(shard_count)s) = %(shard_no)s"
 
 
 class _Clock:
@@ -117,13 +128,15 @@ def reconcile(
         "definition": ctx.definition_id,
         "date_from": ctx.date_from,
         "date_to": ctx.date_to,
+        "shard_no": ctx.shard[0] if ctx.shard else None,
+        "shard_count": ctx.shard[1] if ctx.shard else None,
     }
 
     # Sorts and hashes over a million rows stay in memory; LOCAL: this transaction only.
     _execute("SET LOCAL work_mem = '256MB'")
     with clock("load"):
-        _load_pools(base, rules)
-        total = _scalar("SELECT count(*) FROM reconciliation_run_scope WHERE run_id = %(run)s", base)[0]
+        _load_pools(base, rules, ctx.shard)
+        total = _scalar(f"SELECT count(*) FROM ({_scope_sql(ctx.shard)}) s", base)[0]
         result.records_in_scope = total
         progress(0, total)
 
@@ -151,16 +164,26 @@ def reconcile(
     with clock("breaks"):
         _classify_breaks(rules, left, right)
         if ctx.kind == "three_way":
-            _position_check(base | {"as_of": ctx.as_of})
+            _position_check(base | {"as_of": ctx.as_of}, ctx.shard)
     with clock("persist"):
         written = _persist(ctx, rules, base)
     with clock("conservation"):
-        _conserve(result, base, written)
+        _conserve(result, base, written, ctx.shard)
     progress(total, total)
     return result
 
 
-def _load_pools(base: dict, rules: RuleSet) -> None:
+def _scope_sql(shard) -> str:
+    """The run's frozen scope (record ids), or its shard's part."""
+    if shard is None:
+        return "SELECT record_id AS id FROM reconciliation_run_scope WHERE run_id = %(run)s"
+    return f"""
+        SELECT s.record_id AS id FROM reconciliation_run_scope s
+        JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
+        WHERE s.run_id = %(run)s{shard_filter("r", shard)}"""
+
+
+def _load_pools(base: dict, rules: RuleSet, shard=None) -> None:
     sign = "-" if rules.amount_sign == "opposite" else ""
     for table, side, amount in (("_l", "left", "r.amount"), ("_r", "right", f"{sign}r.amount")):
         _execute(
@@ -172,7 +195,7 @@ def _load_pools(base: dict, rules: RuleSet) -> None:
             FROM reconciliation_run_scope s
             JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
             WHERE s.run_id = %(run)s AND s.side = '{side}' AND r.tenant_id = %(tenant)s
-              AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
+              AND r.business_date BETWEEN %(date_from)s AND %(date_to)s{shard_filter("r", shard)}
             """,
             base,
         )
@@ -180,14 +203,14 @@ def _load_pools(base: dict, rules: RuleSet) -> None:
         # nested loops over a million rows.
         _execute(f"ANALYZE {table}")
     _execute(
-        """
+        f"""
         CREATE TEMP TABLE _p ON COMMIT DROP AS
         SELECT r.id, r.business_date, r.source_id, r.external_id, r.account, r.instrument, r.currency,
                r.quantity
         FROM reconciliation_run_scope s
         JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
         WHERE s.run_id = %(run)s AND s.side = 'position' AND r.tenant_id = %(tenant)s
-          AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
+          AND r.business_date BETWEEN %(date_from)s AND %(date_to)s{shard_filter("r", shard)}
         """,
         base,
     )
@@ -397,7 +420,7 @@ def _classify_breaks(rules: RuleSet, left: str, right: str) -> None:
     )
 
 
-def _position_check(params: dict) -> None:
+def _position_check(params: dict, shard=None) -> None:
     """Three-way: per account and instrument, opening position + traded quantity = closing position.
 
     Closing: the positions dated the as-of date. Opening: the latest positions dated before it within
@@ -406,7 +429,7 @@ def _position_check(params: dict) -> None:
     An aggregate outcome: it consumes no record (the positions are excluded, counted once).
     """
     _execute(
-        """
+        f"""
         INSERT INTO _pos (account, instrument, opening, opening_date, traded, closing, closing_ids,
                           closing_dates, balanced)
         WITH closing AS (
@@ -423,7 +446,7 @@ def _position_check(params: dict) -> None:
         ), flow AS (
             SELECT f.account, f.instrument, f.business_date, f.quantity
             FROM reconciliation_run_trade_flow f
-            WHERE f.run_id = %(run)s AND f.business_date <= %(as_of)s
+            WHERE f.run_id = %(run)s AND f.business_date <= %(as_of)s{shard_filter("f", shard)}
         ), keys AS (
             SELECT account, instrument FROM closing UNION SELECT account, instrument FROM opening
             UNION SELECT account, instrument FROM flow
@@ -432,8 +455,8 @@ def _position_check(params: dict) -> None:
                    coalesce((SELECT sum(f.quantity) FROM flow f
                              WHERE f.account = k.account AND f.instrument = k.instrument
                                AND f.business_date > coalesce(o.day, %(date_from)s - 1)), 0) AS traded,
-                   coalesce(c.qty, 0) AS closing, coalesce(c.ids, '{}') AS ids,
-                   coalesce(c.dates, '{}') AS dates
+                   coalesce(c.qty, 0) AS closing, coalesce(c.ids, '{{}}') AS ids,
+                   coalesce(c.dates, '{{}}') AS dates
             FROM keys k
             LEFT JOIN opening o USING (account, instrument)
             LEFT JOIN closing c USING (account, instrument)
@@ -548,8 +571,10 @@ def _persist_breaks(params: dict) -> int:
         f'WHEN {lk} COLLATE "C" < {rk} COLLATE "C" THEN {lk} || chr(31) || {rk} '
         f"ELSE {rk} || chr(31) || {lk} END"
     )
-    _execute(
+    # The record slots this statement wrote (not the run's: a sharded run writes its breaks per shard).
+    return _scalar(
         f"""
+        WITH written AS (
         INSERT INTO reconciliation_break (tenant_id, definition_id, run_id, break_type, fingerprint,
             record_ids, record_dates, currency, amount_at_stake, reference, account, instrument,
             differences, snapshot, rule)
@@ -589,12 +614,10 @@ def _persist_breaks(params: dict) -> int:
                                     ELSE %(classify)s END
         FROM _brk b LEFT JOIN _l l ON l.id = b.l_id LEFT JOIN _r r ON r.id = b.r_id
         WHERE b.break_type <> 'position_break'
+        RETURNING cardinality(record_ids) AS n
+        )
+        SELECT coalesce(sum(n), 0) FROM written
         """,
-        params,
-    )
-    return _scalar(
-        "SELECT coalesce(sum(cardinality(record_ids)), 0) FROM reconciliation_break "
-        "WHERE run_id = %(run)s AND break_type <> 'position_break'",
         params,
     )[0]
 
@@ -624,11 +647,11 @@ def _persist_position_breaks(params: dict) -> None:
     )
 
 
-def _conserve(result: EngineResult, base: dict, written: dict) -> None:
+def _conserve(result: EngineResult, base: dict, written: dict, shard=None) -> None:
     """Records in scope = matched + suggested + in breaks + excluded, each record exactly once —
     counted from what the engine wrote against the frozen scope table, not from its own tallies."""
     in_scope, accounted, unaccounted, stray, doubled = _scalar(
-        """
+        f"""
         WITH outcome AS (
             SELECT id, count(*) AS n FROM (
                 SELECT l_id AS id FROM _pairs UNION ALL SELECT r_id FROM _pairs
@@ -637,8 +660,7 @@ def _conserve(result: EngineResult, base: dict, written: dict) -> None:
                 UNION ALL SELECT r_id FROM _brk WHERE r_id IS NOT NULL
                 UNION ALL SELECT id FROM _excl
             ) o GROUP BY id
-        ), scope AS (
-            SELECT record_id AS id FROM reconciliation_run_scope WHERE run_id = %(run)s
+        ), scope AS ({_scope_sql(shard)}
         )
         SELECT count(s.id), count(o.id), count(*) FILTER (WHERE o.id IS NULL),
                count(*) FILTER (WHERE s.id IS NULL), count(*) FILTER (WHERE o.n > 1)

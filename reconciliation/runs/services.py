@@ -691,10 +691,8 @@ def run_compute(*, run_id: int) -> str:
 def _compute_in_transaction(run: Run, progress: _Progress, started: float) -> str:
     run_id = run.pk
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_COMPUTE_LOCK_NAMESPACE, run_id])
-            if not cursor.fetchone()[0]:
-                return "busy"
+        if not lock_run_for_compute(run_id):
+            return "busy"
         # Re-read under the lock: an earlier delivery may have finished while we waited.
         status = Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
         if status in (RunStatus.COMPLETED, RunStatus.FAILED):
@@ -703,59 +701,84 @@ def _compute_in_transaction(run: Run, progress: _Progress, started: float) -> st
         # Committed at once on its own connection so the admin sees the phase.
         progress_conn_update(run_id)
         rules = parse_rules(run.rule_version.rules)
-        ctx = engine.RunContext(
-            run_id=run_id,
-            tenant_id=run.tenant_id,
-            definition_id=run.definition_id,
-            kind=run.kind,
-            as_of=run.as_of,
-            date_from=run.date_from,
-            date_to=run.date_to,
-            rule_label=run.rule_version.label,
-        )
-        result = engine.reconcile(ctx, rules, progress)
-        t0 = time.perf_counter()
-        case_counts = _sync_cases(run)
-        result.timings["cases"] = round(time.perf_counter() - t0, 4)
-        fetch_timings = dict(RunPart.objects.filter(run_id=run_id).values_list("side", "duration_s"))
-        timings = {f"fetch:{side}": s for side, s in fetch_timings.items()} | result.timings
-        timings["compute"] = round(time.perf_counter() - started, 4)
-        now = timezone.now()
-        moved = Run.objects.filter(pk=run_id, status=RunStatus.MATCHING).update(
-            status=RunStatus.COMPLETED,
-            completed_at=now,
-            heartbeat_at=now,
-            records_in_scope=result.records_in_scope,
-            matched=result.matched,
-            suggested=result.suggested,
-            in_breaks=result.in_breaks,
-            excluded=result.excluded,
-            matches=result.matches,
-            breaks_by_type=result.breaks_by_type,
-            timings=timings,
-            conservation=result.conservation,
-            cases=case_counts,
-            progress_done=result.records_in_scope,
-            progress_total=result.records_in_scope,
-            error="",
-            error_code="",
-        )
-        if not moved:
-            raise _Superseded()
-        audit.record(
-            tenant=run.tenant,
-            actor=RUNNER,
-            action="recon_run.completed",
-            obj=run,
-            after={
-                "records_in_scope": result.records_in_scope,
-                "matched": result.matched,
-                "in_breaks": result.in_breaks,
-                "excluded": result.excluded,
-                "breaks_by_type": result.breaks_by_type,
-                "cases": case_counts,
-            },
-        )
+        result = engine.reconcile(run_context(run), rules, progress)
+        timings = run_complete(run, result, started)
+    run_observe_completed(run, result, timings)
+    return "completed"
+
+
+def lock_run_for_compute(run_id: int) -> bool:
+    """The run's compute lock (transaction-scoped): one delivery computes or completes a run at once."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_COMPUTE_LOCK_NAMESPACE, run_id])
+        return cursor.fetchone()[0]
+
+
+def run_context(run: Run, shard: tuple[int, int] | None = None) -> engine.RunContext:
+    return engine.RunContext(
+        run_id=run.pk,
+        tenant_id=run.tenant_id,
+        definition_id=run.definition_id,
+        kind=run.kind,
+        as_of=run.as_of,
+        date_from=run.date_from,
+        date_to=run.date_to,
+        rule_label=run.rule_version.label,
+        shard=shard,
+    )
+
+
+def run_complete(run: Run, result: engine.EngineResult, started: float) -> dict:
+    """Inside the compute transaction, after the engine: sync the cases, move the run to COMPLETED
+    with its counts (compare-and-set from MATCHING), audit. Returns the run's timings."""
+    run_id = run.pk
+    t0 = time.perf_counter()
+    case_counts = _sync_cases(run)
+    result.timings["cases"] = round(time.perf_counter() - t0, 4)
+    fetch_timings = dict(RunPart.objects.filter(run_id=run_id).values_list("side", "duration_s"))
+    timings = {f"fetch:{side}": s for side, s in fetch_timings.items()} | result.timings
+    timings["compute"] = round(time.perf_counter() - started, 4)
+    now = timezone.now()
+    moved = Run.objects.filter(pk=run_id, status=RunStatus.MATCHING).update(
+        status=RunStatus.COMPLETED,
+        completed_at=now,
+        heartbeat_at=now,
+        records_in_scope=result.records_in_scope,
+        matched=result.matched,
+        suggested=result.suggested,
+        in_breaks=result.in_breaks,
+        excluded=result.excluded,
+        matches=result.matches,
+        breaks_by_type=result.breaks_by_type,
+        timings=timings,
+        conservation=result.conservation,
+        cases=case_counts,
+        progress_done=result.records_in_scope,
+        progress_total=result.records_in_scope,
+        error="",
+        error_code="",
+    )
+    if not moved:
+        raise _Superseded()
+    audit.record(
+        tenant=run.tenant,
+        actor=RUNNER,
+        action="recon_run.completed",
+        obj=run,
+        after={
+            "records_in_scope": result.records_in_scope,
+            "matched": result.matched,
+            "in_breaks": result.in_breaks,
+            "excluded": result.excluded,
+            "breaks_by_type": result.breaks_by_type,
+            "cases": case_counts,
+        },
+    )
+    return timings
+
+
+def run_observe_completed(run: Run, result: engine.EngineResult, timings: dict) -> None:
+    """After the commit: metrics and the completion log line."""
     _observe_completed(run, result, timings)
     log.info(
         "recon_run_completed",
@@ -765,9 +788,8 @@ def _compute_in_transaction(run: Run, progress: _Progress, started: float) -> st
         excluded=result.excluded,
         breaks_by_type=result.breaks_by_type,
         duration_ms=round(timings["compute"] * 1000, 1),
-        **{"recon.run_id": run_id},
+        **{"recon.run_id": run.pk},
     )
-    return "completed"
 
 
 def progress_conn_update(run_id: int) -> None:

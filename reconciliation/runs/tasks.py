@@ -17,6 +17,7 @@ from celery import chord, shared_task
 from django.db import OperationalError
 
 from jfintech.observability import bind_run_context
+from reconciliation.matching import sharding
 from reconciliation.runs import services
 from reconciliation.runs.models import DefinitionKind, Run, Side
 
@@ -78,6 +79,12 @@ HEADERS = {
 )
 def compute_reconciliation(self, run_id: int) -> str:
     _bind(run_id)
+    # A large scope's matching phase goes to a second chord of shards (matching.sharding), on the
+    # queue this callback was routed to.
+    queue = (self.request.delivery_info or {}).get("routing_key") or COMPUTE_QUEUE
+    sharded = sharding.run_dispatch_shards(run_id=run_id, queue=queue)
+    if sharded:
+        return sharded
     outcome = services.run_compute(run_id=run_id)
     if outcome in ("missing", "busy"):
         # Not yet: a fetch part is missing, or another delivery is computing. run_compute fails the

@@ -1,0 +1,296 @@
+"""Sharded runs: above a configurable scope size the matching phase splits by a hash of the account
+into a second chord, so several workers share it; the outcome is identical to the unsharded run.
+
+    compute_reconciliation (the first chord's callback)
+        └─ scope > RECON_SHARD_THRESHOLD and the rules are shardable:
+           chord([match_shard.si(run, i, n) for i in range(n)], finish_sharded_run.si(run))
+
+- Identical outcome needs that no pass can pair, group or classify records of different accounts:
+  ``account`` among the keys of every pairing and aggregation pass and among the break keys. Other
+  rule sets run unsharded (logged). Three-way position checks are per account already.
+- A shard runs the engine on the records whose account hashes to it (engine.shard_filter) and
+  commits its matches, breaks and exclusions together with its ``RunShard`` row. The row is claimed
+  first (``INSERT … ON CONFLICT DO NOTHING``): a second delivery blocks on it until the first
+  commits, then finds it and does nothing; if the first died, its transaction rolled back and the
+  second does the work. Each shard proves conservation over its part.
+- The finish task waits for every shard (retrying until the run's deadline, then failing the run),
+  proves conservation over the whole run from the tables, syncs the cases and completes the run
+  through the same service as the unsharded path (runs.services.run_complete).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from celery import chord
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jfintech.observability.logging import get_logger
+from reconciliation.matching import engine
+from reconciliation.matching.aggregation import AggregatePass
+from reconciliation.matching.models import RunShard
+from reconciliation.matching.passes import KeyedPass, RuleSet, parse_rules
+from reconciliation.runs import services as runs
+from reconciliation.runs.models import SIDES_OF_KIND, Run, RunPart, RunStatus
+
+log = get_logger(__name__)
+
+SHARD_QUEUE = "reconciliation"
+
+
+def shardable(rules: RuleSet) -> bool:
+    """Whether no pass can pair or group records of two accounts (so sharding by account changes
+    nothing)."""
+    for rule_pass in rules.passes:
+        if isinstance(rule_pass, KeyedPass | AggregatePass) and "account" not in rule_pass.keys:
+            return False
+    return "account" in rules.break_keys
+
+
+def shard_count_for(run: Run) -> int | None:
+    """How many shards the run's matching phase gets, or None to run it in one piece."""
+    count = settings.RECON_SHARD_COUNT
+    if count < 2:
+        return None
+    scope = sum(RunPart.objects.filter(run=run).values_list("records", flat=True))
+    if scope <= settings.RECON_SHARD_THRESHOLD:
+        return None
+    if not shardable(parse_rules(run.rule_version.rules)):
+        log.info(
+            "recon_run_not_sharded",
+            reason="rules pair across accounts",
+            scope=scope,
+            **{"recon.run_id": run.pk},
+        )
+        return None
+    return count
+
+
+def shard_chord(run_id: int, shard_count: int, queue: str = SHARD_QUEUE):
+    """The second chord: one matching task per shard, then the finish (which fails the run loudly
+    through the runs' ``run_failed`` if it raises)."""
+    from reconciliation.matching import tasks  # tasks import this module
+    from reconciliation.runs.tasks import run_failed
+
+    callback = tasks.finish_sharded_run.si(run_id).set(queue=queue)
+    callback.link_error(run_failed.si(run_id).set(queue=queue))
+    headers = [tasks.match_shard.si(run_id, i, shard_count).set(queue=queue) for i in range(shard_count)]
+    return chord(headers, callback)
+
+
+def run_dispatch_shards(*, run_id: int, queue: str) -> str | None:
+    """In the compute callback: "sharded" once the second chord is sent, None when the run is to be
+    computed in one piece (or is not ready: the normal compute path says so)."""
+    run = Run.objects.select_related("rule_version").get(pk=run_id)
+    if run.is_terminal or runs.run_missing_sides(run):
+        return None
+    shard_count = shard_count_for(run)
+    if shard_count is None:
+        return None
+    try:
+        runs.progress_conn_update(run_id)  # -> matching, attempts + 1 (a redelivery re-sends the chord)
+    except runs._Superseded:
+        return "terminal"
+    shard_chord(run_id, shard_count, queue).apply_async()
+    log.info("recon_run_sharded", shards=shard_count, **{"recon.run_id": run_id})
+    return "sharded"
+
+
+_CLAIM_SHARD = """
+INSERT INTO reconciliation_runshard (run_id, shard_no, shard_count, records_in_scope, matched, suggested,
+    in_breaks, excluded, matches, breaks_by_type, timings, by_kind, worker, completed_at)
+VALUES (%s, %s, %s, 0, 0, 0, 0, 0, 0, '{}', '{}', '[]', %s, now())
+ON CONFLICT (run_id, shard_no) DO NOTHING RETURNING id
+"""
+
+
+def run_match_shard(*, run_id: int, shard_no: int, shard_count: int, worker: str = "") -> str:
+    """One shard of a sharded run's matching phase: "done", "terminal" or "failed"."""
+    run = Run.objects.select_related("rule_version", "tenant", "definition").get(pk=run_id)
+    if run.is_terminal:
+        return "terminal"
+    if RunShard.objects.filter(run_id=run_id, shard_no=shard_no).exists():
+        return "done"
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(_CLAIM_SHARD, [run_id, shard_no, shard_count, worker[:200]])
+                claimed = cursor.fetchone()
+            if claimed is None:
+                return "done"
+            result = engine.reconcile(
+                runs.run_context(run, (shard_no, shard_count)), parse_rules(run.rule_version.rules)
+            )
+            RunShard.objects.filter(pk=claimed[0]).update(
+                records_in_scope=result.records_in_scope,
+                matched=result.matched,
+                suggested=result.suggested,
+                in_breaks=result.in_breaks,
+                excluded=result.excluded,
+                matches=result.matches,
+                breaks_by_type=result.breaks_by_type,
+                timings=result.timings,
+                by_kind=[[kind, outcome, n] for (kind, outcome), n in result.by_kind.items()],
+            )
+            Run.objects.filter(pk=run_id, status=RunStatus.MATCHING).update(
+                heartbeat_at=timezone.now(), progress_done=F("progress_done") + result.records_in_scope
+            )
+    except engine.ConservationError as exc:
+        runs.run_fail(
+            run_id=run_id,
+            error=f"shard {shard_no}: {exc}",
+            code="conservation",
+            conservation=exc.conservation,
+        )
+        return "failed"
+    log.info(
+        "recon_shard_matched",
+        shard=shard_no,
+        shards=shard_count,
+        records=result.records_in_scope,
+        **{"recon.run_id": run_id},
+    )
+    return "done"
+
+
+def run_finish_sharded(*, run_id: int) -> str:
+    """The second chord's callback: "completed", "failed", "terminal", "missing" (a shard is not
+    there yet: the task retries until the deadline) or "busy"."""
+    run = Run.objects.select_related("rule_version", "tenant", "definition").get(pk=run_id)
+    if run.is_terminal:
+        return "terminal"
+    shards = list(RunShard.objects.filter(run_id=run_id).order_by("shard_no"))
+    expected = shards[0].shard_count if shards else None
+    if not shards or len(shards) < expected:
+        if timezone.now() < run.deadline:
+            return "missing"
+        runs.run_fail(run_id=run_id, error="shards missing at the deadline", code="shards_missing")
+        return "failed"
+    since = (timezone.now() - (run.fetched_at or run.created_at)).total_seconds()
+    started = time.perf_counter() - since  # the compute phase: from the dispatch to now
+    try:
+        with transaction.atomic():
+            if not runs.lock_run_for_compute(run_id):
+                return "busy"
+            if Run.objects.filter(pk=run_id).values_list("status", flat=True).get() != RunStatus.MATCHING:
+                return "terminal"
+            result = _combined(run, shards)
+            _balanced_positions(run)
+            timings = runs.run_complete(run, result, started)
+    except engine.ConservationError as exc:
+        runs.run_fail(run_id=run_id, error=str(exc), code="conservation", conservation=exc.conservation)
+        return "failed"
+    except runs._Superseded:
+        return "terminal"
+    runs.run_observe_completed(run, result, timings)
+    return "completed"
+
+
+def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
+    """The shards' outcomes as one EngineResult, with conservation proven again over the whole run
+    from what the shards wrote (each record of the scope in exactly one outcome)."""
+    result = engine.EngineResult()
+    breaks: Counter = Counter()
+    timings: Counter = Counter()
+    by_kind: Counter = Counter()
+    for shard in shards:
+        result.records_in_scope += shard.records_in_scope
+        result.matched += shard.matched
+        result.suggested += shard.suggested
+        result.in_breaks += shard.in_breaks
+        result.excluded += shard.excluded
+        result.matches += shard.matches
+        breaks.update(shard.breaks_by_type)
+        timings.update(shard.timings)
+        by_kind.update({(kind, outcome): n for kind, outcome, n in shard.by_kind})
+        result.timings[f"shard:{shard.shard_no}"] = round(sum(shard.timings.values()), 4)
+    result.breaks_by_type = dict(sorted(breaks.items()))
+    result.by_kind = dict(by_kind)
+    result.timings |= {k: round(v, 4) for k, v in timings.items()}
+    in_scope, accounted, unaccounted, stray, doubled = _whole_run_conservation(run.pk)
+    totals_ok = (
+        in_scope
+        == result.records_in_scope
+        == (result.matched + result.suggested + result.in_breaks + result.excluded)
+    )
+    result.conservation = {
+        "in_scope": in_scope,
+        "matched": result.matched,
+        "suggested": result.suggested,
+        "in_breaks": result.in_breaks,
+        "excluded": result.excluded,
+        "accounted": accounted,
+        "unaccounted": unaccounted,
+        "stray": stray,
+        "double_counted": doubled,
+        "shards": len(shards),
+        "ok": bool(totals_ok and not unaccounted and not stray and not doubled),
+    }
+    if not result.conservation["ok"]:
+        raise engine.ConservationError(result.conservation)
+    return result
+
+
+def _whole_run_conservation(run_id: int) -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH outcome AS (
+                SELECT id, count(*) AS n FROM (
+                    SELECT mi.record_id AS id FROM reconciliation_match m
+                    JOIN reconciliation_match_item mi ON mi.match_id = m.id WHERE m.run_id = %(run)s
+                    UNION ALL SELECT unnest(record_ids) FROM reconciliation_break
+                        WHERE run_id = %(run)s AND break_type <> 'position_break'
+                    UNION ALL SELECT record_id FROM reconciliation_run_exclusion WHERE run_id = %(run)s
+                ) o GROUP BY id
+            ), scope AS (SELECT record_id AS id FROM reconciliation_run_scope WHERE run_id = %(run)s)
+            SELECT count(s.id), count(o.id), count(*) FILTER (WHERE o.id IS NULL),
+                   count(*) FILTER (WHERE s.id IS NULL), count(*) FILTER (WHERE o.n > 1)
+            FROM outcome o FULL JOIN scope s ON s.id = o.id
+            """,
+            {"run": run_id},
+        )
+        return cursor.fetchone()
+
+
+def _balanced_positions(run: Run) -> None:
+    """The engine's ``_pos`` as the case sync reads it (which accounts and instruments were checked
+    and balanced), rebuilt from what the shards wrote: their own temporary tables are gone."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE TEMP TABLE _pos ON COMMIT DROP AS
+            SELECT k.account, k.instrument, NOT EXISTS (
+                SELECT 1 FROM reconciliation_break b
+                WHERE b.run_id = %(run)s AND b.break_type = 'position_break'
+                  AND b.account = k.account AND b.instrument = k.instrument) AS balanced
+            FROM (
+                SELECT r.account, r.instrument FROM reconciliation_run_scope s
+                JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
+                WHERE s.run_id = %(run)s AND s.side = 'position'
+                UNION
+                SELECT account, instrument FROM reconciliation_run_trade_flow
+                WHERE run_id = %(run)s AND business_date <= %(as_of)s
+            ) k
+            """,
+            {"run": run.pk, "as_of": run.as_of},
+        )
+
+
+def run_execute_sharded_inline(run: Run, shard_count: int) -> Run:
+    """A sharded run in this process, shard after shard (no chord): for the tests that compare it
+    with the unsharded run and for the benchmark's baseline. Same services, same effects."""
+    for side in SIDES_OF_KIND[run.kind]:
+        runs.run_fetch_side(run_id=run.pk, side=side)
+    runs.progress_conn_update(run.pk)
+    for shard_no in range(shard_count):
+        run_match_shard(run_id=run.pk, shard_no=shard_no, shard_count=shard_count)
+    outcome = run_finish_sharded(run_id=run.pk)
+    if outcome not in ("completed", "failed"):
+        raise RuntimeError(f"run {run.pk}: finish returned {outcome}")
+    run.refresh_from_db()
+    return run
