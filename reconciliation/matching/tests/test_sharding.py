@@ -4,7 +4,6 @@ worker processes through the second chord."""
 import uuid
 
 import pytest
-from celery import chord
 from django.db import connection
 
 from jfintech.testing import processes
@@ -166,11 +165,7 @@ def test_a_large_run_is_sharded_into_a_second_chord_on_real_workers_with_the_sam
     try:
         worker.wait_for_log(" ready.", timeout=90)
         run = start(sharded)
-        # The runs' flat chord, routed to this test's private worker.
-        callback = tasks.compute_reconciliation.si(run.pk).set(queue=compute_q)
-        chord(
-            [task.si(run.pk).set(queue=fetch_q) for task in tasks.HEADERS[run.kind]], callback
-        ).apply_async()
+        tasks.run_chord(run.pk, fetch_queue=fetch_q, compute_queue=compute_q).apply_async()
         run = wait_until(
             lambda: Run.objects.filter(pk=run.pk, status__in=["completed", "failed"]).first(), timeout=120
         )
