@@ -6,7 +6,8 @@ The run goes to the workers like any other (chord of fetches, then the compute).
 until it is terminal; ``--json`` prints one JSON object with run_id, status, records_in_scope,
 matched, in_breaks, excluded, breaks_by_type and duration_s. ``--inline`` runs the same services in
 this process instead of the workers (no chord; for a machine without workers). Exit status 1 when
-the run failed.
+the run failed. ``--dry-run`` computes what a run would do now and writes nothing but a simulation
+report (reconciliation.matching.simulation), in this process, and prints its summary.
 """
 
 import json
@@ -19,6 +20,7 @@ from django.utils import timezone
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.models import Tenant
+from reconciliation.matching import simulation
 from reconciliation.runs import selectors, services
 from reconciliation.runs.models import Run, RunStatus, RunTrigger
 
@@ -52,14 +54,20 @@ class Command(BaseCommand):
             "--inline", action="store_true", help="run in this process instead of the workers"
         )
         parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls while waiting")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="compute in this process, write nothing but a report"
+        )
 
-    def handle(self, *args, tenant, definition, as_of, wait, as_json, inline, poll, **options):
+    def handle(self, *args, tenant, definition, as_of, wait, as_json, inline, poll, dry_run=False, **options):
         found = Tenant.objects.filter(slug=tenant).first()
         if found is None:
             raise CommandError(f"No tenant {tenant!r}.")
         defn = selectors.definition_get(tenant=found, name=definition)
         if defn is None:
             raise CommandError(f"No definition {definition!r} in tenant {tenant}.")
+        if dry_run:
+            self._dry_run(found, defn, as_of, as_json=as_json)
+            return
         try:
             run = services.run_start(
                 tenant=found,
@@ -78,6 +86,30 @@ class Command(BaseCommand):
         self._report(run, as_json=as_json)
         if run.status == RunStatus.FAILED:
             raise CommandError(f"run {run.pk} failed ({run.error_code}): {run.error}")
+
+    def _dry_run(self, tenant, defn, as_of, *, as_json: bool) -> None:
+        try:
+            report = simulation.simulation_request(
+                tenant=tenant,
+                actor=Actor.for_system("cli"),
+                kind="dry_run",
+                definition_id=defn.pk,
+                as_of=as_of,
+                dispatch=False,
+            )
+        except ApplicationError as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from exc
+        simulation.simulation_execute(report_id=report.pk)
+        report.refresh_from_db()
+        if report.status != "completed":
+            raise CommandError(f"dry run {report.pk} failed: {report.error}")
+        keys = ("records_in_scope", "matched", "suggested", "in_breaks", "excluded", "breaks_by_type")
+        summary = {"simulation_id": report.pk, "dry_run": True} | {k: report.summary[k] for k in keys}
+        summary["duration_s"] = report.duration_s
+        if as_json:
+            self.stdout.write(json.dumps(summary))
+        else:
+            self.stdout.write(f"dry run {report.pk} (nothing written but the report): {summary}")
 
     def _wait(self, run: Run, poll: float) -> Run:
         # Bounded by the run's deadline: the reaper fails a run that outlives it, and so do we.

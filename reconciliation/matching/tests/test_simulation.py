@@ -236,3 +236,30 @@ def test_impact_simulation_needs_a_completed_run_of_the_definition():
             dispatch=False,
         )
     assert exc.value.status == 404
+
+
+def test_the_reconcile_command_dry_runs_without_starting_a_run():
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from reconciliation.runs.models import Run
+
+    defn, left, right = two_way([EXACT])
+    records(left, {"reference": "A", "amount": "1"}, {"reference": "B", "amount": "2"})
+    records(right, {"reference": "A", "amount": "1"})
+    out = io.StringIO()
+    call_command(
+        "reconcile", "--tenant", defn.tenant.slug, "--definition", defn.name, "--as-of", "2026-11-20",
+        "--dry-run", "--json", stdout=out,
+    )  # fmt: skip
+    summary = json.loads(out.getvalue())
+    assert summary["dry_run"] is True
+    assert (summary["records_in_scope"], summary["matched"], summary["breaks_by_type"]) == (
+        3,
+        2,
+        {"missing_right": 1},
+    )
+    assert not Run.objects.filter(definition=defn).exists()
+    assert SimulationReport.objects.get(pk=summary["simulation_id"]).status == "completed"
