@@ -18,7 +18,7 @@ from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.models import Role
 from reconciliation.runs import selectors, services
-from reconciliation.runs.models import Break, Definition, Run, RunStatus, RunTrigger
+from reconciliation.runs.models import Break, Definition, RuleVersionStatus, Run, RunStatus, RunTrigger
 
 READERS = tenant_role()
 STARTERS = tenant_role(Role.ANALYST, Role.ADMIN, Role.INTEGRATION)
@@ -50,7 +50,11 @@ class DefinitionOutput(serializers.ModelSerializer):
         ]
 
     def _current(self, definition):
-        versions = sorted(definition.rule_versions.all(), key=lambda v: v.version)
+        # The version runs use: the latest approved one (a pending one waits for four-eyes).
+        versions = sorted(
+            (v for v in definition.rule_versions.all() if v.status == RuleVersionStatus.APPROVED),
+            key=lambda v: v.version,
+        )
         return versions[-1] if versions else None
 
     def get_sources(self, definition) -> dict:

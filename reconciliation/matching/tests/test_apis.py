@@ -117,11 +117,14 @@ def test_rule_versions_are_approved_by_an_approver_who_is_not_the_author(setup):
     )
     pending = setup["analyst"].get(f"{BASE}/rule-versions/", {"status": "pending"})
     assert [v["id"] for v in pending.json()["results"]] == [version.pk]
+    detail = f"{BASE}/definitions/{defn.pk}/"
+    assert setup["analyst"].get(detail).json()["rule_version"] == 1  # the pending one does not run yet
     url = f"{BASE}/rule-versions/{version.pk}/approve/"
     assert setup["analyst"].post(url, {}, format="json").status_code == 403
     approved = setup["approver"].post(url, {"note": "ok"}, format="json", HTTP_IDEMPOTENCY_KEY="rv-1")
     assert (approved.status_code, approved.json()["status"]) == (200, "approved")
     assert services.rule_version_current(defn) == version
+    assert setup["analyst"].get(detail).json()["rule_version"] == 2
 
 
 @pytest.mark.workers
