@@ -26,17 +26,18 @@ from decimal import Decimal
 from pathlib import Path
 
 SHARDS = 4
+ACCOUNT_REF = ["account", "reference"]
 DEPTH_RULES = {
     "passes": [
-        {"name": "exact", "type": "exact", "keys": ["account", "reference"]},
-        {"name": "near", "type": "tolerance", "keys": ["account", "reference"], "amount": {"absolute": "0.01"}},
+        {"name": "exact", "type": "exact", "keys": ACCOUNT_REF},
+        {"name": "near", "type": "tolerance", "keys": ACCOUNT_REF, "amount": {"absolute": "0.01"}},
         {"name": "fuzzy", "type": "fuzzy", "keys": ["account"], "min_similarity": "0.5",
          "auto_threshold": "0.9", "suggest_threshold": "0.5"},
-        {"name": "agg_1n", "type": "aggregate", "cardinality": "one_to_many", "keys": ["account", "reference"]},
-        {"name": "agg_n1", "type": "aggregate", "cardinality": "many_to_one", "keys": ["account", "reference"]},
-        {"name": "agg_mn", "type": "aggregate", "cardinality": "many_to_many", "keys": ["account", "reference"]},
+        {"name": "agg_1n", "type": "aggregate", "cardinality": "one_to_many", "keys": ACCOUNT_REF},
+        {"name": "agg_n1", "type": "aggregate", "cardinality": "many_to_one", "keys": ACCOUNT_REF},
+        {"name": "agg_mn", "type": "aggregate", "cardinality": "many_to_many", "keys": ACCOUNT_REF},
     ],
-    "break_keys": ["account", "reference"],
+    "break_keys": ACCOUNT_REF,
 }  # fmt: skip
 GROUP_PASSES = ("fuzzy", "agg_1n", "agg_n1", "agg_mn")
 BLOCKS = (
@@ -59,10 +60,10 @@ def generate_depth(n: int, month: date, ids: dict, tmp: Path) -> dict:
         day = month + timedelta(days=i % 28)
         acct, ref, amount = f"ACC{i % 500:04d}", f"R{i:09d}", amount_of(i)
 
-        def lrow(ext, reference=ref, value=amount, **kw):
+        def lrow(ext, reference=ref, value=amount, day=day, acct=acct, **kw):
             left.row(ext, day, account=acct, reference=reference, amount=value, value_date=day, **kw)
 
-        def rrow(ext, reference=ref, value=amount, **kw):
+        def rrow(ext, reference=ref, value=amount, day=day, acct=acct, **kw):
             right.row(ext, day, account=acct, reference=reference, amount=value, value_date=day, **kw)
 
         case = kind_of.get(i)
@@ -139,8 +140,9 @@ def prepare_depth(ids: dict) -> dict:
     extra = {}
     for workers in (1, 2):
         definition = services.definition_create(
-            tenant=tenant, actor=Actor.for_system("bench"), name=f"bench-depth-sharded-{workers}w", kind="two_way",
-            sources=sides, rules=DEPTH_RULES, lookback_days=27, lookahead_days=10, deadline_seconds=3600,
+            tenant=tenant, actor=Actor.for_system("bench"), name=f"bench-depth-sharded-{workers}w",
+            kind="two_way", sources=sides, rules=DEPTH_RULES, lookback_days=27, lookahead_days=10,
+            deadline_seconds=3600,
         )  # fmt: skip
         extra[f"sharded_{workers}"] = definition.pk
     return extra
@@ -237,8 +239,11 @@ def sharded_child(spec: dict) -> dict:
         worker.wait_for_log(" ready.", timeout=120)
         definition = Definition.objects.select_related("tenant").get(pk=spec["definition"])
         started = time.perf_counter()
-        run = services.run_start(tenant=definition.tenant, actor=services.RUNNER, definition=definition,
-                                 trigger="cli", as_of=date.fromisoformat(spec["as_of"]), dispatch=False)  # fmt: skip
+        as_of = date.fromisoformat(spec["as_of"])
+        run = services.run_start(
+            tenant=definition.tenant, actor=services.RUNNER, definition=definition, trigger="cli",
+            as_of=as_of, dispatch=False,
+        )  # fmt: skip
         tasks.run_chord(run.pk, fetch_queue=fetch_q, compute_queue=compute_q).apply_async()
         while not (run := Run.objects.get(pk=run.pk)).is_terminal:
             time.sleep(0.1)
@@ -257,30 +262,37 @@ def sharded_child(spec: dict) -> dict:
         "shards": len(shard_s),
         "shard_s": shard_s,
         "digest": digest,
-        "counts": {"in_scope": run.records_in_scope, "matched": run.matched, "suggested": run.suggested,
-                   "in_breaks": run.in_breaks, "conservation_ok": run.conservation.get("ok")},  # fmt: skip
+        "counts": {
+            "in_scope": run.records_in_scope,
+            "matched": run.matched,
+            "suggested": run.suggested,
+            "in_breaks": run.in_breaks,
+            "conservation_ok": run.conservation.get("ok"),
+        },
     }
 
 
 def report_depth(r: dict) -> bool:
     """Print the depth scenario's own lines; True when everything checked out."""
     rt = r["run_timings"]
-    per_pass = {name: rt.get(f"pass:{name}", 0.0) for name in [p["name"] for p in DEPTH_RULES["passes"]]}
+    per_pass = {p["name"]: rt.get(f"pass:{p['name']}", 0.0) for p in DEPTH_RULES["passes"]}
     print("    passes (s): " + ", ".join(f"{k} {v:.3f}" for k, v in per_pass.items()))
     ok = True
     for name, g in r["groups"].items():
         good = g["precision"] == g["recall"] == 1.0 and g["found"] == g["injected"]
         ok &= good
         print(
-            f"    {name:<18} injected {g['injected']:>6} found {g['found']:>6} precision {g['precision']:.3f} "
-            f"recall {g['recall']:.3f}{'' if good else '  !!'}"
+            f"    {name:<18} injected {g['injected']:>6} found {g['found']:>6} "
+            f"precision {g['precision']:.3f} recall {g['recall']:.3f}{'' if good else '  !!'}"
         )
     for s in r.get("sharded", []):
         same = s["digest"] == r["digest"]
         ok &= same and bool(s["counts"]["conservation_ok"])
+        shards = ", ".join(f"{x:.2f}" for x in s["shard_s"])
+        verdict = "identical to" if same else "DIFFERENT FROM"
         print(
-            f"    sharded run, {s['workers']} worker process(es), {s['shards']} shards: wall {s['wall_s']:.2f} s "
-            f"(compute {s['compute_s']:.2f} s; shards {', '.join(f'{x:.2f}' for x in s['shard_s'])} s); "
-            f"outcome {'identical to' if same else 'DIFFERENT FROM'} the unsharded run's{'' if same else '  !!'}"
+            f"    sharded run, {s['workers']} worker process(es), {s['shards']} shards: "
+            f"wall {s['wall_s']:.2f} s (compute {s['compute_s']:.2f} s; shards {shards} s); "
+            f"outcome {verdict} the unsharded run's{'' if same else '  !!'}"
         )
     return ok

@@ -85,6 +85,10 @@ CATALOG: tuple[MetricSpec, ...] = (
        "Run duration from start to a terminal state."),
     _m("recon_runs_total", "counter", ["kind", "outcome"], "recon", "process",
        "Runs reaching a terminal state, by kind and outcome."),
+    _m("recon_simulations_total", "counter", ["kind", "outcome"], "recon", "process",
+       "Dry runs and impact simulations computed, by kind and outcome (reconciliation.matching)."),
+    _m("recon_match_decisions_total", "counter", ["decision"], "recon", "process",
+       "Analysts' decisions on matches and suggestions (reconciliation.matching)."),
     # --- ingest (reconciliation.ingestion) -----------------------------------------------------
     _m("ingest_rows_total", "counter", ["kind", "outcome"], "ingest", "process",
        "Rows ingested, accepted or rejected, by record kind."),

@@ -23,6 +23,7 @@ from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
+from reconciliation.matching import metrics
 from reconciliation.matching.passes import parse_rules
 from reconciliation.runs.models import (
     MANUAL_PASS_NAME,
@@ -254,6 +255,7 @@ def match_create_manual(
                 "cases_resolved": resolved,
             },
         )
+    metrics.MATCH_DECISIONS.labels(decision="manual_match").inc()
     log.info("recon_match_manual_created", match_id=match.pk, definition_id=definition.pk, records=len(ids))
     return match
 
@@ -284,5 +286,6 @@ def match_unmatch(*, tenant, actor: Actor, match_id: int, reason: str) -> Match:
             before=before,
             after={"status": match.status, "reason": reason, "items": match_items(match.pk)},
         )
+    metrics.MATCH_DECISIONS.labels(decision="unmatch").inc()
     log.info("recon_match_unmatched", match_id=match.pk, definition_id=match.definition_id)
     return match

@@ -30,7 +30,7 @@ from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
-from reconciliation.matching import engine
+from reconciliation.matching import engine, metrics
 from reconciliation.matching.models import SimulationKind, SimulationReport, SimulationStatus
 from reconciliation.matching.passes import parse_rules
 from reconciliation.runs import services as runs
@@ -154,6 +154,7 @@ def simulation_execute(*, report_id: int) -> str:
         report.completed_at = timezone.now()
         report.duration_s = round(time.perf_counter() - started, 4)
         report.save(update_fields=["status", "summary", "diff", "error", "completed_at", "duration_s"])
+    metrics.SIMULATIONS.labels(kind=report.kind, outcome=report.status).inc()
     log.info("recon_simulation_done", report_id=report_id, kind=report.kind, status=report.status)
     return report.status
 

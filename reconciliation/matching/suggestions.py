@@ -19,6 +19,7 @@ from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
+from reconciliation.matching import metrics
 from reconciliation.matching.manual import (
     activate_items,
     expire_suggestions_holding,
@@ -78,6 +79,7 @@ def suggestion_accept(*, tenant, actor: Actor, match_id: int, note: str = "") ->
                 "cases_resolved": resolved,
             },
         )
+    metrics.MATCH_DECISIONS.labels(decision="suggestion_accepted").inc()
     log.info("recon_suggestion_accepted", match_id=match.pk, definition_id=match.definition_id)
     return match
 
@@ -101,5 +103,6 @@ def suggestion_reject(*, tenant, actor: Actor, match_id: int, reason: str) -> Ma
                 "reason": reason,
             },
         )
+    metrics.MATCH_DECISIONS.labels(decision="suggestion_rejected").inc()
     log.info("recon_suggestion_rejected", match_id=match.pk, definition_id=match.definition_id)
     return match
