@@ -134,6 +134,7 @@ def reconcile(
 
     # Sorts and hashes over a million rows stay in memory; LOCAL: this transaction only.
     _execute("SET LOCAL work_mem = '256MB'")
+    _execute("SET LOCAL jit = off")
     with clock("load"):
         _load_pools(base, rules, ctx.shard)
         total = _scalar(f"SELECT count(*) FROM ({_scope_sql(ctx.shard)}) s", base)[0]
