@@ -137,7 +137,7 @@ def reconcile(
     _execute("SET LOCAL jit = off")
     with clock("load"):
         _load_pools(base, rules, ctx.shard)
-        total = _scalar(f"SELECT count(*) FROM ({_scope_sql(ctx.shard)}) s", base)[0]
+        total = _scalar("SELECT count(*) FROM _scope")[0]
         result.records_in_scope = total
         progress(0, total)
 
@@ -175,43 +175,59 @@ def reconcile(
 
 
 def _scope_sql(shard) -> str:
-    """The run's frozen scope (record ids), or its shard's part."""
+    """The run's frozen scope (record ids with their date and side), or its shard's part."""
     if shard is None:
-        return "SELECT record_id AS id FROM reconciliation_run_scope WHERE run_id = %(run)s"
+        return (
+            "SELECT record_id AS id, business_date, side FROM reconciliation_run_scope WHERE run_id = %(run)s"
+        )
     return f"""
-        SELECT s.record_id AS id FROM reconciliation_run_scope s
+        SELECT s.record_id AS id, s.business_date, s.side FROM reconciliation_run_scope s
         JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
         WHERE s.run_id = %(run)s{shard_filter("r", shard)}"""
 
 
 def _load_pools(base: dict, rules: RuleSet, shard=None) -> None:
+    # The run's (or shard's) frozen scope, copied once and analyzed: the scope table holds every
+    # run's rows, and its statistics never know about a run inserted seconds ago (the planner would
+    # pick a nested loop of a million index probes instead of one hash join).
+    _execute(f"CREATE TEMP TABLE _scope ON COMMIT DROP AS {_scope_sql(shard)}", base)
+    _execute("ANALYZE _scope")
     sign = "-" if rules.amount_sign == "opposite" else ""
     for table, side, amount in (("_l", "left", "r.amount"), ("_r", "right", f"{sign}r.amount")):
+        mapped = rules.field_map.get(side, {})  # validated identifiers (passes.parse_field_map)
+
+        def col(name, mapped=mapped):
+            if name not in mapped:
+                return f"r.{name}"
+            return f"coalesce(nullif(r.{name}, ''), r.{mapped[name]})" if name in TEXT_KEY_FIELDS else (
+                f"coalesce(r.{name}, r.{mapped[name]})")  # fmt: skip
+
         _execute(
             f"""
             CREATE TEMP TABLE {table} ON COMMIT DROP AS
-            SELECT r.id, r.business_date, r.source_id, r.external_id, r.kind, r.account, r.instrument,
-                   r.reference, r.counterparty, r.currency, {amount} AS amount, r.amount AS raw_amount,
-                   r.quantity, r.trade_date, r.value_date
-            FROM reconciliation_run_scope s
-            JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
-            WHERE s.run_id = %(run)s AND s.side = '{side}' AND r.tenant_id = %(tenant)s
-              AND r.business_date BETWEEN %(date_from)s AND %(date_to)s{shard_filter("r", shard)}
+            SELECT r.id, r.business_date, r.source_id, r.external_id, r.kind,
+                   {col("account")} AS account, {col("instrument")} AS instrument,
+                   {col("reference")} AS reference, {col("counterparty")} AS counterparty, r.currency,
+                   {amount} AS amount, r.amount AS raw_amount, r.quantity,
+                   {col("trade_date")} AS trade_date, {col("value_date")} AS value_date
+            FROM _scope s
+            JOIN reconciliation_record r ON r.id = s.id AND r.business_date = s.business_date
+            WHERE s.side = '{side}' AND r.tenant_id = %(tenant)s
+              AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
             """,
             base,
         )
-        # Autovacuum never analyzes temporary tables; without statistics the planner guesses
-        # nested loops over a million rows.
+        # Autovacuum never analyzes temporary tables; without statistics the planner guesses.
         _execute(f"ANALYZE {table}")
     _execute(
-        f"""
+        """
         CREATE TEMP TABLE _p ON COMMIT DROP AS
         SELECT r.id, r.business_date, r.source_id, r.external_id, r.account, r.instrument, r.currency,
                r.quantity
-        FROM reconciliation_run_scope s
-        JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
-        WHERE s.run_id = %(run)s AND s.side = 'position' AND r.tenant_id = %(tenant)s
-          AND r.business_date BETWEEN %(date_from)s AND %(date_to)s{shard_filter("r", shard)}
+        FROM _scope s
+        JOIN reconciliation_record r ON r.id = s.id AND r.business_date = s.business_date
+        WHERE s.side = 'position' AND r.tenant_id = %(tenant)s
+          AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
         """,
         base,
     )
@@ -295,7 +311,8 @@ def _run_pairing(rule_pass: KeyedPass, left: str, right: str, rejected: bool) ->
     if not remaining:
         return 0, 0
     _execute("ANALYZE _cand")
-    pairs = rounds = 0
+    pairs, rounds = _accept_unambiguous(rule_pass, remaining), 1
+    remaining -= pairs
     while remaining:
         rounds += 1
         key = {"pass_no": rule_pass.index, "round": rounds, "auto": rule_pass.auto_threshold}
@@ -310,6 +327,40 @@ def _run_pairing(rule_pass: KeyedPass, left: str, right: str, rejected: bool) ->
                 key,
             )
     return pairs, rounds
+
+
+_ACCEPT_UNAMBIGUOUS = """
+INSERT INTO _pairs (pass_no, round, l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days, score, status)
+SELECT %(pass_no)s, 0, l_id, l_date, r_id, r_date, d_amount, d_quantity, d_days, score,
+       CASE WHEN score >= %(auto)s THEN 'active' ELSE 'suggested' END
+FROM _cand c
+WHERE NOT EXISTS (SELECT 1 FROM _cand_l x WHERE x.l_id = c.l_id)
+  AND NOT EXISTS (SELECT 1 FROM _cand_r x WHERE x.r_id = c.r_id)
+"""
+
+
+def _accept_unambiguous(rule_pass: KeyedPass, candidates: int) -> int:
+    """Accept at once every candidate whose left and right records have no other candidate (each is
+    trivially the other's best: the rounds would take it too), with two hash aggregates instead of
+    the rounds' sorts; leave only the contested candidates in ``_cand``. Exact data is all of it."""
+    for side in ("l", "r"):
+        _execute(
+            f"CREATE TEMP TABLE _cand_{side} ON COMMIT DROP AS"
+            f" SELECT {side}_id FROM _cand GROUP BY {side}_id HAVING count(*) > 1"
+        )
+    accepted = _execute(_ACCEPT_UNAMBIGUOUS, {"pass_no": rule_pass.index, "auto": rule_pass.auto_threshold})
+    if accepted and accepted < candidates:
+        _execute(
+            "CREATE TEMP TABLE _contested ON COMMIT DROP AS SELECT * FROM _cand c"
+            " WHERE EXISTS (SELECT 1 FROM _cand_l x WHERE x.l_id = c.l_id)"
+            " OR EXISTS (SELECT 1 FROM _cand_r x WHERE x.r_id = c.r_id)"
+        )
+        _execute("TRUNCATE _cand")
+        _execute("INSERT INTO _cand SELECT * FROM _contested")
+        _execute("DROP TABLE _contested")
+        _execute("ANALYZE _cand")
+    _execute("DROP TABLE _cand_l, _cand_r")
+    return accepted
 
 
 def _run_grouping(rule_pass: AggregatePass, left: str, right: str, rejected: bool) -> tuple[int, int]:
@@ -448,19 +499,22 @@ def _position_check(params: dict, shard=None) -> None:
             SELECT f.account, f.instrument, f.business_date, f.quantity
             FROM reconciliation_run_trade_flow f
             WHERE f.run_id = %(run)s AND f.business_date <= %(as_of)s{shard_filter("f", shard)}
+        ), traded AS (
+            SELECT f.account, f.instrument, sum(f.quantity) AS qty
+            FROM flow f LEFT JOIN opening o USING (account, instrument)
+            WHERE f.business_date > coalesce(o.day, %(date_from)s - 1)
+            GROUP BY 1, 2
         ), keys AS (
             SELECT account, instrument FROM closing UNION SELECT account, instrument FROM opening
-            UNION SELECT account, instrument FROM flow
+            UNION SELECT account, instrument FROM traded
         ), checked AS (
             SELECT k.account, k.instrument, coalesce(o.qty, 0) AS opening, o.day AS opening_date,
-                   coalesce((SELECT sum(f.quantity) FROM flow f
-                             WHERE f.account = k.account AND f.instrument = k.instrument
-                               AND f.business_date > coalesce(o.day, %(date_from)s - 1)), 0) AS traded,
-                   coalesce(c.qty, 0) AS closing, coalesce(c.ids, '{{}}') AS ids,
-                   coalesce(c.dates, '{{}}') AS dates
+                   coalesce(t.qty, 0) AS traded, coalesce(c.qty, 0) AS closing,
+                   coalesce(c.ids, '{{}}') AS ids, coalesce(c.dates, '{{}}') AS dates
             FROM keys k
             LEFT JOIN opening o USING (account, instrument)
             LEFT JOIN closing c USING (account, instrument)
+            LEFT JOIN traded t USING (account, instrument)
         )
         SELECT account, instrument, opening, opening_date, traded, closing, ids, dates,
                opening + traded = closing
@@ -519,9 +573,11 @@ def _persist(ctx: RunContext, rules: RuleSet, base: dict) -> dict:
         """
         INSERT INTO reconciliation_match_item (match_id, record_id, business_date, side, tenant_id,
                                                definition_id, is_active)
-        SELECT match_id, l_id, l_date, 'left', %(tenant)s, %(definition)s, status = 'active' FROM _pairs
-        UNION ALL
-        SELECT match_id, r_id, r_date, 'right', %(tenant)s, %(definition)s, status = 'active' FROM _pairs
+        -- a pair's two items side by side, in match id order: the primary key grows at its end
+        SELECT p.match_id, x.id, x.business_date, x.side, %(tenant)s, %(definition)s, p.status = 'active'
+        FROM _pairs p
+        CROSS JOIN LATERAL (VALUES (p.l_id, p.l_date, 'left'), (p.r_id, p.r_date, 'right'))
+            AS x(id, business_date, side)
         UNION ALL
         SELECT match_id, id, business_date, side, %(tenant)s, %(definition)s, status = 'active' FROM _aggm
         """,
@@ -652,7 +708,7 @@ def _conserve(result: EngineResult, base: dict, written: dict, shard=None) -> No
     """Records in scope = matched + suggested + in breaks + excluded, each record exactly once —
     counted from what the engine wrote against the frozen scope table, not from its own tallies."""
     in_scope, accounted, unaccounted, stray, doubled = _scalar(
-        f"""
+        """
         WITH outcome AS (
             SELECT id, count(*) AS n FROM (
                 SELECT l_id AS id FROM _pairs UNION ALL SELECT r_id FROM _pairs
@@ -661,7 +717,8 @@ def _conserve(result: EngineResult, base: dict, written: dict, shard=None) -> No
                 UNION ALL SELECT r_id FROM _brk WHERE r_id IS NOT NULL
                 UNION ALL SELECT id FROM _excl
             ) o GROUP BY id
-        ), scope AS ({_scope_sql(shard)}
+        ), scope AS (
+            SELECT id FROM _scope  -- the frozen scope, copied in this transaction
         )
         SELECT count(s.id), count(o.id), count(*) FILTER (WHERE o.id IS NULL),
                count(*) FILTER (WHERE s.id IS NULL), count(*) FILTER (WHERE o.n > 1)

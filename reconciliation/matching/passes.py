@@ -400,6 +400,10 @@ class RuleSet:
     passes: tuple[Pass, ...]
     amount_sign: str  # "same", or "opposite": the right side's amounts are negated before comparing
     break_keys: tuple[str, ...]
+    # Per side, which record column stands in for a field every pass compares, e.g. trades carry the
+    # trade id in external_id where the custodian's settlements carry it in reference:
+    # {"left": {"reference": "external_id"}}. Applied when the engine loads the side.
+    field_map: dict = field(default_factory=dict)
 
     @property
     def pairing_passes(self) -> list[KeyedPass]:
@@ -417,7 +421,7 @@ def parse_rules(rules) -> RuleSet:
     """Validate a rule set's JSON; raises ApplicationError(code="invalid_rules") saying where."""
     if not isinstance(rules, dict):
         raise _invalid("Rules must be an object with a 'passes' list.")
-    unknown = set(rules) - {"passes", "amount_sign", "break_keys"}
+    unknown = set(rules) - {"passes", "amount_sign", "break_keys", "field_map"}
     if unknown:
         raise _invalid(f"Unknown rule keys {sorted(unknown)}.")
     specs = rules.get("passes")
@@ -445,7 +449,30 @@ def parse_rules(rules) -> RuleSet:
     break_keys = rules.get("break_keys", list(keyed[0].keys))
     if not isinstance(break_keys, list) or not break_keys or any(k not in KEY_FIELDS for k in break_keys):
         raise _invalid(f"'break_keys': a non-empty list drawn from {list(KEY_FIELDS)}.")
-    return RuleSet(passes=tuple(passes), amount_sign=sign, break_keys=tuple(break_keys))
+    return RuleSet(
+        passes=tuple(passes),
+        amount_sign=sign,
+        break_keys=tuple(break_keys),
+        field_map=parse_field_map(rules.get("field_map", {})),
+    )
+
+
+def parse_field_map(spec) -> dict:
+    """{"left"|"right": {field: source column}}: a text key from a text column, a date from a date."""
+    if not isinstance(spec, dict) or set(spec) - {"left", "right"}:
+        raise _invalid('\'field_map\': {"left": {...}, "right": {...}}.')
+    for side, mapping in spec.items():
+        if not isinstance(mapping, dict):
+            raise _invalid(f"field_map.{side}: an object of field -> column.")
+        for target, column in mapping.items():
+            kinds = (TEXT_KEY_FIELDS, DATE_FIELDS)
+            if not any(target in k and column in k for k in kinds):
+                raise _invalid(
+                    f"field_map.{side}.{target}: map a text field from a text column "
+                    f"({list(TEXT_KEY_FIELDS)}) or a date from a date ({list(DATE_FIELDS)}).",
+                    field=f"field_map.{side}",
+                )
+    return {side: dict(mapping) for side, mapping in spec.items()}
 
 
 # Pass types of other modules register themselves in PASS_TYPES when imported (they subclass the
