@@ -415,3 +415,14 @@ def test_a_repeated_request_key_returns_the_run_it_started():
         request_key="beat:abc",
     )
     assert again.pk == first.pk
+
+
+def test_field_map_compares_a_side_s_own_column_in_place_of_a_key():
+    # Trades carry the trade id in external_id; the custodian's settlements quote it as reference.
+    defn, lsrc, rsrc = two_way(field_map={"left": {"reference": "external_id"}})
+    (l1,) = records(lsrc, {"external_id": "TR-1", "reference": "", "amount": "10"})
+    (r1,) = records(rsrc, {"reference": "TR-1", "amount": "10"})
+    assert outcome_of(reconcile(defn)) == {l1: "matched:exact_ref", r1: "matched:exact_ref"}
+    with pytest.raises(ApplicationError, match="field_map"):
+        parse_rules({"passes": [{"name": "x", "type": "exact", "keys": ["reference"]}],
+                     "field_map": {"left": {"reference": "value_date"}}})  # fmt: skip
