@@ -1,13 +1,17 @@
 """Reconciliation benchmark: generated data with injected breaks, end to end, against a bare floor.
 
-    python -m bench.reconcile [--sizes 100000,1000000] [--scenarios two_way,three_way]
+    python -m bench.reconcile [--sizes 100000,1000000] [--scenarios two_way,three_way,depth]
 
-For each size N, two scenarios:
+For each size N, three scenarios:
 
 - two-way: N ledger lines vs N statement lines (rules: exact reference pass, then a tolerance pass
   of 0.01 and a 2-day value-date window);
 - three-way: N trades vs N settlements plus opening and closing positions for 2,000
-  account/instrument pairs (exact pass on reference, amount and quantity; then the tolerance pass).
+  account/instrument pairs (exact pass on reference, amount and quantity; then the tolerance pass);
+- depth: two-way with every pass type of docs/matching-depth.md (fuzzy references matched and
+  suggested, aggregation 1:N, N:1 and M:N) injected next to the break types, its fuzzy and
+  aggregation passes timed separately, and the same records run as sharded runs on real worker
+  processes, one and two (bench/reconcile_depth.py).
 
 Every break type the engine has is injected (``N / 2000`` of each, at least 5): missing on either
 side, amount / quantity / date mismatch, duplicate, different currencies (two missing breaks),
@@ -39,6 +43,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench import reconcile_depth as depth  # noqa: E402  (the "depth" scenario)
 
 COLUMNS = (
     "tenant_id, source_id, batch_id, kind, business_date, external_id, account, instrument, reference, "
@@ -326,7 +332,13 @@ def child(spec: dict) -> dict:
         by_type[kind][1] += 1
     for kind, _ in found & truth:
         by_type[kind][2] += 1
-    return {
+    # depth: the groups each fuzzy/aggregation pass found, and a digest to compare the sharded runs with.
+    extra = (
+        {"groups": depth.check_groups(run, spec), "digest": depth.outcome_digest(run.pk)}
+        if "groups" in spec
+        else {}
+    )
+    return extra | {
         "records": spec["records"],
         "total_s": total,
         "timings": timings,
@@ -415,6 +427,7 @@ def prepare(size_index: int, n: int, kind: str) -> dict:
     actor = Actor.for_system("bench")
     names = {
         "two_way": [("ledger", "ledger"), ("statement", "statement")],
+        "depth": [("ledger", "ledger"), ("statement", "statement")],
         "three_way": [("positions", "position"), ("trades", "trade"), ("settlements", "settlement")],
     }[kind]
     sources, batches = {}, {}
@@ -424,9 +437,9 @@ def prepare(size_index: int, n: int, kind: str) -> dict:
         batches[name] = IngestionBatch.objects.create(
             tenant=tenant, source=source, sha256=f"{n}{name}".ljust(64, "0"), file_name="bench"
         ).pk
-    if kind == "two_way":
+    if kind in ("two_way", "depth"):
         sides = {"left": ["ledger"], "right": ["statement"]}
-        rules = TWO_WAY_RULES
+        rules = depth.DEPTH_RULES if kind == "depth" else TWO_WAY_RULES
     else:
         sides = {"position": ["positions"], "left": ["trades"], "right": ["settlements"]}
         rules = THREE_WAY_RULES
@@ -434,30 +447,43 @@ def prepare(size_index: int, n: int, kind: str) -> dict:
         tenant=tenant,
         actor=actor,
         name=f"bench-{kind}",
-        kind=kind,
+        kind="two_way" if kind == "depth" else kind,
         sources=sides,
         rules=rules,
         lookback_days=27,
         lookahead_days=10,
         deadline_seconds=3600,
     )
-    return {
+    ids = {
         "tenant": tenant.pk,
         "sources": sources,
         "batches": batches,
         "definition": definition.pk,
         "month": month,
     }
+    return ids | (depth.prepare_depth(ids) if kind == "depth" else {})
 
 
 def scenario(size_index: int, n: int, kind: str, tmp: Path) -> dict:
     ids = prepare(size_index, n, kind)
-    generate = generate_two_way if kind == "two_way" else generate_three_way
-    data = generate(n, ids["month"], ids, tmp)
+    generate = {"two_way": generate_two_way, "three_way": generate_three_way, "depth": depth.generate_depth}
+    data = generate[kind](n, ids["month"], ids, tmp)
     spec = data | {"definition": ids["definition"], "as_of": data["as_of"].isoformat()}
     measured = run_child("run", spec)
     if "error" in measured:
         raise RuntimeError(measured["error"])
+    if kind == "depth":  # the same records as sharded runs on real workers: one process, then two
+        measured["sharded"] = []
+        for workers in (1, 2):
+            sharded = spec | {
+                "definition": ids[f"sharded_{workers}"],
+                "workers": workers,
+                "workdir": str(tmp),
+            }
+            result = run_child("sharded", sharded)
+            if "error" in result:
+                raise RuntimeError(result["error"])
+            measured["sharded"].append(result)
     base = run_child("floor", spec)
     for path in data["files"].values():
         os.unlink(path)
@@ -505,14 +531,15 @@ def report(n: int, kind: str, r: dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="records per side, comma separated")
-    parser.add_argument("--scenarios", default="two_way,three_way")
+    parser.add_argument("--scenarios", default="two_way,three_way,depth")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
     if args.child:
         mode, path = args.child
         spec = json.loads(Path(path).read_text())
-        print(json.dumps(child(spec) if mode == "run" else floor(spec), default=str))
+        modes = {"run": child, "floor": floor, "sharded": depth.sharded_child}
+        print(json.dumps(modes[mode](spec), default=str))
         return 0
 
     os.environ["LOG_LEVEL"] = "WARNING"
@@ -552,6 +579,8 @@ def main(argv=None) -> int:
                     failed |= (
                         r["precision"] != 1.0 or r["recall"] != 1.0 or not r["counts"]["conservation_ok"]
                     )
+                    if kind == "depth":
+                        failed |= not depth.report_depth(r)
                     results.append({"size": n, "scenario": kind, **r})
     finally:
         connections.close_all()

@@ -29,9 +29,19 @@ def test_reconcile_benchmark_runs_at_10k_and_finds_exactly_the_injected_breaks(t
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "!!" not in run.stdout, run.stdout
     results = json.loads((tmp_path / "reconcile.json").read_text())["results"]
-    assert [r["scenario"] for r in results] == ["two_way", "three_way"]
+    assert [r["scenario"] for r in results] == ["two_way", "three_way", "depth"]
     for r in results:
         assert (r["precision"], r["recall"]) == (1.0, 1.0)
         assert r["counts"]["conservation_ok"] is True
         assert r["breaks_found"] == r["breaks_injected"] > 0
     assert {"position_break", "quantity_mismatch", "duplicate"} <= set(results[1]["by_type"])
+    # depth: every fuzzy/aggregation group and suggestion found exactly; the sharded runs (one and two
+    # worker processes) end with the unsharded run's outcome, record for record.
+    groups = results[2]["groups"]
+    assert set(groups) == {"fuzzy", "agg_1n", "agg_n1", "agg_mn", "suggested"}
+    for g in groups.values():
+        assert g["found"] == g["injected"] > 0
+        assert (g["precision"], g["recall"]) == (1.0, 1.0)
+    assert [s["workers"] for s in results[2]["sharded"]] == [1, 2]
+    assert {s["digest"][0] for s in results[2]["sharded"]} == {results[2]["digest"][0]}
+    assert all(s["shards"] == 4 for s in results[2]["sharded"])
