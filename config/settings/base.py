@@ -258,5 +258,6 @@ DEMO_SEEDERS = [
     "jfintech.demo.seed_superuser",
     "jfintech.tenancy.demo.seed_demo_tenant",
     "reconciliation.ingestion.demo.seed_ingestion_demo",
+    "reconciliation.runs.demo.seed_recon_demo",
     "exceptions.demo.seed_demo_cases",
 ]

@@ -63,7 +63,7 @@ _COMPUTE_LOCK_NAMESPACE = 5005
 # --- definitions and rules --------------------------------------------------------------------
 
 
-def _definition_snapshot(definition: Definition) -> dict:
+def definition_snapshot(definition: Definition) -> dict:
     return {
         "name": definition.name,
         "kind": definition.kind,
@@ -169,7 +169,7 @@ def definition_create(
             actor=actor,
             action="recon_definition.created",
             obj=definition,
-            after=_definition_snapshot(definition) | {"rule_version": version.version, "rules": rules},
+            after=definition_snapshot(definition) | {"rule_version": version.version, "rules": rules},
         )
     log.info("recon_definition_created", definition_id=definition.pk, tenant=tenant.slug, kind=kind)
     return definition
@@ -186,14 +186,14 @@ def definition_update(
         raise ApplicationError(f"Cannot change {sorted(unknown)} here.", code="invalid_fields")
     with transaction.atomic():
         definition = Definition.objects.select_for_update().get(pk=definition.pk)
-        before = _definition_snapshot(definition)
+        before = definition_snapshot(definition)
         for field, value in changes.items():
             setattr(definition, field, value)
         definition.full_clean(validate_constraints=False)
         definition.save()
         if sources is not None:
             _set_sources(definition, sources)
-        after = _definition_snapshot(definition)
+        after = definition_snapshot(definition)
         if after != before:
             audit.record(
                 tenant=definition.tenant,
