@@ -231,18 +231,20 @@ def _load_pools(base: dict, rules: RuleSet, shard=None) -> None:
         """,
         base,
     )
+    # Match ids are drawn from the match table's own sequence up front, so match items can be
+    # written with one INSERT … SELECT instead of a RETURNING round trip per match. The sequence is
+    # named once: pg_get_serial_sequence() in the default would look it up for every row (~4 µs).
+    sequence = _scalar("SELECT pg_get_serial_sequence('reconciliation_match', 'id')")[0].replace("'", "''")
+    next_match_id = f"nextval('{sequence}'::regclass)"
     for ddl in (
         "CREATE TEMP TABLE _cand (l_id bigint, l_date date, r_id bigint, r_date date, d_amount numeric,"
         " d_quantity numeric, d_days integer, score numeric NOT NULL) ON COMMIT DROP",
-        # Match ids are drawn from the match table's own sequence up front, so match items can be
-        # written with one INSERT … SELECT instead of a RETURNING round trip per match.
-        "CREATE TEMP TABLE _pairs (match_id bigint DEFAULT nextval(pg_get_serial_sequence("
-        "'reconciliation_match', 'id')), pass_no integer, round integer, l_id bigint, l_date date,"
-        " r_id bigint, r_date date, d_amount numeric, d_quantity numeric, d_days integer, score numeric,"
-        " status text) ON COMMIT DROP",
-        "CREATE TEMP TABLE _agg (match_id bigint DEFAULT nextval(pg_get_serial_sequence("
-        "'reconciliation_match', 'id')), pass_no integer, l_ids bigint[], l_dates date[], r_ids bigint[],"
-        " r_dates date[], score numeric, status text, differences jsonb) ON COMMIT DROP",
+        f"CREATE TEMP TABLE _pairs (match_id bigint DEFAULT {next_match_id}, pass_no integer, round integer,"
+        " l_id bigint, l_date date, r_id bigint, r_date date, d_amount numeric, d_quantity numeric,"
+        " d_days integer, score numeric, status text) ON COMMIT DROP",
+        f"CREATE TEMP TABLE _agg (match_id bigint DEFAULT {next_match_id}, pass_no integer, l_ids bigint[],"
+        " l_dates date[], r_ids bigint[], r_dates date[], score numeric, status text, differences jsonb)"
+        " ON COMMIT DROP",
         "CREATE TEMP TABLE _aggm (match_id bigint, pass_no integer, status text, id bigint,"
         " business_date date, side text) ON COMMIT DROP",
         "CREATE TEMP TABLE _excl (id bigint, business_date date, side text, reason text) ON COMMIT DROP",
