@@ -181,6 +181,7 @@ def main(argv=None) -> int:
         ),
     ]
     times: dict = {"chord": [], "sequential": []}
+    parts: dict = {"fetch": [], "compute": []}
     try:
         for w in workers:
             w.start()
@@ -197,6 +198,10 @@ def main(argv=None) -> int:
                 if run.status != "completed":
                     raise RuntimeError(f"{mode} run {run.pk} {run.status}: {run.error}")
                 times[mode].append(wall)
+                if mode == "chord":
+                    fetches = [v for k, v in run.timings.items() if k.startswith("fetch:")]
+                    parts["fetch"].append(max(fetches))
+                    parts["compute"].append(run.timings.get("compute", 0))
         matched = run.matched
     finally:
         for w in workers:
@@ -210,6 +215,11 @@ def main(argv=None) -> int:
     )
     print(f"  chord       {chord:7.3f} s   ({' '.join(f'{t:.2f}' for t in times['chord'])})")
     print(f"  sequential  {sequential:7.3f} s   ({' '.join(f'{t:.2f}' for t in times['sequential'])})")
+    fetch, compute = statistics.median(parts["fetch"]), statistics.median(parts["compute"])
+    print(
+        f"  chord breakdown: slowest fetch {fetch:.2f} s (upstream {args.latency:.2f} s + ingest + freeze), "
+        f"compute {compute:.2f} s, broker and scheduling {chord - fetch - compute:.2f} s"
+    )
     print(f"  ratio       {chord / sequential:7.2f}x   (target <= 0.40x); records matched per run: {matched}")
     return 0
 
