@@ -180,10 +180,10 @@ def _scope_sql(shard) -> str:
         return (
             "SELECT record_id AS id, business_date, side FROM reconciliation_run_scope WHERE run_id = %(run)s"
         )
-    return f"""
-        SELECT s.record_id AS id, s.business_date, s.side FROM reconciliation_run_scope s
-        JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
-        WHERE s.run_id = %(run)s{shard_filter("r", shard)}"""
+    # The account's hash was frozen with the scope (hashtext(account), as shard_filter computes it).
+    return """
+        SELECT record_id AS id, business_date, side FROM reconciliation_run_scope
+        WHERE run_id = %(run)s AND mod(account_hash::bigint + 2147483648, %(shard_count)s) = %(shard_no)s"""
 
 
 def _load_pools(base: dict, rules: RuleSet, shard=None) -> None:

@@ -235,8 +235,8 @@ def _replay_scope(cursor, base: Run, run: Run) -> None:
     released from whatever active matches they are in now — inside the savepoint only."""
     params = {"base": base.pk, "run": run.pk, "tenant": run.tenant_id, "definition": run.definition_id}
     cursor.execute(
-        "INSERT INTO reconciliation_run_scope (run_id, record_id, business_date, side)"
-        " SELECT %(run)s, record_id, business_date, side"
+        "INSERT INTO reconciliation_run_scope (run_id, record_id, business_date, side, account_hash)"
+        " SELECT %(run)s, record_id, business_date, side, account_hash"
         " FROM reconciliation_run_scope WHERE run_id = %(base)s",
         params,
     )

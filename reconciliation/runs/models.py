@@ -266,6 +266,9 @@ class RunScope(models.Model):
     )
     business_date = models.DateField()
     side = models.CharField(max_length=8, choices=Side.choices)
+    # hashtext(account), frozen with the scope: a sharded run's shard reads its part of the scope
+    # without joining the records (matching.sharding).
+    account_hash = models.IntegerField(null=True, blank=True)
 
     class Meta:
         db_table = "reconciliation_run_scope"

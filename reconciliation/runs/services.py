@@ -568,8 +568,8 @@ ON CONFLICT (run_id, side) DO NOTHING RETURNING id
 """
 
 _FREEZE_SCOPE = """
-INSERT INTO reconciliation_run_scope (run_id, record_id, business_date, side)
-SELECT %(run)s, r.id, r.business_date, %(side)s
+INSERT INTO reconciliation_run_scope (run_id, record_id, business_date, side, account_hash)
+SELECT %(run)s, r.id, r.business_date, %(side)s, hashtext(r.account)
 FROM reconciliation_record r
 WHERE r.tenant_id = %(tenant)s AND r.source_id = ANY(%(sources)s) AND r.status = 'active'
   AND r.business_date BETWEEN %(date_from)s AND %(date_to)s

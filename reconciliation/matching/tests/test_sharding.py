@@ -145,6 +145,8 @@ def test_only_rules_that_never_pair_across_accounts_are_sharded():
     assert not sharding.shardable(parse_rules(across))
     no_account_breaks = RULES | {"break_keys": ["reference"]}
     assert not sharding.shardable(parse_rules(no_account_breaks))
+    account_elsewhere = RULES | {"field_map": {"left": {"account": "counterparty"}}}
+    assert not sharding.shardable(parse_rules(account_elsewhere))
 
 
 @pytest.mark.workers
