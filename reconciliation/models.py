@@ -124,9 +124,14 @@ class Record(models.Model):
         REVERSED = "reversed"  # its batch was reversed; kept, never deleted
 
     id = models.BigAutoField(primary_key=True)
-    tenant = models.ForeignKey("jfintech.Tenant", on_delete=models.DO_NOTHING, related_name="+")
-    source = models.ForeignKey(DataSource, on_delete=models.DO_NOTHING, related_name="+")
-    batch = models.ForeignKey(IngestionBatch, on_delete=models.DO_NOTHING, related_name="+")
+    # No row-level foreign keys: the loader writes its own batch's ids (migration 0011, docs/records.md).
+    tenant = models.ForeignKey(
+        "jfintech.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    source = models.ForeignKey(DataSource, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    batch = models.ForeignKey(
+        IngestionBatch, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
     kind = models.CharField(max_length=16, choices=RecordKind.choices)
     business_date = models.DateField()
     external_id = models.CharField(max_length=128)

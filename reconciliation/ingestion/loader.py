@@ -1,28 +1,49 @@
-"""The bulk path, in SQL: COPY into staging, validate set-based, insert set-based.
+"""The bulk path, in SQL: COPY and set-based checks; rows are typed by validation.Validator.
 
-No per-row ORM work: the parser's text rows are COPYed (psycopg 3) into a session TEMP table, one
-INSERT … SELECT types and validates them into a second temp table with a reason per row, and the
-load is an INSERT … SELECT into the partitioned record table plus one into the rejections, in the
-caller's single transaction. Temp tables are not WAL-logged and vanish with the session.
+Two paths, one outcome (docs/ingestion.md, "Two paths"):
+
+- **direct** (``DirectLoad``): the validated rows are COPYed (psycopg 3) straight into the
+  partitioned record table, the rejections after them, inside the load transaction. The unique
+  index ``record_one_active_version`` is the duplicate check: a natural key repeated in the file or
+  already loaded fails the COPY, the transaction rolls back, and the batch takes the staged path.
+- **staged** (``Staging``): the validated rows are COPYed into a session TEMP table, and set-based
+  statements find repeated keys, keys already loaded and amendments, then INSERT … SELECT the
+  accepted rows and the rejections, in the caller's single transaction.
+
+Neither saves a row through the ORM. Temp tables are not WAL-logged and vanish with the session.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
-from reconciliation.ingestion.currencies import iso_currency_codes
-from reconciliation.ingestion.mapping import Normalization, required_value_field
-from reconciliation.ingestion.parsers import STAGE_COLUMNS
+from django.utils import timezone
 
-# Widths of the record table's columns; a longer value is a rejection, not a failed statement.
-MAX_LENGTHS = {"external_id": 128, "account": 64, "instrument": 64, "reference": 140, "counterparty": 140}
-AMOUNT_RE = r"^[+-]?[0-9]{1,18}(\.[0-9]{1,6})?$"  # numeric(24, 6), never rounded
-QUANTITY_RE = r"^[+-]?[0-9]{1,20}(\.[0-9]{1,8})?$"  # numeric(28, 8)
-TRUTHY = ["1", "true", "t", "yes", "y"]
-DATE_COLUMNS = ("business_date", "trade_date", "value_date")
+from reconciliation.ingestion.validation import CHECKED_COLUMNS
+
+# The direct path keeps rejections in memory until its rows are in; past this many the file takes
+# the staged path, where rejections never leave PostgreSQL (memory stays flat).
+DIRECT_MAX_REJECTIONS = 10_000
+_CHECKED_TYPES = {
+    "line_no": "integer", "version": "integer", "version_given": "boolean", "amend": "boolean",
+    "business_date": "date", "amount": "numeric", "quantity": "numeric", "trade_date": "date",
+    "value_date": "date", "attributes": "jsonb",
+}  # fmt: skip
+_RECORD_COLUMNS = (
+    "tenant_id, source_id, batch_id, kind, business_date, external_id, version, account, instrument,"
+    " reference, counterparty, currency, amount, quantity, trade_date, value_date, description, attributes,"
+    " line_no"
+)
+_REJECTION_COPY = (
+    "COPY reconciliation_rejection (tenant_id, batch_id, line_no, raw, reason, message, created_at)"
+    " FROM STDIN"
+)
+
+
+class StagingNeeded(Exception):
+    """The direct path cannot decide this file (too many rejections, a file-level control failed)."""
 
 
 @dataclass
@@ -33,196 +54,94 @@ class LoadResult:
     totals: dict = field(default_factory=dict)  # {currency: {"count", "amount", "quantity"}} (accepted)
     reasons: dict = field(default_factory=dict)  # {reason: count}
 
+    def add_total(self, currency: str, count: int, amount, quantity) -> None:
+        self.totals[currency or ""] = {
+            "count": count,
+            "amount": str(amount if amount is not None else Decimal(0)),
+            "quantity": str(quantity if quantity is not None else Decimal(0)),
+        }
 
-def pg_date_formats(strftime_format: str) -> list[str]:
-    """'%d/%m/%Y' → the to_char formats writing a date that way, with and without leading zeros."""
-    out = []
-    for month in ("MM", "FMMM"):
-        for day in ("DD", "FMDD"):
-            parts = []
-            for token in re.split(r"(%[Ymd])", strftime_format):
-                if token in ("%Y", "%m", "%d"):
-                    parts.append({"%Y": "YYYY", "%m": month, "%d": day}[token])
-                elif token:
-                    parts.append('"' + token.replace('"', '\\"') + '"')
-            out.append("".join(parts))
-    return out
+
+class DirectLoad:
+    """One batch's validated rows COPYed into the record table, rejections after (the direct path)."""
+
+    def __init__(self, cursor, *, tenant_id: int, source_id: int, batch_id: int, kind: str):
+        self.cursor = cursor
+        self.ids = (tenant_id, source_id, batch_id, kind)
+        self.rejections: list[tuple] = []
+        self.sums: dict = {}  # {currency: [count, amount, quantity]} of the accepted rows
+
+    def copy(self, checked_rows) -> int:
+        """COPY the accepted rows as they are validated; returns the number of rows read."""
+        total, rejections, sums, ids = 0, self.rejections, self.sums, self.ids
+        with self.cursor.copy(f"COPY reconciliation_record ({_RECORD_COLUMNS}) FROM STDIN") as copy:
+            write = copy.write_row
+            for (line_no, raw, reason, message, external_id, version, _given, _amend, business_date, account,
+                 instrument, reference, counterparty, currency, amount, quantity, trade_date, value_date,
+                 description, attributes) in checked_rows:  # fmt: skip
+                total += 1
+                if reason is not None:
+                    rejections.append((line_no, raw or "", reason, message or ""))
+                    if len(rejections) > DIRECT_MAX_REJECTIONS:
+                        raise StagingNeeded(f"more than {DIRECT_MAX_REJECTIONS} rejections")
+                    continue
+                write((*ids, business_date, external_id, version, account, instrument, reference,
+                       counterparty, currency, amount, quantity, trade_date, value_date, description,
+                       attributes or "{}", line_no))  # fmt: skip
+                entry = sums.get(currency)
+                if entry is None:
+                    entry = sums[currency] = [0, None, None]
+                entry[0] += 1
+                if amount is not None:
+                    entry[1] = amount if entry[1] is None else entry[1] + amount
+                if quantity is not None:
+                    entry[2] = quantity if entry[2] is None else entry[2] + quantity
+        return total
+
+    def finish(self) -> LoadResult:
+        """Write the rejections; the batch's counts and totals."""
+        tenant_id, _source_id, batch_id, _kind = self.ids
+        now = timezone.now()
+        result = LoadResult(rejected=len(self.rejections))
+        with self.cursor.copy(_REJECTION_COPY) as copy:
+            for line_no, raw, reason, message in self.rejections:
+                copy.write_row((tenant_id, batch_id, line_no, raw, reason, message, now))
+                result.reasons[reason] = result.reasons.get(reason, 0) + 1
+        for currency, (count, amount, quantity) in self.sums.items():
+            result.accepted += count
+            result.add_total(currency, count, amount, quantity)
+        return result
 
 
 class Staging:
-    """The two temp tables of one batch on the current connection."""
+    """The typed temp table of one batch on the current connection (the staged path)."""
 
     def __init__(self, cursor, batch_id: int):
         self.cursor = cursor
-        self.stage = f"jf_stage_{batch_id}"
         self.checked = f"jf_checked_{batch_id}"
-        self.calendar = f"jf_calendar_{batch_id}"
 
     def create(self) -> None:
-        text_columns = ", ".join(f"{c} text" for c in STAGE_COLUMNS[1:])
-        self.cursor.execute(f"DROP TABLE IF EXISTS {self.stage}, {self.checked}")
-        self.cursor.execute(f"CREATE TEMP TABLE {self.stage} (line_no integer, {text_columns})")
-        self.cursor.execute(
-            f"CREATE TEMP TABLE {self.checked} (line_no integer, raw text, reason text, message text,"
-            " external_id text, version integer, version_given boolean, amend boolean, business_date date,"
-            " account text, instrument text, reference text, counterparty text, currency text,"
-            " amount numeric, quantity numeric, trade_date date, value_date date, description text,"
-            " attributes jsonb)"
-        )
+        columns = ", ".join(f"{c} {_CHECKED_TYPES.get(c, 'text')}" for c in CHECKED_COLUMNS)
+        self.cursor.execute(f"DROP TABLE IF EXISTS {self.checked}")
+        self.cursor.execute(f"CREATE TEMP TABLE {self.checked} ({columns})")
 
     def drop(self) -> None:
-        self.cursor.execute(f"DROP TABLE IF EXISTS {self.stage}, {self.checked}, {self.calendar}")
+        self.cursor.execute(f"DROP TABLE IF EXISTS {self.checked}")
 
-    def _calendar(self, n: Normalization, window: tuple[date, date]) -> None:
-        """Every day from a year before the window to a year after, as text in the source's format."""
-        self.cursor.execute(f"DROP TABLE IF EXISTS {self.calendar}")
-        self.cursor.execute(f"CREATE TEMP TABLE {self.calendar} (txt text, d date)")
-        self.cursor.execute(
-            f"""
-            INSERT INTO {self.calendar}
-            SELECT DISTINCT ON (txt) txt, d FROM (
-              SELECT to_char(g, f) AS txt, g::date AS d
-              FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') g,
-                   unnest(%(formats)s::text[]) f
-            ) x ORDER BY txt
-            """,
-            {"first": window[0] - timedelta(days=366), "last": window[1] + timedelta(days=366),
-             "formats": pg_date_formats(n.date_format)},
-        )  # fmt: skip
-        self.cursor.execute(f"ANALYZE {self.calendar}")
-
-    def copy_rows(self, rows) -> int:
-        """COPY the parser's rows (consumed lazily: memory stays flat) into the stage table."""
+    def copy_rows(self, checked_rows) -> int:
+        """COPY the validated rows (consumed lazily: memory stays flat) into the temp table."""
         count = 0
-        with self.cursor.copy(f"COPY {self.stage} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+        with self.cursor.copy(f"COPY {self.checked} ({', '.join(CHECKED_COLUMNS)}) FROM STDIN") as copy:
             write = copy.write_row
-            for row in rows:
+            for row in checked_rows:
                 write(row)
                 count += 1
+        self.cursor.execute(f"ANALYZE {self.checked}")  # autovacuum never analyses temp tables
         return count
 
-    def validate(self, *, kind: str, normalization: Normalization, window: tuple[date, date]) -> None:
-        """Type every staged row and give it a reason when it cannot be accepted (set-based).
-
-        Each nested level ends in OFFSET 0, a planner fence: without it PostgreSQL flattens the
-        levels and repeats every regex and date parse once per reference (measured ~100x slower).
-        """
-        n = normalization
-        amount = "nullif(btrim(s.amount), '')"
-        if n.thousands_separator:
-            amount = f"replace({amount}, %(thousands)s, '')"
-        if n.decimal_separator != ".":
-            amount = f"replace({amount}, %(decimal)s, '.')"
-        if n.sign_column:
-            sign = "CASE WHEN upper(btrim(s.sign)) = ANY(%(negative)s) THEN -1 WHEN upper(btrim(s.sign)) = ANY(%(positive)s) THEN 1 END"  # noqa: E501
-        else:
-            sign = "-1" if n.negate else "1"
-        y, m, d = n.date_groups
-        # Dates: a hash join with a small calendar of every day near the window, written in the
-        # source's format, reads a valid date in ~0.2µs; only the text it misses (malformed, or
-        # far outside the window) takes the slow regex parse (~10µs) to tell which.
-        self._calendar(n, window)
-        parsed_dates = ", ".join(
-            f"coalesce(cal_{c}.d, CASE WHEN u.{c}_t IS NOT NULL THEN jf_date_or_null("
-            f"(regexp_match(u.{c}_t, %(date_re)s))[{y}], (regexp_match(u.{c}_t, %(date_re)s))[{m}], "
-            f"(regexp_match(u.{c}_t, %(date_re)s))[{d}]) END) AS {c}"
-            for c in DATE_COLUMNS
-        )
-        calendar_joins = " ".join(
-            f"LEFT JOIN {self.calendar} cal_{c} ON cal_{c}.txt = u.{c}_t" for c in DATE_COLUMNS
-        )
-        value_field = required_value_field(kind)
-        too_long = " OR ".join(f"length({c}) > {width}" for c, width in MAX_LENGTHS.items())
-        self.cursor.execute(
-            f"""
-            INSERT INTO {self.checked}
-            SELECT line_no, raw, reason,
-              CASE reason
-                WHEN 'missing_field' THEN
-                  CASE WHEN external_id IS NULL THEN 'external_id is missing'
-                       WHEN business_date_t IS NULL THEN 'business_date is missing'
-                       WHEN {value_field}_t IS NULL THEN '{value_field} is missing'
-                       ELSE 'currency is missing (and the source has no default currency)' END
-                WHEN 'field_too_long' THEN 'a field is longer than its column allows'
-                WHEN 'malformed_date' THEN format('date %%s / %%s / %%s does not match %%s',
-                    quote_nullable(business_date_t), quote_nullable(trade_date_t),
-                    quote_nullable(value_date_t), %(date_format)s)
-                WHEN 'out_of_window' THEN format('business date %%s is outside the tenant window %%s .. %%s',
-                    business_date, %(first)s::date, %(last)s::date)
-                WHEN 'malformed_amount' THEN format('amount %%L is not a decimal with at most 18 integer'
-                    ' and 6 fractional digits', amount_t)
-                WHEN 'malformed_quantity' THEN format('quantity %%L is not a decimal with at most 20 integer'
-                    ' and 8 fractional digits', quantity_t)
-                WHEN 'malformed_version' THEN format('version %%L is not a positive integer', version_t)
-                WHEN 'malformed_sign' THEN format('sign %%L is not one of the mapping''s debit/credit values',
-                    sign_t)
-                WHEN 'unknown_currency' THEN format('currency %%L is not an ISO 4217 code', currency)
-                ELSE parse_message END,
-              external_id, coalesce(version, 1), version_t IS NOT NULL, coalesce(amend, false), business_date,
-              account, instrument, reference, counterparty, currency, amount * sign_v, quantity,
-              trade_date, value_date, description, attributes
-            FROM (
-              SELECT t.*,
-                CASE
-                  WHEN parse_error IS NOT NULL THEN parse_error
-                  WHEN external_id IS NULL OR business_date_t IS NULL OR {value_field}_t IS NULL
-                    THEN 'missing_field'
-                  WHEN {too_long} THEN 'field_too_long'
-                  WHEN business_date IS NULL OR (trade_date_t IS NOT NULL AND trade_date IS NULL)
-                    OR (value_date_t IS NOT NULL AND value_date IS NULL) THEN 'malformed_date'
-                  WHEN business_date NOT BETWEEN %(first)s AND %(last)s THEN 'out_of_window'
-                  WHEN amount_t IS NOT NULL AND amount IS NULL THEN 'malformed_amount'
-                  WHEN quantity_t IS NOT NULL AND quantity IS NULL THEN 'malformed_quantity'
-                  WHEN version_t IS NOT NULL AND version IS NULL THEN 'malformed_version'
-                  WHEN amount IS NOT NULL AND sign_v IS NULL THEN 'malformed_sign'
-                  WHEN amount IS NOT NULL AND currency = '' THEN 'missing_field'
-                  WHEN currency <> '' AND NOT currency = ANY(%(currencies)s) THEN 'unknown_currency'
-                END AS reason
-              FROM (
-                SELECT u.*, {parsed_dates},
-                  CASE WHEN amount_t ~ %(amount_re)s THEN amount_t::numeric END AS amount,
-                  CASE WHEN quantity_t ~ %(quantity_re)s THEN quantity_t::numeric END AS quantity,
-                  CASE WHEN version_t ~ '^[0-9]{{1,9}}$' AND version_t::bigint BETWEEN 1 AND 2147483647
-                       THEN version_t::integer END AS version
-                FROM (
-                  SELECT s.line_no, s.raw, s.parse_error, s.parse_message,
-                    nullif(btrim(s.external_id), '') AS external_id,
-                    nullif(btrim(s.version), '') AS version_t,
-                    lower(btrim(s.amend)) = ANY(%(truthy)s) AS amend,
-                    nullif(btrim(s.business_date), '') AS business_date_t,
-                    nullif(btrim(s.trade_date), '') AS trade_date_t,
-                    nullif(btrim(s.value_date), '') AS value_date_t,
-                    coalesce(btrim(s.account), '') AS account,
-                    coalesce(btrim(s.instrument), '') AS instrument,
-                    coalesce(btrim(s.reference), '') AS reference,
-                    coalesce(btrim(s.counterparty), '') AS counterparty,
-                    upper(coalesce(nullif(btrim(s.currency), ''), %(default_currency)s)) AS currency,
-                    {amount} AS amount_t,
-                    nullif(btrim(s.quantity), '') AS quantity_t,
-                    upper(btrim(s.sign)) AS sign_t,
-                    {sign} AS sign_v,
-                    coalesce(s.description, '') AS description,
-                    s.attributes::jsonb AS attributes
-                  FROM {self.stage} s
-                  OFFSET 0
-                ) u
-                {calendar_joins}
-                OFFSET 0
-              ) t
-              OFFSET 0
-            ) v
-            """,
-            {
-                "thousands": n.thousands_separator, "decimal": n.decimal_separator,
-                "negative": list(n.sign_negative), "positive": list(n.sign_positive),
-                "date_re": n.date_regex, "date_format": n.date_format, "first": window[0], "last": window[1],
-                "amount_re": AMOUNT_RE, "quantity_re": QUANTITY_RE, "truthy": TRUTHY,
-                "currencies": iso_currency_codes(), "default_currency": n.default_currency,
-            },
-        )  # fmt: skip
-        self.cursor.execute(f"ANALYZE {self.checked}")  # autovacuum never analyses temp tables
-        # The same natural key twice in one file: the first occurrence stands, later ones are
-        # rejected (a hash aggregate finds the few repeated keys; only their rows are updated).
+    def reject_repeated_keys(self) -> None:
+        """The same natural key twice in one file: the first occurrence stands, later ones are
+        rejected (a hash aggregate finds the few repeated keys; only their rows are updated)."""
         self.cursor.execute(
             f"""
             UPDATE {self.checked} c SET reason = 'duplicate_key',
@@ -326,11 +245,7 @@ class Staging:
         for reason, currency, count, amount, quantity in self.cursor.fetchall():
             if reason is None:
                 result.accepted += count
-                result.totals[currency or ""] = {
-                    "count": count,
-                    "amount": str(amount if amount is not None else Decimal(0)),
-                    "quantity": str(quantity if quantity is not None else Decimal(0)),
-                }
+                result.add_total(currency, count, amount, quantity)
             else:
                 result.rejected += count
                 result.reasons[reason] = result.reasons.get(reason, 0) + count

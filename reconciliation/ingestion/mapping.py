@@ -1,4 +1,4 @@
-"""How a source's text becomes typed values: the CSV mapping and the SQL normalisation it implies.
+"""How a source's text becomes typed values: the CSV mapping and the normalisation it implies.
 
 A CSV source's ``mapping`` (DataSource.mapping)::
 
@@ -15,7 +15,7 @@ A CSV source's ``mapping`` (DataSource.mapping)::
     }
 
 Parsers only pick the mapped columns (cheap, C-level); turning text into dates, amounts and signs
-is done set-based in SQL by the loader from the ``Normalization`` below.
+is done by validation.Validator from the ``Normalization`` below.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def required_value_field(kind: str) -> str:
 
 @dataclass(frozen=True)
 class Normalization:
-    """How the loader's SQL reads the staged text."""
+    """How the validator reads a source's text."""
 
     date_regex: str = r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$"
     date_groups: tuple[int, int, int] = (1, 2, 3)  # positions of year, month, day in the regex
@@ -92,7 +92,7 @@ def date_regex(fmt: str) -> tuple[str, tuple[int, int, int]]:
 
 
 def normalization_for(mapping: dict) -> Normalization:
-    """Validate a CSV mapping and return the SQL normalisation it implies (clear errors)."""
+    """Validate a CSV mapping and return the normalisation it implies (clear errors)."""
     fmt = mapping.get("date_format", "%Y-%m-%d")
     regex, groups = date_regex(fmt)
     decimal = mapping.get("decimal_separator", ".")

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
+from psycopg import errors as psycopg_errors
 
 from jfintech import audit
 from jfintech.common.errors import ApplicationError
@@ -26,9 +27,10 @@ from jfintech.observability.tracing import current_trace_id
 from jfintech.tenancy.calendar import tenant_today
 from reconciliation import partitions
 from reconciliation.ingestion import formats, metrics
-from reconciliation.ingestion.loader import LoadResult, Staging
+from reconciliation.ingestion.loader import DirectLoad, LoadResult, Staging, StagingNeeded
 from reconciliation.ingestion.parsers import FileRejected, Parsed
 from reconciliation.ingestion.parsers.json_records import parse_json_records
+from reconciliation.ingestion.validation import Validator
 from reconciliation.models import DataSource, IngestionBatch, Record, StatementBalance
 
 log = get_logger(__name__)
@@ -167,40 +169,110 @@ def _observe(batch: IngestionBatch, kind: str, started: float) -> None:
 def _load(
     *, tenant, actor, source: DataSource, batch: IngestionBatch, parse, started: float
 ) -> IngestionBatch:
-    """Stage, validate, create partitions, then load in ONE transaction. Returns the closed batch."""
+    """Load the batch by the direct path, or by the staged path when the direct one cannot decide.
+
+    Both validate every row the same way (validation.Validator) and load in ONE transaction under the
+    source's advisory lock; the direct path leaves nothing behind when it hands over (its transaction
+    or savepoint is rolled back) and the staged path parses the file again. Returns the closed batch.
+    """
     timings: dict = {}
+    t0 = time.monotonic()
+    try:
+        closed = _load_direct(tenant=tenant, actor=actor, source=source, batch=batch, parse=parse,
+                              started=started, timings=timings)  # fmt: skip
+        if closed is not None:
+            return closed
+    except FileRejected as exc:
+        with transaction.atomic():
+            return _finish(batch, actor=actor, status=Status.REJECTED, started=started, code=exc.code,
+                           message=exc.message)  # fmt: skip
+    timings["direct_attempt_s"] = round(time.monotonic() - t0, 3)
+    return _load_staged(tenant=tenant, actor=actor, source=source, batch=batch, parse=parse, started=started,
+                        timings=timings)  # fmt: skip
+
+
+def _validated(parsed: Parsed, source: DataSource, tenant):
+    validator = Validator(kind=source.kind, normalization=parsed.normalization, window=tenant_window(tenant))
+    return map(validator.check, parsed.rows)
+
+
+def _lock_and_check_duplicate(cursor, *, source, batch) -> bool:
+    """Under the source's lock (one load per source at a time): was this file loaded meanwhile?"""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, source.pk])
+    return IngestionBatch.objects.filter(source=source, sha256=batch.sha256, status=Status.LOADED).exists()
+
+
+def _close_loaded(*, tenant, actor, source, batch, parsed, result: LoadResult, file_rejection, total, started,
+                  timings) -> IngestionBatch:  # fmt: skip
+    status = Status.REJECTED if result.rejected and not result.accepted else Status.LOADED
+    if status == Status.LOADED and parsed.statements:
+        formats.statements_record(tenant=tenant, source=source, batch=batch, parsed=parsed)
+    code, message = file_rejection or ("", "")
+    if status == Status.REJECTED and not code:
+        code, message = "all_rows_rejected", "every row of the file was rejected"
+    return _finish(batch, actor=actor, status=status, started=started, result=result, total=total,
+                   parsed=parsed, code=code, message=message, timings=timings)  # fmt: skip
+
+
+def _load_direct(*, tenant, actor, source, batch, parse, started, timings) -> IngestionBatch | None:
+    """Rows COPYed straight into the record table (loader.DirectLoad). None: take the staged path —
+    a natural key repeated in the file or already loaded (the unique index refused it), a month
+    without its partition, too many rejections, or a file-level control that failed."""
+    t0 = time.monotonic()
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if _lock_and_check_duplicate(cursor, source=source, batch=batch):
+                return _finish(batch, actor=actor, status=Status.DUPLICATE, started=started, timings=timings)
+            parsed: Parsed = parse()
+            direct = DirectLoad(cursor, tenant_id=tenant.pk, source_id=source.pk, batch_id=batch.pk,
+                                kind=source.kind)  # fmt: skip
+            total = direct.copy(_validated(parsed, source, tenant))
+            if parsed.file_rejection or formats.statement_controls(
+                tenant=tenant, source=source, parsed=parsed
+            ):
+                raise StagingNeeded("a file-level control failed")
+            result = direct.finish()
+            timings["direct_s"] = round(time.monotonic() - t0, 3)
+            return _close_loaded(tenant=tenant, actor=actor, source=source, batch=batch, parsed=parsed,
+                                 result=result, file_rejection=None, total=total, started=started,
+                                 timings=timings)  # fmt: skip
+    except StagingNeeded as exc:
+        why = str(exc)
+    except (IntegrityError, psycopg_errors.IntegrityError) as exc:
+        # COPY reaches psycopg's cursor directly: its errors arrive unwrapped by Django.
+        cause = exc if isinstance(exc, psycopg_errors.Error) else exc.__cause__
+        if not isinstance(cause, psycopg_errors.UniqueViolation | psycopg_errors.CheckViolation):
+            raise
+        # CheckViolation: "no partition of relation ... found for row" (the staged path creates it).
+        why = f"{type(cause).__name__}: {str(cause).splitlines()[0]}"
+    log.info("batch_staged", batch_id=batch.pk, source_id=source.pk, tenant=tenant.slug, why=why,
+             **{"txn.type": source.kind})  # fmt: skip
+    return None
+
+
+def _load_staged(*, tenant, actor, source, batch, parse, started, timings) -> IngestionBatch:
+    """Validated rows into a temp table; repeated keys, keys already loaded and amendments decided
+    set-based; partitions created; then the load in ONE transaction (loader.Staging)."""
     with connection.cursor() as cursor:
         staging = Staging(cursor, batch.pk)
         try:
             t0 = time.monotonic()
-            try:
-                # A savepoint (or a transaction): a file that fails halfway leaves no staged rows.
-                with transaction.atomic():
-                    staging.create()
-                    parsed: Parsed = parse()
-                    total = staging.copy_rows(parsed.rows)
-            except FileRejected as exc:
-                with transaction.atomic():
-                    return _finish(batch, actor=actor, status=Status.REJECTED, started=started,
-                                   code=exc.code, message=exc.message)  # fmt: skip
-            timings["parse_copy_s"] = round(time.monotonic() - t0, 3)
-            t0 = time.monotonic()
-            staging.validate(
-                kind=source.kind, normalization=parsed.normalization, window=tenant_window(tenant)
-            )
+            # A savepoint (or a transaction): a file that fails halfway leaves no staged rows.
+            with transaction.atomic():
+                staging.create()
+                parsed: Parsed = parse()
+                total = staging.copy_rows(_validated(parsed, source, tenant))
+            staging.reject_repeated_keys()
             IngestionBatch.objects.filter(pk=batch.pk, status=Status.RECEIVED).update(
                 status=Status.VALIDATED, rows_total=total
             )
             date_range = staging.date_range()
             if date_range:
                 ensure_partitions_for(*date_range)
-            timings["validate_s"] = round(time.monotonic() - t0, 3)
+            timings["stage_s"] = round(time.monotonic() - t0, 3)
             t0 = time.monotonic()
             with transaction.atomic():
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, source.pk])
-                if IngestionBatch.objects.filter(
-                    source=source, sha256=batch.sha256, status=Status.LOADED
-                ).exists():
+                if _lock_and_check_duplicate(cursor, source=source, batch=batch):
                     return _finish(
                         batch, actor=actor, status=Status.DUPLICATE, started=started, timings=timings
                     )
@@ -219,16 +291,13 @@ def _load(
                     date_range=date_range,
                 )
                 timings["load_s"] = round(time.monotonic() - t0, 3)
-                status = Status.REJECTED if result.rejected and not result.accepted else Status.LOADED
-                if status == Status.LOADED and parsed.statements:
-                    formats.statements_record(tenant=tenant, source=source, batch=batch, parsed=parsed)
-                code, message = file_rejection or ("", "")
-                if status == Status.REJECTED and not code:
-                    code, message = "all_rows_rejected", "every row of the file was rejected"
-                return _finish(
-                    batch, actor=actor, status=status, started=started, result=result, total=total,
-                    parsed=parsed, code=code, message=message, timings=timings,
-                )  # fmt: skip
+                return _close_loaded(tenant=tenant, actor=actor, source=source, batch=batch, parsed=parsed,
+                                     result=result, file_rejection=file_rejection, total=total,
+                                     started=started, timings=timings)  # fmt: skip
+        except FileRejected as exc:
+            with transaction.atomic():
+                return _finish(batch, actor=actor, status=Status.REJECTED, started=started, code=exc.code,
+                               message=exc.message)  # fmt: skip
         finally:
             if not (connection.in_atomic_block and connection.needs_rollback):
                 staging.drop()
@@ -290,7 +359,8 @@ def batch_ingest_file(*, tenant, actor, source: DataSource, path: str | Path | N
         stream.seek(0)
         fmt = formats.detect(head, declared=format, source=source)
 
-        def parse() -> Parsed:
+        def parse() -> Parsed:  # called again when the staged path takes over
+            stream.seek(0)
             return formats.parse(fmt, stream, source=source)
 
         return _run(tenant=tenant, actor=actor, source=source, sha256=sha256, size=size,

@@ -7,6 +7,8 @@ POST honours ``Idempotency-Key``.
 
 from __future__ import annotations
 
+from datetime import date
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -177,9 +179,18 @@ class SimilarRecordsApi(APIView):
             return Response([])
         limit = request.query_params.get("limit") or "20"
         limit = min(int(limit), 200) if limit.isdigit() else 20
+        as_of = request.query_params.get("as_of")
+        try:
+            as_of = date.fromisoformat(as_of) if as_of else None
+        except ValueError:
+            raise ApplicationError("as_of must be a date (YYYY-MM-DD).", code="invalid") from None
         return Response(
             selectors.records_similar(
-                tenant=request_tenant(request), definition_id=definition.pk, reference=reference, limit=limit
+                tenant=request_tenant(request),
+                definition=definition,
+                reference=reference,
+                as_of=as_of,
+                limit=limit,
             )
         )
 

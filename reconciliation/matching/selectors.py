@@ -3,9 +3,12 @@ awaiting approval, simulation reports, and records whose reference looks like a 
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from django.db import connection
 from django.db.models import QuerySet
 
+from jfintech.tenancy.calendar import tenant_today
 from reconciliation.matching.models import SimulationReport
 from reconciliation.runs.models import Match, RuleVersion
 
@@ -66,10 +69,16 @@ def simulation_get(*, tenant, report_id: int) -> SimulationReport | None:
     return simulation_list(tenant=tenant).filter(pk=report_id).first()
 
 
-def records_similar(*, tenant, definition_id: int, reference: str, limit: int = 20) -> list[dict]:
+def records_similar(
+    *, tenant, definition, reference: str, as_of: date | None = None, limit: int = 20
+) -> list[dict]:
     """Active records of the definition's sources whose reference looks like ``reference`` (pg_trgm
-    ``%``, served by the trigram index of migration 0006), most similar first, with whether each is
-    in an active match — for matching by hand."""
+    ``%``), most similar first, with whether each is in an active match — for matching by hand.
+
+    Only the window a run as of ``as_of`` (default: the tenant's today) would see: the record table
+    has no trigram index (ingestion writes a million rows a file; migration 0011), so the search
+    reads the definition's sources in the few monthly partitions of that window."""
+    as_of = as_of or tenant_today(tenant)
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -83,10 +92,18 @@ def records_similar(*, tenant, definition_id: int, reference: str, limit: int = 
             FROM reconciliation_record r
             JOIN reconciliation_definitionsource ds ON ds.source_id = r.source_id AND ds.definition_id = %(d)s
             WHERE r.tenant_id = %(t)s AND r.status = 'active' AND r.reference <> '' AND r.reference %% %(q)s
+              AND r.business_date BETWEEN %(first)s AND %(last)s
             ORDER BY similarity(r.reference, %(q)s) DESC, r.id
             LIMIT %(limit)s
             """,
-            {"q": reference, "d": definition_id, "t": tenant.pk, "limit": limit},
+            {
+                "q": reference,
+                "d": definition.pk,
+                "t": tenant.pk,
+                "limit": limit,
+                "first": as_of - timedelta(days=definition.lookback_days),
+                "last": as_of + timedelta(days=definition.lookahead_days),
+            },
         )
         columns = [c.name for c in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

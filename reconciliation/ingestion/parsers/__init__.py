@@ -1,4 +1,4 @@
-"""Parsers turn a file into staging rows; the loader does the typing and validation in SQL.
+"""Parsers turn a file into text rows; validation.Validator types them and gives reasons.
 
 Every parser returns a ``Parsed``: ``rows`` is a (lazy, streamed) iterator of tuples in
 ``STAGE_COLUMNS`` order, all text except ``line_no``. A parser raises ``FileRejected`` when the file

@@ -32,6 +32,14 @@ def parse_csv(stream, *, mapping: dict, kind: str) -> Parsed:
 
 
 def _rows(text, delimiter: str, columns: dict, attribute_names: tuple):
+    try:
+        yield from _read(text, delimiter, columns, attribute_names)
+    finally:
+        # Hand the binary stream back open: the loader may read the file again (services._load).
+        text.detach()
+
+
+def _read(text, delimiter: str, columns: dict, attribute_names: tuple):
     consumed_lines: list[str] = []
 
     def physical_lines():

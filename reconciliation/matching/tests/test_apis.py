@@ -162,3 +162,7 @@ def test_similar_records_rank_by_reference_similarity(setup):
     assert [r["reference"] for r in rows] == ["ACME Corp", "acme corporation"]
     assert rows[0]["similarity"] == "1.000000"
     assert rows[0]["matched"] is False
+    # Only the window a run as of that date would see (the search has no index to scan years with).
+    url = f"{BASE}/definitions/{defn.pk}/similar-records/"
+    assert setup["analyst"].get(url, {"reference": "ACME corp", "as_of": "2001-01-01"}).json() == []
+    assert setup["analyst"].get(url, {"reference": "ACME corp", "as_of": "yesterday"}).status_code == 400

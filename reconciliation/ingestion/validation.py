@@ -1,0 +1,183 @@
+"""Typing and validating a parser's text rows: the one place a row gets its values or its reason.
+
+It runs in the ingesting process, streamed, while PostgreSQL writes the previous rows (the COPY
+overlaps both cores). A parser yields text tuples in ``STAGE_COLUMNS`` order; ``Validator.check``
+turns one into a ``CHECKED_COLUMNS`` tuple: typed values and ``reason`` None, or a reason code and
+its message. Reasons, first that applies (docs/ingestion.md):
+
+    parser's own (malformed_row, ...), missing_field, field_too_long, malformed_date, out_of_window,
+    malformed_amount, malformed_quantity, malformed_version, malformed_sign, unknown_currency
+
+What needs the database — the same natural key twice in a file or already loaded, amendments — is
+decided set-based by the loader (loader.py).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+
+from reconciliation.ingestion.currencies import iso_currency_codes
+from reconciliation.ingestion.mapping import FIELDS, Normalization, required_value_field
+from reconciliation.ingestion.parsers import STAGE_COLUMNS
+
+CHECKED_COLUMNS = (
+    "line_no", "raw", "reason", "message", "external_id", "version", "version_given", "amend",
+    "business_date", "account", "instrument", "reference", "counterparty", "currency", "amount",
+    "quantity", "trade_date", "value_date", "description", "attributes",
+)  # fmt: skip
+# Widths of the record table's columns: a longer value is a rejection, not a failed statement.
+MAX_EXTERNAL_ID, MAX_ACCOUNT, MAX_INSTRUMENT, MAX_REFERENCE, MAX_COUNTERPARTY = 128, 64, 64, 140, 140
+AMOUNT_RE = re.compile(r"[+-]?[0-9]{1,18}(\.[0-9]{1,6})?")  # numeric(24, 6), never rounded
+QUANTITY_RE = re.compile(r"[+-]?[0-9]{1,20}(\.[0-9]{1,8})?")  # numeric(28, 8)
+VERSION_RE = re.compile(r"[0-9]{1,9}")
+TRUTHY = frozenset({"1", "true", "t", "yes", "y"})
+assert tuple(STAGE_COLUMNS[4 : 4 + len(FIELDS)]) == FIELDS
+
+
+def quoted(value: str | None) -> str:
+    """A value as it appears in a message: quoted like an SQL literal, NULL when absent."""
+    if value is None:
+        return "NULL"
+    text = value.replace("'", "''")
+    return "E'" + text.replace("\\", "\\\\") + "'" if "\\" in value else "'" + text + "'"
+
+
+class Validator:
+    """Types rows for one source (its kind and normalisation) and one tenant window."""
+
+    def __init__(self, *, kind: str, normalization: Normalization, window: tuple[date, date]):
+        n = normalization
+        self.normalization = n
+        self.first, self.last = window
+        self.value_field = required_value_field(kind)
+        self.currencies = frozenset(iso_currency_codes())
+        self._date_re = re.compile(n.date_regex.removeprefix("^").removesuffix("$"))
+        self._date_groups = n.date_groups
+        self._dates: dict[str, date | None] = {}  # a file repeats few distinct date texts
+        # Hot path (a million rows a file): plain locals and dict lookups, no helper calls per field.
+        self._signs = (
+            {v: -1 for v in n.sign_negative} | {v: 1 for v in n.sign_positive} if n.sign_column else None
+        )
+        self._constant_sign = -1 if n.negate else 1
+        self._separators = [
+            (s, r) for s, r in ((n.thousands_separator, ""), (n.decimal_separator, ".")) if s and s != r
+        ]
+
+    def _date(self, text: str) -> date | None:
+        try:
+            return self._dates[text]
+        except KeyError:
+            pass
+        parsed = None
+        match = self._date_re.fullmatch(text)
+        if match:
+            y, m, d = (int(match[g]) for g in self._date_groups)
+            try:
+                parsed = date(y, m, d)
+            except ValueError:
+                parsed = None
+        if len(self._dates) < 100_000:
+            self._dates[text] = parsed
+        return parsed
+
+    def check(self, row: tuple) -> tuple:
+        """One staged row → a CHECKED_COLUMNS tuple (typed values, reason None) or its rejection."""
+        (line_no, raw, parse_error, parse_message, external_id, version_t, amend, business_date_t,
+         account, instrument, reference, counterparty, currency, amount_t, quantity_t, trade_date_t,
+         value_date_t, description, sign, attributes) = row  # fmt: skip
+        # SQL's btrim: spaces only; an empty value is an absent one.
+        external_id = external_id.strip(" ") or None if external_id else None
+        version_t = version_t.strip(" ") or None if version_t else None
+        business_date_t = business_date_t.strip(" ") or None if business_date_t else None
+        trade_date_t = trade_date_t.strip(" ") or None if trade_date_t else None
+        value_date_t = value_date_t.strip(" ") or None if value_date_t else None
+        account = account.strip(" ") if account else ""
+        instrument = instrument.strip(" ") if instrument else ""
+        reference = reference.strip(" ") if reference else ""
+        counterparty = counterparty.strip(" ") if counterparty else ""
+        currency = ((currency.strip(" ") if currency else "") or self.normalization.default_currency).upper()
+        amount_t = amount_t.strip(" ") or None if amount_t else None
+        if amount_t is not None:
+            for separator, replacement in self._separators:
+                amount_t = amount_t.replace(separator, replacement)
+        quantity_t = quantity_t.strip(" ") or None if quantity_t else None
+        sign_t = sign.strip(" ").upper() if sign is not None else None
+
+        dates = self._dates
+        business_date = (
+            (dates.get(business_date_t) or self._date(business_date_t)) if business_date_t else None
+        )
+        trade_date = (dates.get(trade_date_t) or self._date(trade_date_t)) if trade_date_t else None
+        value_date = (dates.get(value_date_t) or self._date(value_date_t)) if value_date_t else None
+        amount = Decimal(amount_t) if amount_t is not None and AMOUNT_RE.fullmatch(amount_t) else None
+        quantity = (
+            Decimal(quantity_t) if quantity_t is not None and QUANTITY_RE.fullmatch(quantity_t) else None
+        )
+        version = None
+        if version_t is not None and VERSION_RE.fullmatch(version_t) and 1 <= int(version_t) <= 2147483647:
+            version = int(version_t)
+        sign_v = self._constant_sign if self._signs is None else self._signs.get(sign_t)
+
+        reason = message = None
+        value_t = amount_t if self.value_field == "amount" else quantity_t
+        if parse_error is not None:
+            reason, message = parse_error, parse_message
+        elif external_id is None or business_date_t is None or value_t is None:
+            reason = "missing_field"
+            message = (
+                "external_id is missing" if external_id is None
+                else "business_date is missing" if business_date_t is None
+                else f"{self.value_field} is missing"
+            )  # fmt: skip
+        elif (
+            len(external_id) > MAX_EXTERNAL_ID
+            or len(account) > MAX_ACCOUNT
+            or len(instrument) > MAX_INSTRUMENT
+            or len(reference) > MAX_REFERENCE
+            or len(counterparty) > MAX_COUNTERPARTY
+        ):
+            reason, message = "field_too_long", "a field is longer than its column allows"
+        elif (
+            business_date is None
+            or (trade_date_t is not None and trade_date is None)
+            or (value_date_t is not None and value_date is None)
+        ):
+            reason = "malformed_date"
+            message = (
+                f"date {quoted(business_date_t)} / {quoted(trade_date_t)} / {quoted(value_date_t)}"
+                f" does not match {self.normalization.date_format}"
+            )
+        elif not self.first <= business_date <= self.last:
+            reason = "out_of_window"
+            message = (
+                f"business date {business_date} is outside the tenant window {self.first} .. {self.last}"
+            )
+        elif amount_t is not None and amount is None:
+            reason = "malformed_amount"
+            message = (
+                f"amount {quoted(amount_t)} is not a decimal with at most 18 integer and 6 fractional digits"
+            )
+        elif quantity_t is not None and quantity is None:
+            reason = "malformed_quantity"
+            message = (
+                f"quantity {quoted(quantity_t)} is not a decimal with at most 20 integer"
+                " and 8 fractional digits"
+            )
+        elif version_t is not None and version is None:
+            reason, message = "malformed_version", f"version {quoted(version_t)} is not a positive integer"
+        elif amount is not None and sign_v is None:
+            reason = "malformed_sign"
+            message = f"sign {quoted(sign_t)} is not one of the mapping's debit/credit values"
+        elif amount is not None and currency == "":
+            reason, message = "missing_field", "currency is missing (and the source has no default currency)"
+        elif currency != "" and currency not in self.currencies:
+            reason, message = "unknown_currency", f"currency {quoted(currency)} is not an ISO 4217 code"
+
+        return (
+            line_no, raw, reason, message, external_id, version or 1, version_t is not None,
+            amend is not None and amend.strip(" ").lower() in TRUTHY, business_date, account, instrument,
+            reference, counterparty, currency, amount * sign_v if amount is not None and sign_v else amount,
+            quantity, trade_date, value_date, description or "", attributes,
+        )  # fmt: skip
