@@ -82,6 +82,13 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"]["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=5)
+# The engine and the staged ingestion path work in TEMP tables of up to millions of rows; with
+# PostgreSQL's default 8MB of local buffers they spill to the OS at every step (measured: the 1M
+# two-way run's scope load 6.6 s → 5.4 s at 512MB). A ceiling per session, taken only when used.
+_session_options = f"-c temp_buffers={env.str('DB_TEMP_BUFFERS', default='256MB')}"
+DATABASES["default"]["OPTIONS"]["options"] = " ".join(
+    filter(None, [DATABASES["default"]["OPTIONS"].get("options", ""), _session_options])
+)
 # Django's psycopg pool, for the web process only: Celery 5.7's Django fixup closes a pool after
 # every task (celery#10554), so workers keep persistent single connections instead.
 if env.bool("DB_POOL", default=False):

@@ -167,7 +167,7 @@ def reconcile(
         if ctx.kind == "three_way":
             _position_check(base | {"as_of": ctx.as_of}, ctx.shard)
     with clock("persist"):
-        written = _persist(ctx, rules, base)
+        written = _persist(ctx, rules, base, left, right)
     with clock("conservation"):
         _conserve(result, base, written, ctx.shard)
     progress(total, total)
@@ -539,9 +539,10 @@ _RECORD_JSON = """jsonb_build_object('id', {t}.id, 'source_id', {t}.source_id,
     'value_date', {t}.value_date)"""
 
 
-def _persist(ctx: RunContext, rules: RuleSet, base: dict) -> dict:
+def _persist(ctx: RunContext, rules: RuleSet, base: dict, left: str, right: str) -> dict:
     """Write matches, match items, breaks and exclusions from the temporary tables; returns the
-    number of record slots each wrote (checked against the engine's own counts in _conserve)."""
+    number of record slots each wrote (checked against the engine's own counts in _conserve).
+    ``left``/``right``: the last passes' pools, where every record of a break is."""
     names = [p.name for p in rules.passes]
     params = base | {
         "names": names,
@@ -599,7 +600,7 @@ def _persist(ctx: RunContext, rules: RuleSet, base: dict) -> dict:
         """,
         params,
     )
-    written["in_breaks"] = _persist_breaks(params)
+    written["in_breaks"] = _persist_breaks(params, left, right)
     _persist_position_breaks(params)
     return written
 
@@ -623,7 +624,7 @@ def _expire_pending_suggestions(params: dict) -> None:
     )
 
 
-def _persist_breaks(params: dict) -> int:
+def _persist_breaks(params: dict, left: str, right: str) -> int:
     lk, rk = _NK.format(t="l"), _NK.format(t="r")
     sorted_keys = (
         f"CASE WHEN l.id IS NULL THEN {rk} WHEN r.id IS NULL THEN {lk} "
@@ -671,7 +672,8 @@ def _persist_breaks(params: dict) -> int:
             %(rule)s || '/' || CASE WHEN b.break_type IN ('missing_left', 'missing_right') THEN 'unmatched'
                                     WHEN b.break_type = 'duplicate' THEN 'duplicate'
                                     ELSE %(classify)s END
-        FROM _brk b LEFT JOIN _l l ON l.id = b.l_id LEFT JOIN _r r ON r.id = b.r_id
+        -- the unmatched pools (a few rows), not the whole scope: breaks are made of what is left
+        FROM _brk b LEFT JOIN {left} l ON l.id = b.l_id LEFT JOIN {right} r ON r.id = b.r_id
         WHERE b.break_type <> 'position_break'
         RETURNING cardinality(record_ids) AS n
         )
@@ -709,22 +711,23 @@ def _persist_position_breaks(params: dict) -> None:
 def _conserve(result: EngineResult, base: dict, written: dict, shard=None) -> None:
     """Records in scope = matched + suggested + in breaks + excluded, each record exactly once —
     counted from what the engine wrote against the frozen scope table, not from its own tallies."""
+    # One hash aggregate over the scope and every outcome, each id tagged by where it came from
+    # (a FULL JOIN of grouped outcomes with the scope did the same work twice over).
     in_scope, accounted, unaccounted, stray, doubled = _scalar(
         """
-        WITH outcome AS (
-            SELECT id, count(*) AS n FROM (
-                SELECT l_id AS id FROM _pairs UNION ALL SELECT r_id FROM _pairs
-                UNION ALL SELECT id FROM _aggm
-                UNION ALL SELECT l_id FROM _brk WHERE l_id IS NOT NULL
-                UNION ALL SELECT r_id FROM _brk WHERE r_id IS NOT NULL
-                UNION ALL SELECT id FROM _excl
-            ) o GROUP BY id
-        ), scope AS (
-            SELECT id FROM _scope  -- the frozen scope, copied in this transaction
-        )
-        SELECT count(s.id), count(o.id), count(*) FILTER (WHERE o.id IS NULL),
-               count(*) FILTER (WHERE s.id IS NULL), count(*) FILTER (WHERE o.n > 1)
-        FROM outcome o FULL JOIN scope s ON s.id = o.id
+        SELECT count(*) FILTER (WHERE s = 1), count(*) FILTER (WHERE o >= 1),
+               count(*) FILTER (WHERE s = 1 AND o = 0), count(*) FILTER (WHERE s = 0),
+               count(*) FILTER (WHERE o > 1)
+        FROM (
+            SELECT id, sum(s) AS s, sum(o) AS o FROM (
+                SELECT id, 1 AS s, 0 AS o FROM _scope  -- the frozen scope, copied in this transaction
+                UNION ALL SELECT l_id, 0, 1 FROM _pairs UNION ALL SELECT r_id, 0, 1 FROM _pairs
+                UNION ALL SELECT id, 0, 1 FROM _aggm
+                UNION ALL SELECT l_id, 0, 1 FROM _brk WHERE l_id IS NOT NULL
+                UNION ALL SELECT r_id, 0, 1 FROM _brk WHERE r_id IS NOT NULL
+                UNION ALL SELECT id, 0, 1 FROM _excl
+            ) tagged GROUP BY id
+        ) per_record
         """,
         base,
     )
