@@ -1,14 +1,16 @@
 """Ingestion benchmark: file to committed rows, against a bare COPY of the same rows.
 
-    python -m bench.ingest [--rows 1000000] [--keep]
+    python -m bench.ingest [--rows 1000000] [--repeat 3] [--keep]
 
 Generates its own data (not timed): a trades CSV and a settlements CSV of ``--rows`` rows (the
-settlements use ; separators, dd/mm/YYYY dates, decimal commas and a D/C column, so the SQL
-normalisation is exercised), a camt.053 and an MT940 statement of ``--rows / 10`` entries. Each
+settlements use ; separators, dd/mm/YYYY dates, decimal commas and a D/C column, so the
+validator's normalisation is exercised), a camt.053 and an MT940 statement of ``--rows / 10`` entries. Each
 load runs in its own subprocess (so its peak RSS is its own) through ``batch_ingest_file``; the
 baseline streams the same rows, pre-rendered in COPY text format, with one bare ``COPY`` into the
-same partitioned table. CSV and camt are also loaded at a quarter of the size: streamed parsing
-keeps peak memory flat as the file grows (MT940 and BAI2 libraries read whole files: capped).
+same partitioned table. Each is run ``--repeat`` times, alternating, and the medians are printed
+(the machine is shared; one run can be off by a third). CSV and camt are also loaded at a quarter
+of the size: streamed parsing keeps peak memory flat as the file grows (MT940 and BAI2 libraries
+read whole files: capped).
 
 Data goes into a dedicated month far in the future for tenant ``bench-ingest``; that month's
 partition is truncated between scenarios and dropped at the end. Prints figures only (no asserts).
@@ -265,7 +267,12 @@ def cleanup() -> None:
         IngestionBatch.objects.filter(tenant=tenant).delete()
 
 
-def main(rows: int, keep: bool, only: list[str] | None = None) -> None:
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median time (an odd count gives a real run, not an average)."""
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+
+
+def main(rows: int, keep: bool, only: list[str] | None = None, repeat: int = 3) -> None:
     ids = prepare()
     base = {"tenant": ids["tenant"], "batch": ids["batch"], "source": ids["sources"]["baseline"]}
     entries = max(rows // 10, 10)
@@ -282,7 +289,8 @@ def main(rows: int, keep: bool, only: list[str] | None = None) -> None:
         ("MT940", "mt940", entries, lambda p, n, c: write_statement("mt940", p, n, f"M{n}", c, base), False),
     ]
     print(
-        f"ingestion benchmark: {rows} CSV rows, {entries} statement entries (PostgreSQL, 1 process per load)"
+        f"ingestion benchmark: {rows} CSV rows, {entries} statement entries (PostgreSQL, 1 process per load;"
+        f" medians of {repeat} runs, bare COPY and load alternating)"
     )
     print(
         f"{'scenario':<16} {'rows':>9} {'seconds':>8} {'rows/s':>10} {'peak MB':>8} {'COPY rows/s':>12} "
@@ -295,9 +303,6 @@ def main(rows: int, keep: bool, only: list[str] | None = None) -> None:
                 continue
             data, copy_file = Path(tmp) / f"{source}.dat", Path(tmp) / f"{source}.copy"
             write(data, n, copy_file)
-            truncate()
-            copy = run_child("copy", str(copy_file))
-            truncate()
             quarter = None
             if flat_check:
                 small = Path(tmp) / f"{source}-quarter.dat"
@@ -305,8 +310,16 @@ def main(rows: int, keep: bool, only: list[str] | None = None) -> None:
                 quarter = run_child("load", str(ids["sources"][source]), str(small))
                 truncate()
                 cleanup_batches(ids["sources"][source])
-            load = run_child("load", str(ids["sources"][source]), str(data))
+            # Alternating bare COPY and load, `repeat` times each, so both see the same machine.
+            copies, loads = [], []
+            for _ in range(repeat):
+                truncate()
+                copies.append(run_child("copy", str(copy_file)))
+                truncate()
+                cleanup_batches(ids["sources"][source])
+                loads.append(run_child("load", str(ids["sources"][source]), str(data)))
             truncate()
+            copy, load = median_run(copies), median_run(loads)
             rate, copy_rate = load["rows"] / load["seconds"], copy["rows"] / copy["seconds"]
             memory = (
                 f"{quarter['peak_rss_mb']:.0f} MB (vs {load['peak_rss_mb']:.0f})"
@@ -322,7 +335,11 @@ def main(rows: int, keep: bool, only: list[str] | None = None) -> None:
             if load["status"] != "loaded" or load["rejected"]:
                 print(f"  !! {label}: status {load['status']}, {load['rejected']} rejected: {load['reject']}")
             print(f"  stages: {load['timings']}")
-            results.append({"scenario": label, "load": load, "copy": copy, "quarter": quarter})
+            print(
+                f"  runs (s): load {[round(r['seconds'], 2) for r in loads]}, "
+                f"COPY {[round(r['seconds'], 2) for r in copies]}"
+            )
+            results.append({"scenario": label, "loads": loads, "copies": copies, "quarter": quarter})
     if not keep:
         cleanup()
     out = Path(os.environ.get("BENCH_RESULTS", "bench/results")) / "ingest.json"
@@ -345,6 +362,7 @@ if __name__ == "__main__":
     parser.add_argument("args", nargs="*")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the loaded data (default: drop it)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (medians are printed)")
     parser.add_argument(
         "--only",
         action="append",
@@ -357,4 +375,4 @@ if __name__ == "__main__":
     elif options.mode == "copy":
         print(json.dumps(child_copy(options.args[0])))
     else:
-        main(options.rows, options.keep, options.only)
+        main(options.rows, options.keep, options.only, options.repeat)
