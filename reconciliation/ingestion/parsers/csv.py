@@ -78,8 +78,9 @@ def _read(text, delimiter: str, columns: dict, attribute_names: tuple):
             consumed_lines.clear()
             yield malformed(first, raw.rstrip("\r\n"), f"not valid CSV: {exc}")
             continue
-        raw = "".join(consumed_lines).rstrip("\r\n")
-        first, line_no = line_no + 1, line_no + len(consumed_lines)
+        lines = len(consumed_lines)
+        raw = (consumed_lines[0] if lines == 1 else "".join(consumed_lines)).rstrip("\r\n")
+        first, line_no = line_no + 1, line_no + lines
         consumed_lines.clear()
         if not fields:
             continue  # a blank line is not a row
