@@ -37,6 +37,7 @@ from exceptions.models import (
 )
 from exceptions.workflow import MANUAL_REASONS
 from jfintech.audit import Actor
+from jfintech.common.admin_actions import intermediate_form_action
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy import calendar
 from jfintech.tenancy.admin import TenantScopedAdminMixin
@@ -320,31 +321,8 @@ def _apply(modeladmin, request, cases, verb: str, call) -> None:
 
 
 def _form_action(form_class, title: str):
-    """Decorator for an action that first asks for input on an intermediate page."""
-
-    def decorate(fn):
-        def action(modeladmin, request, queryset):
-            tenants = _tenants(request)
-            form = form_class(request.POST if "apply" in request.POST else None, tenants=tenants)
-            if "apply" in request.POST and form.is_valid():
-                fn(modeladmin, request, queryset, form.cleaned_data)
-                return None
-            context = {
-                **modeladmin.admin_site.each_context(request),
-                "title": title,
-                "form": form,
-                "queryset": queryset[:50],
-                "count": queryset.count(),
-                "action": fn.__name__,
-                "opts": modeladmin.model._meta,
-                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
-            }
-            return TemplateResponse(request, "admin/exceptions/case/action_form.html", context)
-
-        action.__name__ = fn.__name__
-        return action
-
-    return decorate
+    """An action that first asks for input (the form sees the user's tenants)."""
+    return intermediate_form_action(title, lambda request, data: form_class(data, tenants=_tenants(request)))
 
 
 def _actor(request) -> Actor:

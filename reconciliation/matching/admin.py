@@ -7,6 +7,7 @@ reason or a note ask for it on an intermediate page.
 
 from __future__ import annotations
 
+import functools
 import json
 
 from django import forms
@@ -18,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from jfintech.audit import Actor
+from jfintech.common.admin_actions import intermediate_form_action
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.admin import TenantScopedAdminMixin
 from jfintech.tenancy.selectors import tenants_for_user
@@ -57,29 +59,15 @@ def _each(modeladmin, request, queryset, verb: str, call) -> None:
 
 
 def _text_action(title: str, *, required: bool):
-    """An action that first asks for a reason (required) or a note on an intermediate page."""
+    """An action that first asks for a reason (required) or a note; the function gets the text."""
 
     def decorate(fn):
-        def action(modeladmin, request, queryset):
-            form = TextForm(request.POST if "apply" in request.POST else None, required=required)
-            if "apply" in request.POST and form.is_valid():
-                fn(modeladmin, request, queryset, form.cleaned_data["text"])
-                return None
-            context = {
-                **modeladmin.admin_site.each_context(request),
-                "title": title,
-                "form": form,
-                "queryset": queryset[:50],
-                "count": queryset.count(),
-                "action": fn.__name__,
-                "opts": modeladmin.model._meta,
-                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
-            }
-            return TemplateResponse(request, "admin/reconciliation/matching/action_form.html", context)
+        @intermediate_form_action(title, lambda request, data: TextForm(data, required=required))
+        @functools.wraps(fn)
+        def with_text(modeladmin, request, queryset, cleaned_data):
+            return fn(modeladmin, request, queryset, cleaned_data["text"])
 
-        action.__name__ = fn.__name__
-        action.short_description = title
-        return action
+        return with_text
 
     return decorate
 
