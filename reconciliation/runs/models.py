@@ -250,8 +250,9 @@ class RunPart(models.Model):
         return f"run {self.run_id} {self.side}"
 
 
-class RunScope(models.Model):
-    """The frozen scope: the record ids a run reconciles, written once by the side's fetch."""
+class _RunRecord(models.Model):
+    """One record of a run's scope, keyed by (run, record): what the engine writes a million at a time,
+    so no foreign-key constraints (see the module docstring)."""
 
     pk = models.CompositePrimaryKey("run", "record_id")
     run = models.ForeignKey(
@@ -266,6 +267,14 @@ class RunScope(models.Model):
     )
     business_date = models.DateField()
     side = models.CharField(max_length=8, choices=Side.choices)
+
+    class Meta:
+        abstract = True
+
+
+class RunScope(_RunRecord):
+    """The frozen scope: the record ids a run reconciles, written once by the side's fetch."""
+
     # hashtext(account), frozen with the scope: a sharded run's shard reads its part of the scope
     # without joining the records (matching.sharding).
     account_hash = models.IntegerField(null=True, blank=True)
@@ -437,22 +446,9 @@ class Break(TenantOwned):
         return f"{self.break_type} in run {self.run_id}"
 
 
-class RunExclusion(models.Model):
+class RunExclusion(_RunRecord):
     """A record in scope deliberately not matched (an exclude pass, or a three-way position)."""
 
-    pk = models.CompositePrimaryKey("run", "record_id")
-    run = models.ForeignKey(
-        Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
-    record = models.ForeignKey(
-        "reconciliation.Record",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    business_date = models.DateField()
-    side = models.CharField(max_length=8, choices=Side.choices)
     reason = models.CharField(max_length=64)
 
     class Meta:
