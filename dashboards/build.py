@@ -84,6 +84,8 @@ DASHBOARDS = {
                    legend="{{format}}"),
                 ts("Bytes ingested", f"sum by (format) (rate(ingest_bytes_total[{RATE}]))", unit="Bps",
                    legend="{{format}}"),
+                ts("Batches on the staged path", "sum by (kind, why) (increase(ingest_batches_staged_total[1h]))",
+                   legend="{{kind}} {{why}}"),
                 ts("Connector requests", f"sum by (connector, outcome) (rate(connector_requests_total[{RATE}]))",
                    unit="ops", legend="{{connector}} {{outcome}}"),
                 ts("Open circuit breakers", "max by (source_kind) (connector_circuit_open)",

@@ -97,6 +97,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("ingest_batch_duration_seconds", "histogram", ["format", "outcome"], "ingest", "process",
        "Ingestion batch duration by file format and outcome."),
     _m("ingest_bytes_total", "counter", ["format"], "ingest", "process", "Bytes ingested by format."),
+    _m("ingest_batches_staged_total", "counter", ["kind", "why"], "ingest", "process",
+       "Batches that took the staged load path (read twice: slower), by record kind and why."),
     _m("connector_requests_total", "counter", ["connector", "outcome"], "ingest", "process",
        "Connector fetches by connector and outcome."),
     _m("connector_circuit_open", "gauge", ["source_kind"], "ingest", "process",

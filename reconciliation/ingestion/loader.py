@@ -43,7 +43,11 @@ _REJECTION_COPY = (
 
 
 class StagingNeeded(Exception):
-    """The direct path cannot decide this file (too many rejections, a file-level control failed)."""
+    """The direct path cannot decide this file; ``why`` is the metric's label."""
+
+    def __init__(self, why: str, message: str):
+        super().__init__(message)
+        self.why = why
 
 
 @dataclass
@@ -83,7 +87,9 @@ class DirectLoad:
                 if reason is not None:
                     rejections.append((line_no, raw or "", reason, message or ""))
                     if len(rejections) > DIRECT_MAX_REJECTIONS:
-                        raise StagingNeeded(f"more than {DIRECT_MAX_REJECTIONS} rejections")
+                        raise StagingNeeded(
+                            "many_rejections", f"more than {DIRECT_MAX_REJECTIONS} rejections"
+                        )
                     continue
                 write((*ids, business_date, external_id, version, account, instrument, reference,
                        counterparty, currency, amount, quantity, trade_date, value_date, description,

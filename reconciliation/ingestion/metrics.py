@@ -12,6 +12,12 @@ BATCH_DURATION = Histogram(
     ["format", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
 )
+STAGED = Counter(
+    "ingest_batches_staged_total",
+    "Batches the direct load handed to the staged path (parsed twice), by record kind and why:"
+    " duplicate_key, no_partition, many_rejections, file_control.",
+    ["kind", "why"],
+)
 BYTES = Counter("ingest_bytes_total", "Bytes of files received for ingestion, by format.", ["format"])
 CONNECTOR_REQUESTS = Counter(
     "connector_requests_total",

@@ -230,23 +230,28 @@ def _load_direct(*, tenant, actor, source, batch, parse, started, timings) -> In
             if parsed.file_rejection or formats.statement_controls(
                 tenant=tenant, source=source, parsed=parsed
             ):
-                raise StagingNeeded("a file-level control failed")
+                raise StagingNeeded("file_control", "a file-level control failed")
             result = direct.finish()
             timings["direct_s"] = round(time.monotonic() - t0, 3)
             return _close_loaded(tenant=tenant, actor=actor, source=source, batch=batch, parsed=parsed,
                                  result=result, file_rejection=None, total=total, started=started,
                                  timings=timings)  # fmt: skip
     except StagingNeeded as exc:
-        why = str(exc)
+        why, detail = exc.why, str(exc)
     except (IntegrityError, psycopg_errors.IntegrityError) as exc:
         # COPY reaches psycopg's cursor directly: its errors arrive unwrapped by Django.
         cause = exc if isinstance(exc, psycopg_errors.Error) else exc.__cause__
-        if not isinstance(cause, psycopg_errors.UniqueViolation | psycopg_errors.CheckViolation):
-            raise
         # CheckViolation: "no partition of relation ... found for row" (the staged path creates it).
-        why = f"{type(cause).__name__}: {str(cause).splitlines()[0]}"
+        why = {
+            psycopg_errors.UniqueViolation: "duplicate_key",
+            psycopg_errors.CheckViolation: "no_partition",
+        }.get(type(cause))
+        if why is None:
+            raise
+        detail = str(cause).splitlines()[0]
+    metrics.STAGED.labels(kind=source.kind, why=why).inc()
     log.info("batch_staged", batch_id=batch.pk, source_id=source.pk, tenant=tenant.slug, why=why,
-             **{"txn.type": source.kind})  # fmt: skip
+             detail=detail, **{"txn.type": source.kind})  # fmt: skip
     return None
 
 

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from prometheus_client import REGISTRY
 
 from reconciliation import partitions
 from reconciliation.ingestion import loader
@@ -18,6 +19,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 D = date.today().isoformat()
 
 
+def staged(why: str) -> float:
+    return REGISTRY.get_sample_value("ingest_batches_staged_total", {"kind": "trade", "why": why}) or 0
+
+
 def path_taken(batch) -> str:
     return "staged" if "stage_s" in batch.timings else "direct"
 
@@ -28,7 +33,9 @@ def test_a_clean_file_goes_direct_and_a_repeated_key_makes_the_file_take_the_sta
     assert (path_taken(clean), clean.rows_accepted, reasons(clean)) == ("direct", 1, {3: "malformed_amount"})
 
     rows = f"T3,{D},A,I,1,EUR,\nT4,{D},A,I,2,EUR,\nT3,{D},A,I,3,EUR,\n"
+    before = staged("duplicate_key")
     repeated = ingest(source, write(tmp_path, TRADE_HEADER + rows, "b.csv"))
+    assert staged("duplicate_key") == before + 1  # counted: a slower load the on-call can see
     assert path_taken(repeated) == "staged"
     assert "direct_attempt_s" in repeated.timings
     assert (repeated.status, repeated.rows_accepted, reasons(repeated)) == ("loaded", 2, {4: "duplicate_key"})
@@ -49,12 +56,14 @@ def test_a_key_already_loaded_hands_over_to_the_staged_path(tmp_path):
 
 def test_more_rejections_than_the_direct_path_holds_go_through_staging(tmp_path, monkeypatch):
     monkeypatch.setattr(loader, "DIRECT_MAX_REJECTIONS", 2)
+    before = staged("many_rejections")
     source = SourceFactory()
     rows = "".join(f"B{i},{D},A,I,not-a-number,EUR,\n" for i in range(3)) + f"G1,{D},A,I,1,EUR,\n"
     batch = ingest(source, write(tmp_path, TRADE_HEADER + rows))
     assert path_taken(batch) == "staged"
     assert (batch.rows_total, batch.rows_accepted, batch.rows_rejected) == (4, 1, 3)
     assert set(reasons(batch).values()) == {"malformed_amount"}
+    assert staged("many_rejections") == before + 1
 
 
 def test_a_month_without_its_partition_is_created_by_the_staged_path(tmp_path):
@@ -66,6 +75,7 @@ def test_a_month_without_its_partition_is_created_by_the_staged_path(tmp_path):
             cursor.execute(f'DROP TABLE "{name}"')
     batch = ingest(source, write(tmp_path, TRADE_HEADER + f"T1,{month.isoformat()},A,I,10,EUR,\n"))
     assert (path_taken(batch), batch.status, batch.rows_accepted) == ("staged", "loaded", 1)
+    assert staged("no_partition") >= 1
     assert name in partitions.existing_partitions()
 
 
