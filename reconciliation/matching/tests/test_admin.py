@@ -6,6 +6,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from jfintech.audit import Actor
 from jfintech.tenancy.models import Role
+from jfintech.testing.processes import wait_until
 from jfintech.tests.factories import member
 from reconciliation.matching.models import SimulationReport
 from reconciliation.matching.tests.factories import reconcile, records, two_way
@@ -114,7 +115,7 @@ def test_the_approvers_queue_keeps_four_eyes(client):
     assert version.status == "approved"
 
 
-def test_a_simulation_is_requested_from_the_admin(client):
+def test_a_simulation_is_requested_from_the_admin_and_computed_by_a_worker(client, celery_workers):
     defn, run, _ = suggested()
     staff(client, defn.tenant, Role.ANALYST)
     response = client.post(
@@ -129,3 +130,6 @@ def test_a_simulation_is_requested_from_the_admin(client):
     )
     assert missing_run.status_code == 200  # the form says what is missing
     assert SimulationReport.objects.filter(definition=defn).count() == 1
+    # The worker computes it (and is done before the test's tables are flushed under it).
+    wait_until(lambda: SimulationReport.objects.get(pk=report.pk).status != "pending", timeout=60)
+    assert SimulationReport.objects.get(pk=report.pk).status == "completed"
