@@ -3,6 +3,7 @@ approvers' queue (four-eyes holds there too), simulation requests."""
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import Min
 
 from jfintech.audit import Actor
 from jfintech.tenancy.models import Role
@@ -40,7 +41,9 @@ def suggested():
         {"reference": "GLOBEX CORP", "amount": "30", "account": "4"},
     )
     run = reconcile(defn)
-    return defn, run, Match.objects.filter(run_id=run.pk).order_by("pk")
+    # In the order of their left records (ACME, then Globex): match ids follow the engine's plan.
+    matches = Match.objects.filter(run_id=run.pk).annotate(first_record=Min("items__record_id"))
+    return defn, run, matches.order_by("first_record")
 
 
 def act(client, action: str, ids, **extra):
