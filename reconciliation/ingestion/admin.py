@@ -9,7 +9,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from jfintech.audit import Actor
+from jfintech.common.admin_actions import intermediate_form_action
 from jfintech.common.errors import ApplicationError
+from jfintech.observability.admin import TraceLinksAdminMixin
 from jfintech.tenancy.admin import TenantScopedAdminMixin
 from reconciliation.ingestion import services
 from reconciliation.ingestion.formats import FORMATS
@@ -122,8 +124,15 @@ class RejectionInline(admin.TabularInline):
         return False
 
 
+class ReverseForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Why are these batches reversed? (kept in the audit trail)",
+    )
+
+
 @admin.register(IngestionBatch)
-class IngestionBatchAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+class IngestionBatchAdmin(TenantScopedAdminMixin, TraceLinksAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "source",
@@ -140,7 +149,7 @@ class IngestionBatchAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     list_select_related = ["source"]
     inlines = [RejectionInline]
     actions = ["reverse_batches"]
-    readonly_fields = [f.name for f in IngestionBatch._meta.concrete_fields]
+    readonly_fields = [*(f.name for f in IngestionBatch._meta.concrete_fields), "trace_links"]
 
     def has_add_permission(self, request):
         return False
@@ -148,15 +157,16 @@ class IngestionBatchAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Reverse the selected loaded batches (rows kept, marked reversed)")
-    def reverse_batches(self, request, queryset):
+    @admin.action(description="Reverse the selected loaded batches (rows kept, marked reversed)…")
+    @intermediate_form_action("Reverse batches", lambda request, data: ReverseForm(data))
+    def reverse_batches(self, request, queryset, data):
         for batch in queryset.select_related("tenant"):
             try:
                 services.batch_reverse(
                     tenant=batch.tenant,
                     actor=Actor.for_user(request.user),
                     batch=batch,
-                    reason=f"reversed from the admin by {request.user.get_username()}",
+                    reason=data["reason"],
                 )
                 self.message_user(request, f"Batch {batch.pk} reversed.")
             except ApplicationError as exc:

@@ -31,10 +31,16 @@ def test_upload_from_the_admin_then_see_the_batch_with_rejections_and_reverse_it
     assert "ten" in page
     listing = admin_client.get("/admin/reconciliation/ingestionbatch/?status=loaded").content.decode()
     assert "t.csv" in listing
-    admin_client.post("/admin/reconciliation/ingestionbatch/",
-                      {"action": "reverse_batches", "_selected_action": [batch.pk]})  # fmt: skip
+    reverse = {"action": "reverse_batches", "_selected_action": [batch.pk]}
+    asked = admin_client.post("/admin/reconciliation/ingestionbatch/", reverse)
+    assert "Why are these batches reversed?" in asked.content.decode()  # a reason first
     batch.refresh_from_db()
-    assert batch.status == "reversed"
+    assert batch.status == "loaded"
+    admin_client.post(
+        "/admin/reconciliation/ingestionbatch/", {**reverse, "apply": "1", "reason": "wrong file"}
+    )
+    batch.refresh_from_db()
+    assert (batch.status, batch.reverse_reason) == ("reversed", "wrong file")
     assert Record.objects.get(source=source).status == "reversed"
 
 
