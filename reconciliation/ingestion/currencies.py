@@ -1,4 +1,4 @@
-"""ISO 4217 currency codes (from pycountry's ISO data), for set-based validation in SQL."""
+"""ISO 4217 currency codes (from pycountry's ISO data), for the validator's currency check."""
 
 from functools import cache
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from jfintech.common.errors import ApplicationError
 from reconciliation.models import RecordKind
 
-# The record fields a source can provide (the staging table's text columns, in order).
+# The record fields a source can provide (the parsers' text columns, in order).
 FIELDS = (
     "external_id", "version", "amend", "business_date", "account", "instrument", "reference",
     "counterparty", "currency", "amount", "quantity", "trade_date", "value_date", "description", "sign",

@@ -27,7 +27,7 @@ class RejectionReason(models.TextChoices):
 
 
 class Rejection(TenantOwned):
-    """A row that was not loaded, and why. Written set-based (INSERT … SELECT from staging).
+    """A row that was not loaded, and why. Written in bulk (COPY, or INSERT … SELECT from staging).
 
     ``line_no`` is the physical line (CSV, MT940, BAI2) or the entry number (JSON, camt).
     """
