@@ -84,7 +84,7 @@ class Upstream:
                 self.wfile.write(body)
 
             def log_message(self, *args):
-                pass
+                """Quiet: the default handler writes every request to stderr."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -80,7 +80,7 @@ class _Receiver:
                 self.end_headers()
 
             def log_message(self, *args):
-                pass
+                """Quiet: the default handler writes every request to stderr."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/sla"

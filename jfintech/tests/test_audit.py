@@ -224,15 +224,17 @@ def test_the_chain_lock_is_taken_at_commit_not_at_record(tenant_a):
     call_command("verify_audit", tenant=tenant_a.slug)
 
 
+def _record_then_fail(tenant):
+    with transaction.atomic():  # a savepoint inside the caller's transaction
+        audit.record(tenant=tenant, actor=SYSTEM, action="rolled.back")
+        raise RuntimeError
+
+
 def test_a_rolled_back_savepoint_leaves_no_gap(tenant_a):
     with transaction.atomic():
         audit.record(tenant=tenant_a, actor=SYSTEM, action="kept.one")
-        try:
-            with transaction.atomic():
-                audit.record(tenant=tenant_a, actor=SYSTEM, action="rolled.back")
-                raise RuntimeError
-        except RuntimeError:
-            pass
+        with pytest.raises(RuntimeError):
+            _record_then_fail(tenant_a)
         audit.record(tenant=tenant_a, actor=SYSTEM, action="kept.two")
     assert [(e.seq, e.action) for e in _events(tenant_a)] == [(1, "kept.one"), (2, "kept.two")]
     call_command("verify_audit", tenant=tenant_a.slug)

@@ -180,15 +180,17 @@ def _load(
     try:
         closed = _load_direct(tenant=tenant, actor=actor, source=source, batch=batch, parse=parse,
                               started=started, timings=timings)  # fmt: skip
-        if closed is not None:
-            return closed
-    except FileRejected as exc:
+        if closed is None:
+            timings["direct_attempt_s"] = round(time.monotonic() - t0, 3)
+            closed = _load_staged(tenant=tenant, actor=actor, source=source, batch=batch, parse=parse,
+                                  started=started, timings=timings)  # fmt: skip
+        return closed
+    except (
+        FileRejected
+    ) as exc:  # the file as a whole cannot be read: whatever either path wrote is rolled back
         with transaction.atomic():
             return _finish(batch, actor=actor, status=Status.REJECTED, started=started, code=exc.code,
                            message=exc.message)  # fmt: skip
-    timings["direct_attempt_s"] = round(time.monotonic() - t0, 3)
-    return _load_staged(tenant=tenant, actor=actor, source=source, batch=batch, parse=parse, started=started,
-                        timings=timings)  # fmt: skip
 
 
 def _validated(parsed: Parsed, source: DataSource, tenant):
@@ -299,10 +301,6 @@ def _load_staged(*, tenant, actor, source, batch, parse, started, timings) -> In
                 return _close_loaded(tenant=tenant, actor=actor, source=source, batch=batch, parsed=parsed,
                                      result=result, file_rejection=file_rejection, total=total,
                                      started=started, timings=timings)  # fmt: skip
-        except FileRejected as exc:
-            with transaction.atomic():
-                return _finish(batch, actor=actor, status=Status.REJECTED, started=started, code=exc.code,
-                               message=exc.message)  # fmt: skip
         finally:
             if not (connection.in_atomic_block and connection.needs_rollback):
                 staging.drop()

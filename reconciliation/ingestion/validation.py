@@ -66,10 +66,7 @@ class Validator:
         ]
 
     def _date(self, text: str) -> date | None:
-        try:
-            return self._dates[text]
-        except KeyError:
-            pass
+        """Parse a date text (check() looks in the cache first, and this fills it)."""
         parsed = None
         match = self._date_re.fullmatch(text)
         if match:

@@ -94,55 +94,40 @@ class MatchDetailApi(APIView):
 
 
 class _MatchDecisionApi(APIView):
-    """POST with a note or reason -> one of the decision services on the match."""
+    """POST with a note or reason -> one decision service on the match (``service``, called with the
+    tenant, the actor, the match id and the input's one ``field``)."""
 
     permission_classes = [DECIDERS]
     input_class: type[serializers.Serializer] = ReasonInput
-
-    def decide(self, request, match_id: int, data: dict) -> Match:
-        raise NotImplementedError
+    field = "reason"
+    service = None  # a decision service of matching.suggestions / matching.manual (staticmethod)
 
     @idempotent
     def post(self, request, match_id: int):
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
-        match = self.decide(request, match_id, data.validated_data)
+        match = self.service(
+            tenant=request_tenant(request),
+            actor=actor_for_request(request),
+            match_id=match_id,
+            **{self.field: data.validated_data[self.field]},
+        )
         return Response(MatchOutput(match).data)
 
 
 @extend_schema(request=NoteInput, responses=MatchOutput)
 class SuggestionAcceptApi(_MatchDecisionApi):
-    input_class = NoteInput
-
-    def decide(self, request, match_id, data):
-        return suggestions.suggestion_accept(
-            tenant=request_tenant(request),
-            actor=actor_for_request(request),
-            match_id=match_id,
-            note=data["note"],
-        )
+    input_class, field, service = NoteInput, "note", staticmethod(suggestions.suggestion_accept)
 
 
 @extend_schema(request=ReasonInput, responses=MatchOutput)
 class SuggestionRejectApi(_MatchDecisionApi):
-    def decide(self, request, match_id, data):
-        return suggestions.suggestion_reject(
-            tenant=request_tenant(request),
-            actor=actor_for_request(request),
-            match_id=match_id,
-            reason=data["reason"],
-        )
+    service = staticmethod(suggestions.suggestion_reject)
 
 
 @extend_schema(request=ReasonInput, responses=MatchOutput)
 class MatchUnmatchApi(_MatchDecisionApi):
-    def decide(self, request, match_id, data):
-        return manual.match_unmatch(
-            tenant=request_tenant(request),
-            actor=actor_for_request(request),
-            match_id=match_id,
-            reason=data["reason"],
-        )
+    service = staticmethod(manual.match_unmatch)
 
 
 class ManualMatchApi(APIView):

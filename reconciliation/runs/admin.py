@@ -21,7 +21,7 @@ from reconciliation.runs.models import Break, Definition, RuleVersion, Run, RunT
 
 
 class _Refused(Exception):
-    pass
+    """A row an admin action cannot act on; its message is shown to the user."""
 
 
 class DefinitionForm(forms.ModelForm):

@@ -125,6 +125,7 @@ class Command(BaseCommand):
 
     def _wait_ready(self, base_url, children, timeout=120):
         deadline = time.monotonic() + timeout
+        last_error = None
         while time.monotonic() < deadline:
             for name, proc in children.items():
                 if proc.poll() is not None:
@@ -133,10 +134,10 @@ class Command(BaseCommand):
                 with urllib.request.urlopen(base_url + "readyz", timeout=2) as response:  # noqa: S310
                     if response.status == 200:
                         return
-            except OSError:
-                pass
+            except OSError as exc:  # not listening yet, or /readyz not yet 200: poll again
+                last_error = exc
             time.sleep(0.5)
-        raise CommandError(f"web did not become ready within {timeout}s")
+        raise CommandError(f"web did not become ready within {timeout}s (last: {last_error!r})")
 
     def _wait_pipeline(self, check, timeout=90):
         deadline = time.monotonic() + timeout
