@@ -16,8 +16,8 @@ into a second chord, so several workers share it; the outcome is identical to th
 - The finish task waits for every shard (retrying until the run's deadline, then failing the run),
   checks that the shards' parts add up to the whole scope, syncs the cases and completes the run
   through the same service as the unsharded path (runs.services.run_complete).
-- A shard reads its part of the scope by the account hash frozen with it (``account_hash``, no join
-  with the records), so four shards cost about what one unsharded run does, not four scans of it.
+- A shard reads its part of the scope in the one scan of the records the engine makes anyway (the
+  frozen multirange of ids and the account's hash, engine.shard_filter), never a join.
 """
 
 from __future__ import annotations
@@ -221,7 +221,9 @@ def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
     result.by_kind = dict(by_kind)
     result.timings |= {k: round(v, 4) for k, v in timings.items()}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM reconciliation_run_scope WHERE run_id = %s", [run.pk])
+        cursor.execute(
+            "SELECT coalesce(sum(records), 0)::bigint FROM reconciliation_run_scope WHERE run_id = %s", [run.pk]
+        )
         in_scope = cursor.fetchone()[0]
     accounted = result.matched + result.suggested + result.in_breaks + result.excluded
     result.conservation = {
@@ -245,22 +247,28 @@ def _balanced_positions(run: Run) -> None:
     and balanced), rebuilt from what the shards wrote: their own temporary tables are gone."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             CREATE TEMP TABLE _pos ON COMMIT DROP AS
             SELECT k.account, k.instrument, NOT EXISTS (
                 SELECT 1 FROM reconciliation_break b
                 WHERE b.run_id = %(run)s AND b.break_type = 'position_break'
                   AND b.account = k.account AND b.instrument = k.instrument) AS balanced
             FROM (
-                SELECT r.account, r.instrument FROM reconciliation_run_scope s
-                JOIN reconciliation_record r ON r.id = s.record_id AND r.business_date = s.business_date
-                WHERE s.run_id = %(run)s AND s.side = 'position'
+                SELECT r.account, r.instrument FROM reconciliation_record r
+                WHERE r.id <@ {engine.scope_ids_sql(side="'position'")} AND r.tenant_id = %(tenant)s
+                  AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
                 UNION
                 SELECT account, instrument FROM reconciliation_run_trade_flow
                 WHERE run_id = %(run)s AND business_date <= %(as_of)s
             ) k
             """,
-            {"run": run.pk, "as_of": run.as_of},
+            {
+                "run": run.pk,
+                "as_of": run.as_of,
+                "tenant": run.tenant_id,
+                "date_from": run.date_from,
+                "date_to": run.date_to,
+            },
         )
 
 

@@ -235,9 +235,8 @@ def _replay_scope(cursor, base: Run, run: Run) -> None:
     released from whatever active matches they are in now — inside the savepoint only."""
     params = {"base": base.pk, "run": run.pk, "tenant": run.tenant_id, "definition": run.definition_id}
     cursor.execute(
-        "INSERT INTO reconciliation_run_scope (run_id, record_id, business_date, side, account_hash)"
-        " SELECT %(run)s, record_id, business_date, side, account_hash"
-        " FROM reconciliation_run_scope WHERE run_id = %(base)s",
+        "INSERT INTO reconciliation_run_scope (run_id, side, record_ids, records)"
+        " SELECT %(run)s, side, record_ids, records FROM reconciliation_run_scope WHERE run_id = %(base)s",
         params,
     )
     cursor.execute(
@@ -248,10 +247,9 @@ def _replay_scope(cursor, base: Run, run: Run) -> None:
         params,
     )
     cursor.execute(
-        """
+        f"""
         UPDATE reconciliation_match_item mi SET is_active = false
-        FROM reconciliation_run_scope s
-        WHERE s.run_id = %(run)s AND mi.record_id = s.record_id AND mi.business_date = s.business_date
+        WHERE mi.record_id <@ {engine.scope_ids_sql()}
           AND mi.tenant_id = %(tenant)s AND mi.definition_id = %(definition)s AND mi.is_active
         """,
         params,

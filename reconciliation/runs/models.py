@@ -4,7 +4,7 @@ See docs/reconciliation.md. The invariants the engine relies on are constraints 
 loud IntegrityError rather than bad data:
 
 - one run in flight per definition (a second start is refused, a stuck one is reaped);
-- each record at most once in a run's frozen scope (primary key (run, record_id));
+- each record at most once in a run's frozen scope (a multirange per side, see RunScope);
 - a record in at most one ACTIVE match per definition (partial unique index on match items);
 - each break fingerprint at most once per run (one case per fingerprint downstream).
 
@@ -250,40 +250,39 @@ class RunPart(models.Model):
         return f"run {self.run_id} {self.side}"
 
 
-class _RunRecord(models.Model):
-    """One record of a run's scope, keyed by (run, record): what the engine writes a million at a time,
-    so no foreign-key constraints (see the module docstring)."""
+class Int8MultiRangeField(models.Field):
+    """PostgreSQL ``int8multirange``: a sorted set of disjoint bigint ranges (psycopg reads it as a
+    ``Multirange``). Django ships range fields but no multirange field."""
 
-    pk = models.CompositePrimaryKey("run", "record_id")
+    description = "set of bigint ranges"
+
+    def db_type(self, connection):
+        return "int8multirange"
+
+
+class RunScope(models.Model):
+    """The frozen scope of one side of a run: the ids of the records it reconciles, written once by
+    the side's fetch.
+
+    The ids are stored as a multirange, not a row per record. A batch's records get consecutive ids,
+    so a side's open items are a few ranges (a million unmatched leftovers scattered one in two are
+    still only half a million ranges, 4 MB); membership is a binary search over them. Measured at a
+    million records a side, a row per record cost 2.1 s to write and 1.8 s to join back to the
+    records; the multirange costs 1.0 s and a filter on the records scan (engine.scope_ids_sql)."""
+
+    pk = models.CompositePrimaryKey("run", "side")
     run = models.ForeignKey(
         Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    record = models.ForeignKey(
-        "reconciliation.Record",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    business_date = models.DateField()
     side = models.CharField(max_length=8, choices=Side.choices)
-
-    class Meta:
-        abstract = True
-
-
-class RunScope(_RunRecord):
-    """The frozen scope: the record ids a run reconciles, written once by the side's fetch."""
-
-    # hashtext(account), frozen with the scope: a sharded run's shard reads its part of the scope
-    # without joining the records (matching.sharding).
-    account_hash = models.IntegerField(null=True, blank=True)
+    record_ids = Int8MultiRangeField()
+    records = models.BigIntegerField()  # how many ids record_ids holds
 
     class Meta:
         db_table = "reconciliation_run_scope"
 
     def __str__(self):
-        return f"run {self.run_id} {self.side} record {self.record_id}"
+        return f"run {self.run_id} {self.side}: {self.records} records"
 
 
 class RunTradeFlow(models.Model):
@@ -446,8 +445,24 @@ class Break(TenantOwned):
         return f"{self.break_type} in run {self.run_id}"
 
 
-class RunExclusion(_RunRecord):
-    """A record in scope deliberately not matched (an exclude pass, or a three-way position)."""
+class RunExclusion(models.Model):
+    """A record in scope deliberately not matched (an exclude pass, or a three-way position), keyed
+    by (run, record). The engine writes these by the thousand in one statement, so no foreign-key
+    constraints (see the module docstring)."""
+
+    pk = models.CompositePrimaryKey("run", "record_id")
+    run = models.ForeignKey(
+        Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    record = models.ForeignKey(
+        "reconciliation.Record",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    business_date = models.DateField()
+    side = models.CharField(max_length=8, choices=Side.choices)
 
     reason = models.CharField(max_length=64)
 

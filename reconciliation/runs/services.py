@@ -568,8 +568,8 @@ ON CONFLICT (run_id, side) DO NOTHING RETURNING id
 """
 
 _FREEZE_SCOPE = """
-INSERT INTO reconciliation_run_scope (run_id, record_id, business_date, side, account_hash)
-SELECT %(run)s, r.id, r.business_date, %(side)s, hashtext(r.account)
+INSERT INTO reconciliation_run_scope (run_id, side, record_ids, records)
+SELECT %(run)s, %(side)s, coalesce(range_agg(int8range(r.id, r.id, '[]')), '{}'), count(*)
 FROM reconciliation_record r
 WHERE r.tenant_id = %(tenant)s AND r.source_id = ANY(%(sources)s) AND r.status = 'active'
   AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
@@ -577,11 +577,13 @@ WHERE r.tenant_id = %(tenant)s AND r.source_id = ANY(%(sources)s) AND r.status =
       SELECT 1 FROM reconciliation_match_item mi
       WHERE mi.tenant_id = %(tenant)s AND mi.definition_id = %(definition)s AND mi.record_id = r.id
         AND mi.business_date = r.business_date AND mi.is_active)
+RETURNING records
 """
 
 
 def _freeze_scope(cursor, run: Run, side: str, source_ids: list[int]) -> int:
-    """Open items: the side's active records in the window that no earlier run has matched."""
+    """Open items: the side's active records in the window that no earlier run has matched, frozen
+    as one multirange of ids (RunScope). Returns how many."""
     cursor.execute(
         _FREEZE_SCOPE,
         {
@@ -594,7 +596,7 @@ def _freeze_scope(cursor, run: Run, side: str, source_ids: list[int]) -> int:
             "definition": run.definition_id,
         },
     )
-    return cursor.rowcount
+    return cursor.fetchone()[0]
 
 
 def _freeze_trade_flow(cursor, run: Run, source_ids: list[int]) -> None:
