@@ -40,7 +40,8 @@ INSERT INTO reconciliation_run_scope (business_date, side, record_id, run_id, ac
 SELECT r.business_date, s.side, r.id, s.run_id, hashtext(r.account)
 FROM reconciliation_run_scope_ranges s
 CROSS JOIN LATERAL unnest(s.record_ids) ids
-JOIN reconciliation_record r ON r.id >= lower(ids) AND r.id < upper(ids);
+CROSS JOIN LATERAL generate_series(lower(ids), upper(ids) - 1) AS g(id)
+JOIN reconciliation_record r ON r.id = g.id;
 DROP TABLE reconciliation_run_scope_ranges;
 """
 
@@ -56,16 +57,31 @@ class Migration(migrations.Migration):
                 migrations.CreateModel(
                     name="RunScope",
                     fields=[
-                        ("pk", models.CompositePrimaryKey("run", "side", blank=True, editable=False,
-                                                          primary_key=True, serialize=False)),
-                        ("side", models.CharField(max_length=8, choices=[
-                            ("left", "Left"), ("right", "Right"), ("position", "Position")])),
+                        (
+                            "pk",
+                            models.CompositePrimaryKey(
+                                "run", "side", blank=True, editable=False, primary_key=True, serialize=False
+                            ),
+                        ),
+                        (
+                            "side",
+                            models.CharField(
+                                max_length=8,
+                                choices=[("left", "Left"), ("right", "Right"), ("position", "Position")],
+                            ),
+                        ),
                         ("record_ids", reconciliation.runs.models.Int8MultiRangeField()),
                         ("records", models.BigIntegerField()),
-                        ("run", models.ForeignKey(
-                            db_constraint=False, db_index=False,
-                            on_delete=django.db.models.deletion.DO_NOTHING, related_name="+",
-                            to="reconciliation.run")),
+                        (
+                            "run",
+                            models.ForeignKey(
+                                db_constraint=False,
+                                db_index=False,
+                                on_delete=django.db.models.deletion.DO_NOTHING,
+                                related_name="+",
+                                to="reconciliation.run",
+                            ),
+                        ),
                     ],
                     options={"db_table": "reconciliation_run_scope"},
                 ),

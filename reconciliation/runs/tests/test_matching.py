@@ -426,3 +426,70 @@ def test_field_map_compares_a_side_s_own_column_in_place_of_a_key():
     with pytest.raises(ApplicationError, match="field_map"):
         parse_rules({"passes": [{"name": "x", "type": "exact", "keys": ["reference"]}],
                      "field_map": {"left": {"reference": "value_date"}}})  # fmt: skip
+
+
+def _started(defn) -> Run:
+    return services.run_start(
+        tenant=defn.tenant, actor=ACTOR, definition=defn, trigger="cli", as_of=AS_OF, dispatch=False
+    )
+
+
+def _fetch_all(run: Run) -> None:
+    for side in ("left", "right"):
+        services.run_fetch_side(run_id=run.pk, side=side)
+
+
+def test_the_frozen_scope_is_what_the_run_reconciles_not_what_arrives_after_the_fetch():
+    defn, left, right = two_way()
+    (l1,) = records(left, {"reference": "A", "amount": "1"})
+    (r1,) = records(right, {"reference": "A", "amount": "1"})
+    first = _started(defn)
+    _fetch_all(first)
+    # Arrives while the run is matching: in its window, and it would match, but it was not frozen.
+    late_l, late_r = records(left, {"reference": "L", "amount": "2"}) + records(
+        right, {"reference": "L", "amount": "2"}
+    )
+    assert services.run_compute(run_id=first.pk) == "completed"
+    first.refresh_from_db()
+    assert outcome_of(first) == {l1: "matched:exact_ref", r1: "matched:exact_ref"}
+    assert first.records_in_scope == 2 and first.conservation["ok"], first.conservation
+    # The next run's scope is what the first left open: the late pair, and only it.
+    second = reconcile(defn)
+    assert outcome_of(second) == {late_l: "matched:exact_ref", late_r: "matched:exact_ref"}
+    assert second.records_in_scope == 2
+
+
+def test_open_items_scattered_between_matched_records_are_the_next_runs_scope():
+    defn, left, right = two_way()
+    ids = records(left, *({"reference": f"R{i}", "amount": "1"} for i in range(10)))
+    # Every other left record has its counterpart: the open items are five ranges of one id each.
+    records(right, *({"reference": f"R{i}", "amount": "1"} for i in range(0, 10, 2)))
+    first = reconcile(defn)
+    assert first.matched == 10 and first.in_breaks == 5
+    second = reconcile(defn)
+    assert set(outcome_of(second)) == set(ids[1::2])
+    assert second.records_in_scope == 5 and second.conservation["ok"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT records, (SELECT count(*) FROM unnest(record_ids)) FROM reconciliation_run_scope"
+            " WHERE run_id = %s AND side = 'left'",
+            [second.pk],
+        )
+        assert cursor.fetchone() == (5, 5)
+
+
+def test_a_frozen_record_that_disappears_before_the_compute_fails_the_run_loudly():
+    defn, left, right = two_way()
+    (l1,) = records(left, {"reference": "A", "amount": "1"})
+    (gone,) = records(left, {"reference": "B", "amount": "1"})
+    records(right, {"reference": "A", "amount": "1"})
+    run = _started(defn)
+    _fetch_all(run)
+    with connection.cursor() as cursor:  # nothing in the product deletes a record: a DBA's mistake
+        cursor.execute("DELETE FROM reconciliation_record WHERE id = %s", [gone])
+    assert services.run_compute(run_id=run.pk) == "failed"
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.conservation["in_scope"] == 3 and run.conservation["unaccounted"] == 1
+    assert not run.conservation["ok"]
+    assert not MatchItem.objects.filter(record_id=l1).exists()  # nothing of the failed compute stays
