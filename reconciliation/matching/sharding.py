@@ -222,7 +222,8 @@ def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
     result.timings |= {k: round(v, 4) for k, v in timings.items()}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT coalesce(sum(records), 0)::bigint FROM reconciliation_run_scope WHERE run_id = %s", [run.pk]
+            "SELECT coalesce(sum(records), 0)::bigint FROM reconciliation_run_scope WHERE run_id = %s",
+            [run.pk],
         )
         in_scope = cursor.fetchone()[0]
     accounted = result.matched + result.suggested + result.in_breaks + result.excluded

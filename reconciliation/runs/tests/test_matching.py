@@ -452,7 +452,8 @@ def test_the_frozen_scope_is_what_the_run_reconciles_not_what_arrives_after_the_
     assert services.run_compute(run_id=first.pk) == "completed"
     first.refresh_from_db()
     assert outcome_of(first) == {l1: "matched:exact_ref", r1: "matched:exact_ref"}
-    assert first.records_in_scope == 2 and first.conservation["ok"], first.conservation
+    assert first.records_in_scope == 2
+    assert first.conservation["ok"], first.conservation
     # The next run's scope is what the first left open: the late pair, and only it.
     second = reconcile(defn)
     assert outcome_of(second) == {late_l: "matched:exact_ref", late_r: "matched:exact_ref"}
@@ -465,10 +466,12 @@ def test_open_items_scattered_between_matched_records_are_the_next_runs_scope():
     # Every other left record has its counterpart: the open items are five ranges of one id each.
     records(right, *({"reference": f"R{i}", "amount": "1"} for i in range(0, 10, 2)))
     first = reconcile(defn)
-    assert first.matched == 10 and first.in_breaks == 5
+    assert first.matched == 10
+    assert first.in_breaks == 5
     second = reconcile(defn)
     assert set(outcome_of(second)) == set(ids[1::2])
-    assert second.records_in_scope == 5 and second.conservation["ok"]
+    assert second.records_in_scope == 5
+    assert second.conservation["ok"]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT records, (SELECT count(*) FROM unnest(record_ids)) FROM reconciliation_run_scope"
@@ -490,6 +493,7 @@ def test_a_frozen_record_that_disappears_before_the_compute_fails_the_run_loudly
     assert services.run_compute(run_id=run.pk) == "failed"
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
-    assert run.conservation["in_scope"] == 3 and run.conservation["unaccounted"] == 1
+    assert run.conservation["in_scope"] == 3
+    assert run.conservation["unaccounted"] == 1
     assert not run.conservation["ok"]
     assert not MatchItem.objects.filter(record_id=l1).exists()  # nothing of the failed compute stays
