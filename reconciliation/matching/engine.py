@@ -729,25 +729,30 @@ def _conserve(result: EngineResult, base: dict, written: dict) -> None:
     """Records in scope = matched + suggested + in breaks + excluded, each record exactly once —
     counted from what the engine wrote, against the frozen scope, not from its own tallies."""
     in_scope = result.records_in_scope
-    # One hash aggregate over every outcome's record ids: each must be in the frozen scope (else
-    # stray) and in one outcome only (else double counted); with neither, the scope's records that
-    # are in no outcome are what the distinct count falls short of the scope by.
-    accounted, stray, doubled = _scalar(
+    # Every outcome's record ids, each flagged by whether the frozen multirange holds it: the ids
+    # outside are strays; the distinct ids inside must be every frozen record (else unaccounted),
+    # each in one outcome only (else the extra slots are double counted). A sort for the distinct
+    # count (0.5 s at 2M ids) where a hash aggregate of a count per id cost 1.7 s. OFFSET 0 keeps
+    # the subquery whole, so the scope is computed once, not once per FILTER.
+    stray, placed, accounted = _scalar(
         f"""
-        SELECT count(*), count(*) FILTER (WHERE NOT id <@ {scope_ids_sql()}), count(*) FILTER (WHERE n > 1)
+        SELECT count(*) FILTER (WHERE NOT inside), count(*) FILTER (WHERE inside),
+               count(DISTINCT id) FILTER (WHERE inside)
         FROM (
-            SELECT id, count(*) AS n FROM (
+            SELECT id, id <@ {scope_ids_sql()} AS inside FROM (
                 SELECT l_id AS id FROM _pairs UNION ALL SELECT r_id FROM _pairs
                 UNION ALL SELECT id FROM _aggm
                 UNION ALL SELECT l_id FROM _brk WHERE l_id IS NOT NULL
                 UNION ALL SELECT r_id FROM _brk WHERE r_id IS NOT NULL
                 UNION ALL SELECT id FROM _excl
-            ) outcome GROUP BY id
-        ) per_record
+            ) outcome
+            OFFSET 0
+        ) flagged
         """,
         base,
     )
-    unaccounted = in_scope - (accounted - stray)
+    doubled = placed - accounted
+    unaccounted = in_scope - accounted
     # Records per outcome: a pair holds two, a group its members; matched (active) or suggested.
     matched_records, suggested_records, matches = _scalar(
         """
