@@ -366,18 +366,24 @@ class Match(models.Model):
         return f"match {self.pk} ({self.pass_name})"
 
 
-class MatchItem(models.Model):
-    pk = models.CompositePrimaryKey("match", "record_id")
-    match = models.ForeignKey(
-        Match, related_name="items", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
-    )
-    record = models.ForeignKey(
+def _record_pointer() -> models.ForeignKey:
+    """A bulk table's pointer at a record: no foreign-key constraint and no index of its own, with
+    the record's ``business_date`` beside it (see the module docstring)."""
+    return models.ForeignKey(
         "reconciliation.Record",
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         db_index=False,
         related_name="+",
     )
+
+
+class MatchItem(models.Model):
+    pk = models.CompositePrimaryKey("match", "record_id")
+    match = models.ForeignKey(
+        Match, related_name="items", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
+    )
+    record = _record_pointer()
     business_date = models.DateField()
     side = models.CharField(max_length=8, choices=Side.choices)
     # Denormalised from the match so the invariant below is one partial unique index.
@@ -454,13 +460,7 @@ class RunExclusion(models.Model):
     run = models.ForeignKey(
         Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    record = models.ForeignKey(
-        "reconciliation.Record",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    record = _record_pointer()
     business_date = models.DateField()
     side = models.CharField(max_length=8, choices=Side.choices)
 
