@@ -7,7 +7,8 @@ killed half-way leaves nothing behind and the redelivered task starts clean.
 
 Working state lives in temporary tables dropped at commit:
 
-    _l, _r       the frozen scope of the left/right side joined to its records (never modified);
+    _l, _r       the left/right side's frozen scope, read off the records by its multirange of ids
+                 (never modified);
                  the right side's amounts are negated first when the rules say amount_sign=opposite
     pools        the still-unmatched rows: pass 1 reads _l/_r, later passes read a pool rebuilt
                  after each pass (small once the exact pass has matched the bulk)
@@ -85,17 +86,21 @@ def shard_filter(alias: str, shard: tuple[int, int] | None) -> str:
     return f" AND mod(hashtext({alias}.account)::bigint + 2147483648, %(shard_count)s) = %(shard_no)s"
 
 
-def scope_ids_sql(run: str = "%(run)s", side: str = "") -> str:
+def scope_ids_sql(side: str = "") -> str:
     """SQL for a run's frozen scope (one side's, or all sides') as one multirange, e.g. in
     ``r.id <@ {scope_ids_sql()}``.
 
     A scalar subquery, so PostgreSQL computes it once per statement; and computed (range_agg), so
     the value is an in-memory datum: compared directly with a stored, compressed multirange, every
-    row's comparison would decompress it again (measured 140 µs a row at 10,000 ranges)."""
-    side_filter = f" AND s.side = {side}" if side else ""
+    row's comparison would decompress it again (measured 140 µs a row at 10,000 ranges).
+
+    The run is the statement's ``%(run)s``; ``side``: left, right or position (empty: all sides)."""
+    if side not in ("", "left", "right", "position"):
+        raise ValueError(f"not a side: {side!r}")
+    side_filter = f" AND s.side = '{side}'" if side else ""
     return (
         "(SELECT coalesce(range_agg(ids), '{}'::int8multirange)"
-        f" FROM reconciliation_run_scope s, unnest(s.record_ids) ids WHERE s.run_id = {run}{side_filter})"
+        f" FROM reconciliation_run_scope s, unnest(s.record_ids) ids WHERE s.run_id = %(run)s{side_filter})"
     )
 
 
@@ -210,7 +215,7 @@ def _load_pools(base: dict, rules: RuleSet, shard=None) -> int:
         # two-way run's positions) is not scanned at all.
         if not frozen.get(side):
             return "WHERE false"
-        return f"""WHERE r.id <@ {scope_ids_sql(side=f"'{side}'")} AND r.tenant_id = %(tenant)s
+        return f"""WHERE r.id <@ {scope_ids_sql(side=side)} AND r.tenant_id = %(tenant)s
               AND r.business_date BETWEEN %(date_from)s AND %(date_to)s{shard_filter("r", shard)}"""
 
     sign = "-" if rules.amount_sign == "opposite" else ""

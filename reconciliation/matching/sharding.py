@@ -256,7 +256,7 @@ def _balanced_positions(run: Run) -> None:
                   AND b.account = k.account AND b.instrument = k.instrument) AS balanced
             FROM (
                 SELECT r.account, r.instrument FROM reconciliation_record r
-                WHERE r.id <@ {engine.scope_ids_sql(side="'position'")} AND r.tenant_id = %(tenant)s
+                WHERE r.id <@ {engine.scope_ids_sql(side="position")} AND r.tenant_id = %(tenant)s
                   AND r.business_date BETWEEN %(date_from)s AND %(date_to)s
                 UNION
                 SELECT account, instrument FROM reconciliation_run_trade_flow
