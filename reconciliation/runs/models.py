@@ -4,7 +4,8 @@ See docs/reconciliation.md. The invariants the engine relies on are constraints 
 loud IntegrityError rather than bad data:
 
 - one run in flight per definition (a second start is refused, a stuck one is reaped);
-- each record at most once in a run's frozen scope (a multirange per side, see RunScope);
+- each record at most once in a run's frozen scope: a side's scope is a set (one multirange of ids,
+  see RunScope) and a source is on one side of a definition only (``uniq_definition_source``);
 - a record in at most one ACTIVE match per definition (partial unique index on match items);
 - each break fingerprint at most once per run (one case per fingerprint downstream).
 
