@@ -73,17 +73,37 @@ class RunContext:
     date_from: object
     date_to: object
     rule_label: str  # e.g. "v3"
-    # (shard number, shard count): only the records whose account hashes to this shard (a sharded
-    # run's matching phase, matching.sharding); None: the whole scope.
+    # (shard number, shard count): only the records whose shard column (shard_column) hashes to this
+    # shard (a sharded run's matching phase, matching.sharding); None: the whole scope.
     shard: tuple[int, int] | None = None
 
 
-def shard_filter(alias: str, shard: tuple[int, int] | None) -> str:
-    """SQL restricting ``alias`` (a record row) to a shard: a stable hash of the account. Empty for
-    an unsharded run. hashtext is int4; shifted by 2^31 it is never negative."""
-    if shard is None:
+def shard_column(kind: str, rules: RuleSet) -> str | None:
+    """The record column a run of these rules can be split by without changing its outcome, or None.
+
+    Every pairing and aggregation pass must compare it for equality (it is among their keys) and
+    breaks must be classified by it (among the break keys), so no pass and no break can put two
+    records with different values together; and no side may read it from another column
+    (``field_map``), or the two sides would be split by different values. A three-way run splits by
+    account only: its position check is per account. Where the account qualifies it is chosen, then
+    the first of TEXT_KEY_FIELDS that does (e.g. a two-way run keyed on reference splits by it)."""
+    common = set(rules.break_keys)
+    for rule_pass in rules.passes:
+        if isinstance(rule_pass, KeyedPass | AggregatePass):
+            common &= set(rule_pass.keys)
+    for mapping in rules.field_map.values():
+        common -= set(mapping)
+    preference = ("account",) if kind == "three_way" else ("account", *TEXT_KEY_FIELDS)
+    return next((column for column in preference if column in common), None)
+
+
+def shard_filter(alias: str, column: str | None) -> str:
+    """SQL restricting ``alias`` (a record row) to the statement's shard (``%(shard_no)s`` of
+    ``%(shard_count)s``) by a stable hash of ``column`` (from shard_column). Empty for an unsharded
+    run. hashtext is int4; shifted by 2^31 it is never negative."""
+    if column is None:
         return ""
-    return f" AND mod(hashtext({alias}.account)::bigint + 2147483648, %(shard_count)s) = %(shard_no)s"
+    return f" AND mod(hashtext({alias}.{column})::bigint + 2147483648, %(shard_count)s) = %(shard_no)s"
 
 
 def scope_ids_sql(side: str = "") -> str:
@@ -160,8 +180,11 @@ def reconcile(
     # Sorts and hashes over a million rows stay in memory; LOCAL: this transaction only.
     _execute("SET LOCAL work_mem = '256MB'")
     _execute("SET LOCAL jit = off")
+    sharded_by = shard_column(ctx.kind, rules) if ctx.shard else None
+    if ctx.shard and sharded_by is None:
+        raise ValueError(f"run {ctx.run_id}: these rules cannot be sharded (no shard column)")
     with clock("load"):
-        frozen = _load_pools(base, rules, ctx.shard)
+        frozen = _load_pools(base, rules, sharded_by)
         loaded = _scalar(
             "SELECT (SELECT count(*) FROM _l) + (SELECT count(*) FROM _r) + (SELECT count(*) FROM _p)"
         )
@@ -195,7 +218,7 @@ def reconcile(
     with clock("breaks"):
         _classify_breaks(rules, left, right)
         if ctx.kind == "three_way":
-            _position_check(base | {"as_of": ctx.as_of}, ctx.shard)
+            _position_check(base | {"as_of": ctx.as_of}, sharded_by)
     with clock("persist"):
         written = _persist(ctx, rules, base, left, right)
     with clock("conservation"):
@@ -204,7 +227,7 @@ def reconcile(
     return result
 
 
-def _load_pools(base: dict, rules: RuleSet, shard=None) -> int:
+def _load_pools(base: dict, rules: RuleSet, sharded_by: str | None = None) -> int:
     """The pools, read from the records; returns how many records the frozen scope holds (all
     sides; a shard's part of them is what the pools hold)."""
     frozen = dict(_rows("SELECT side, records FROM reconciliation_run_scope WHERE run_id = %(run)s", base))
@@ -216,7 +239,7 @@ def _load_pools(base: dict, rules: RuleSet, shard=None) -> int:
         if not frozen.get(side):
             return "WHERE false"
         return f"""WHERE r.id <@ {scope_ids_sql(side=side)} AND r.tenant_id = %(tenant)s
-              AND r.business_date BETWEEN %(date_from)s AND %(date_to)s{shard_filter("r", shard)}"""
+              AND r.business_date BETWEEN %(date_from)s AND %(date_to)s{shard_filter("r", sharded_by)}"""
 
     sign = "-" if rules.amount_sign == "opposite" else ""
     for table, side, amount in (("_l", "left", "r.amount"), ("_r", "right", f"{sign}r.amount")):
@@ -495,7 +518,7 @@ def _classify_breaks(rules: RuleSet, left: str, right: str) -> None:
     )
 
 
-def _position_check(params: dict, shard=None) -> None:
+def _position_check(params: dict, sharded_by: str | None = None) -> None:
     """Three-way: per account and instrument, opening position + traded quantity = closing position.
 
     Closing: the positions dated the as-of date. Opening: the latest positions dated before it within
@@ -521,7 +544,7 @@ def _position_check(params: dict, shard=None) -> None:
         ), flow AS (
             SELECT f.account, f.instrument, f.business_date, f.quantity
             FROM reconciliation_run_trade_flow f
-            WHERE f.run_id = %(run)s AND f.business_date <= %(as_of)s{shard_filter("f", shard)}
+            WHERE f.run_id = %(run)s AND f.business_date <= %(as_of)s{shard_filter("f", sharded_by)}
         ), traded AS (
             SELECT f.account, f.instrument, sum(f.quantity) AS qty
             FROM flow f LEFT JOIN opening o USING (account, instrument)

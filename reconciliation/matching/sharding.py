@@ -1,14 +1,17 @@
-"""Sharded runs: above a configurable scope size the matching phase splits by a hash of the account
-into a second chord, so several workers share it; the outcome is identical to the unsharded run.
+"""Sharded runs: above a configurable scope size the matching phase splits by a hash of one record
+column (the shard column) into a second chord, so several workers share it; the outcome is
+identical to the unsharded run.
 
     compute_reconciliation (the first chord's callback)
-        └─ scope > RECON_SHARD_THRESHOLD and the rules are shardable:
+        └─ scope > RECON_SHARD_THRESHOLD and the rules have a shard column:
            chord([match_shard.si(run, i, n) for i in range(n)], finish_sharded_run.si(run))
 
-- Identical outcome needs that no pass can pair, group or classify records of different accounts:
-  ``account`` among the keys of every pairing and aggregation pass and among the break keys. Other
-  rule sets run unsharded (logged). Three-way position checks are per account already.
-- A shard runs the engine on the records whose account hashes to it (engine.shard_filter) and
+- Identical outcome needs that no pass can pair, group or classify records with different values
+  of the column: it must be among the keys of every pairing and aggregation pass and among the
+  break keys (engine.shard_column; the account where it qualifies, else e.g. the reference of a
+  two-way run keyed on it). Other rule sets run unsharded (logged). A three-way run splits by
+  account only: its position checks are per account.
+- A shard runs the engine on the records whose column hashes to it (engine.shard_filter) and
   commits its matches, breaks and exclusions together with its ``RunShard`` row. The row is claimed
   first (``INSERT … ON CONFLICT DO NOTHING``): a second delivery blocks on it until the first
   commits, then finds it and does nothing; if the first died, its transaction rolled back and the
@@ -17,7 +20,7 @@ into a second chord, so several workers share it; the outcome is identical to th
   checks that the shards' parts add up to the whole scope, syncs the cases and completes the run
   through the same service as the unsharded path (runs.services.run_complete).
 - A shard reads its part of the scope in the one scan of the records the engine makes anyway (the
-  frozen multirange of ids and the account's hash, engine.shard_filter), never a join.
+  frozen multirange of ids and the column's hash, engine.shard_filter), never a join.
 """
 
 from __future__ import annotations
@@ -33,27 +36,14 @@ from django.utils import timezone
 
 from jfintech.observability.logging import get_logger
 from reconciliation.matching import engine
-from reconciliation.matching.aggregation import AggregatePass
 from reconciliation.matching.models import RunShard
-from reconciliation.matching.passes import KeyedPass, RuleSet, parse_rules
+from reconciliation.matching.passes import parse_rules
 from reconciliation.runs import services as runs
 from reconciliation.runs.models import SIDES_OF_KIND, Run, RunPart, RunStatus
 
 log = get_logger(__name__)
 
 SHARD_QUEUE = "reconciliation"
-
-
-def shardable(rules: RuleSet) -> bool:
-    """Whether no pass can pair or group records of two accounts (so sharding by account changes
-    nothing)."""
-    for rule_pass in rules.passes:
-        if isinstance(rule_pass, KeyedPass | AggregatePass) and "account" not in rule_pass.keys:
-            return False
-    # A side whose account is read from another column compares an account the shard key is not.
-    if any("account" in mapping for mapping in rules.field_map.values()):
-        return False
-    return "account" in rules.break_keys
 
 
 def shard_count_for(run: Run) -> int | None:
@@ -64,10 +54,10 @@ def shard_count_for(run: Run) -> int | None:
     scope = sum(RunPart.objects.filter(run=run).values_list("records", flat=True))
     if scope <= settings.RECON_SHARD_THRESHOLD:
         return None
-    if not shardable(parse_rules(run.rule_version.rules)):
+    if engine.shard_column(run.kind, parse_rules(run.rule_version.rules)) is None:
         log.info(
             "recon_run_not_sharded",
-            reason="rules pair across accounts",
+            reason="no key that every pass and the break keys compare for equality",
             scope=scope,
             **{"recon.run_id": run.pk},
         )
@@ -200,8 +190,8 @@ def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
 
     Each shard proved, in its own transaction, that every record of its part of the scope is in
     exactly one outcome. The parts are disjoint by construction (a record's shard is a function of
-    its frozen account hash), so the whole run conserves exactly when the parts add up to the scope:
-    a scope row in no part shows as a difference of counts."""
+    its shard column, and records are immutable), so the whole run conserves exactly when the parts
+    add up to the scope: a scope row in no part shows as a difference of counts."""
     result = engine.EngineResult()
     breaks: Counter = Counter()
     timings: Counter = Counter()

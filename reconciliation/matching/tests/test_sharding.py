@@ -8,7 +8,7 @@ from django.db import connection
 
 from jfintech.testing import processes
 from jfintech.testing.processes import wait_until
-from reconciliation.matching import sharding
+from reconciliation.matching import engine, sharding
 from reconciliation.matching.models import RunShard
 from reconciliation.matching.passes import parse_rules
 from reconciliation.matching.tests.factories import (
@@ -105,9 +105,9 @@ def counts(run: Run) -> tuple:
             run.breaks_by_type)  # fmt: skip
 
 
-def two_definitions():
+def two_definitions(rules=RULES):
     tenant = TenantFactory()
-    plain, sharded = definition(tenant, rules=RULES), definition(tenant, rules=RULES)
+    plain, sharded = definition(tenant, rules=rules), definition(tenant, rules=rules)
     load(plain)
     load(sharded)
     return plain, sharded
@@ -136,17 +136,53 @@ def test_a_sharded_run_in_this_process_gives_the_unsharded_outcome():
     assert sharding.run_match_shard(run_id=split.pk, shard_no=1, shard_count=3) == "terminal"
 
 
-def test_only_rules_that_never_pair_across_accounts_are_sharded():
-    assert sharding.shardable(parse_rules(RULES))
+# Two-way rules keyed on the reference alone: every account's "A" competes with every other's, so
+# the run splits by reference, not by account.
+BY_REFERENCE = {
+    "passes": [
+        {"name": "exact", "type": "exact", "keys": ["reference"]},
+        {"name": "tol", "type": "tolerance", "keys": ["reference"], "amount": {"absolute": "0.05"}},
+        {"name": "agg", "type": "aggregate", "cardinality": "one_to_many", "keys": ["reference"]},
+    ],
+}
+
+
+def test_rules_keyed_on_the_reference_alone_are_sharded_by_it_with_the_unsharded_outcome():
+    assert engine.shard_column("two_way", parse_rules(BY_REFERENCE)) == "reference"
+    plain, sharded = two_definitions(BY_REFERENCE)
+    baseline = services.run_execute_inline(start(plain))
+    split = sharding.run_execute_sharded_inline(start(sharded), shard_count=3)
+    assert split.status == "completed", split.error
+    parts = sorted(RunShard.objects.filter(run=split).values_list("records_in_scope", flat=True))
+    assert parts[0] > 0  # each shard got some references
+    assert outcome(split) == outcome(baseline)
+    assert counts(split) == counts(baseline)
+    # The references repeat across accounts: split by account, "A" of one account would have had
+    # only its own account's "A" to choose from, and the pairs would differ.
+    assert baseline.breaks_by_type == split.breaks_by_type
+
+
+def test_the_shard_column_is_a_key_every_pass_and_the_break_keys_compare():
+    def column(rules, kind="two_way"):
+        return engine.shard_column(kind, parse_rules(rules))
+
+    assert column(RULES) == "account"  # preferred when it qualifies
+    assert column(RULES, "three_way") == "account"
+    # A three-way run's position check is per account: no other column will do.
+    assert column(BY_REFERENCE, "three_way") is None
     across = {
         "passes": [{"name": "exact", "type": "exact", "keys": ["reference"]}],
         "break_keys": ["account"],
     }
-    assert not sharding.shardable(parse_rules(across))
-    no_account_breaks = RULES | {"break_keys": ["reference"]}
-    assert not sharding.shardable(parse_rules(no_account_breaks))
-    account_elsewhere = RULES | {"field_map": {"left": {"account": "counterparty"}}}
-    assert not sharding.shardable(parse_rules(account_elsewhere))
+    assert column(across) is None
+    # The break keys classify by reference only: account is out, reference is not in every pass.
+    assert column(RULES | {"break_keys": ["reference"]}) is None
+    # A fuzzy pass compares the reference by similarity, not equality.
+    fuzzy = BY_REFERENCE | {"passes": [*BY_REFERENCE["passes"], RULES["passes"][2]]}
+    assert column(fuzzy | {"break_keys": ["reference"]}) is None
+    # A side reading the column from another one is split by a different value.
+    assert column(RULES | {"field_map": {"left": {"account": "counterparty"}}}) is None
+    assert column(BY_REFERENCE | {"field_map": {"right": {"reference": "external_id"}}}) is None
 
 
 @pytest.mark.workers
