@@ -128,23 +128,22 @@ def generate_depth(n: int, month: date, ids: dict, tmp: Path) -> dict:
     }
 
 
-def prepare_depth(ids: dict) -> dict:
-    """Two more definitions on the same sources, for the sharded runs (matches are per definition,
-    so each sees every record as an open item)."""
+def prepare_sharded(ids: dict, kind: str, sides: dict, rules: dict, workers: tuple[int, ...]) -> dict:
+    """A definition per sharded run on the scenario's sources (matches are per definition, so each
+    sees every record as an open item): {"sharded_<workers>": definition id}."""
     from jfintech.audit import Actor
     from jfintech.tenancy.models import Tenant
     from reconciliation.runs import services
 
     tenant = Tenant.objects.get(pk=ids["tenant"])
-    sides = {"left": ["ledger"], "right": ["statement"]}
     extra = {}
-    for workers in (1, 2):
+    for count in workers:
         definition = services.definition_create(
-            tenant=tenant, actor=Actor.for_system("bench"), name=f"bench-depth-sharded-{workers}w",
-            kind="two_way", sources=sides, rules=DEPTH_RULES, lookback_days=27, lookahead_days=10,
+            tenant=tenant, actor=Actor.for_system("bench"), name=f"bench-{kind}-sharded-{count}w",
+            kind=kind, sources=sides, rules=rules, lookback_days=27, lookahead_days=10,
             deadline_seconds=3600,
         )  # fmt: skip
-        extra[f"sharded_{workers}"] = definition.pk
+        extra[f"sharded_{count}"] = definition.pk
     return extra
 
 
@@ -285,6 +284,13 @@ def report_depth(r: dict) -> bool:
             f"    {name:<18} injected {g['injected']:>6} found {g['found']:>6} "
             f"precision {g['precision']:.3f} recall {g['recall']:.3f}{'' if good else '  !!'}"
         )
+    return ok
+
+
+def report_sharded(r: dict) -> bool:
+    """Print a scenario's sharded runs against its unsharded one and the floor; True when each gave
+    the unsharded outcome and conserved."""
+    ok = True
     for s in r.get("sharded", []):
         same = s["digest"] == r["digest"]
         ok &= same and bool(s["counts"]["conservation_ok"])
@@ -292,7 +298,8 @@ def report_depth(r: dict) -> bool:
         verdict = "identical to" if same else "DIFFERENT FROM"
         print(
             f"    sharded run, {s['workers']} worker process(es), {s['shards']} shards: "
-            f"wall {s['wall_s']:.2f} s (compute {s['compute_s']:.2f} s; shards {shards} s); "
-            f"outcome {verdict} the unsharded run's{'' if same else '  !!'}"
+            f"wall {s['wall_s']:.2f} s = {s['wall_s'] / r['floor']['total_s']:.2f}x the floor (compute "
+            f"{s['compute_s']:.2f} s; shards {shards} s); outcome {verdict} the unsharded run's"
+            f"{'' if same else '  !!'}"
         )
     return ok

@@ -1,5 +1,6 @@
 """CI smoke run of bench/reconcile.py at 10k records a side: it runs end to end, finds exactly the
-injected breaks and conserves every record (no timing checks)."""
+injected breaks, conserves every record and its sharded runs give the unsharded outcome (no timing
+checks)."""
 
 import json
 import os
@@ -42,6 +43,9 @@ def test_reconcile_benchmark_runs_at_10k_and_finds_exactly_the_injected_breaks(t
     for g in groups.values():
         assert g["found"] == g["injected"] > 0
         assert (g["precision"], g["recall"]) == (1.0, 1.0)
-    assert [s["workers"] for s in results[2]["sharded"]] == [1, 2]
-    assert {s["digest"][0] for s in results[2]["sharded"]} == {results[2]["digest"][0]}
-    assert all(s["shards"] == 4 for s in results[2]["sharded"])
+    # Every scenario also ran sharded on real workers (depth with one and two processes, the others
+    # with two: two-way split by reference, three-way by account) to the unsharded run's outcome.
+    assert [[s["workers"] for s in r["sharded"]] for r in results] == [[2], [2], [1, 2]]
+    for r in results:
+        assert {s["digest"][0] for s in r["sharded"]} == {r["digest"][0]}
+        assert all(s["shards"] == 4 for s in r["sharded"])
