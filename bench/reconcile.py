@@ -442,6 +442,7 @@ def prepare(size_index: int, n: int, kind: str) -> dict:
         batches[name] = IngestionBatch.objects.create(
             tenant=tenant, source=source, sha256=f"{n}{name}".ljust(64, "0"), file_name="bench"
         ).pk
+    definition_kind = "two_way" if kind == "depth" else kind  # depth: a two-way run with every pass type
     if kind in ("two_way", "depth"):
         sides = {"left": ["ledger"], "right": ["statement"]}
         rules = depth.DEPTH_RULES if kind == "depth" else TWO_WAY_RULES
@@ -452,7 +453,7 @@ def prepare(size_index: int, n: int, kind: str) -> dict:
         tenant=tenant,
         actor=actor,
         name=f"bench-{kind}",
-        kind="two_way" if kind == "depth" else kind,
+        kind=definition_kind,
         sources=sides,
         rules=rules,
         lookback_days=27,
@@ -467,7 +468,7 @@ def prepare(size_index: int, n: int, kind: str) -> dict:
         "month": month,
     }
     workers = SHARDED_WORKERS[kind]
-    return ids | depth.prepare_sharded(ids, "two_way" if kind == "depth" else kind, sides, rules, workers)
+    return ids | depth.prepare_sharded(ids, definition_kind, sides, rules, workers)
 
 
 def scenario(size_index: int, n: int, kind: str, tmp: Path) -> dict:

@@ -155,11 +155,10 @@ def test_rules_keyed_on_the_reference_alone_are_sharded_by_it_with_the_unsharded
     assert split.status == "completed", split.error
     parts = sorted(RunShard.objects.filter(run=split).values_list("records_in_scope", flat=True))
     assert parts[0] > 0  # each shard got some references
+    # The references repeat across accounts: split by account, "A" of one account would have had
+    # only its own account's "A" to choose from, and the pairs and breaks would differ.
     assert outcome(split) == outcome(baseline)
     assert counts(split) == counts(baseline)
-    # The references repeat across accounts: split by account, "A" of one account would have had
-    # only its own account's "A" to choose from, and the pairs would differ.
-    assert baseline.breaks_by_type == split.breaks_by_type
 
 
 def test_the_shard_column_is_a_key_every_pass_and_the_break_keys_compare():
