@@ -1,6 +1,6 @@
 """Reconciliation benchmark: generated data with injected breaks, end to end, against a bare floor.
 
-    python -m bench.reconcile [--sizes 100000,1000000] [--scenarios two_way,three_way,depth]
+    python -m bench.reconcile [--sizes 100000,1000000] [--scenarios two_way,three_way,depth] [--shards 4]
 
 For each size N, three scenarios:
 
@@ -471,7 +471,7 @@ def prepare(size_index: int, n: int, kind: str) -> dict:
     return ids | depth.prepare_sharded(ids, definition_kind, sides, rules, workers)
 
 
-def scenario(size_index: int, n: int, kind: str, tmp: Path) -> dict:
+def scenario(size_index: int, n: int, kind: str, tmp: Path, shards: int) -> dict:
     ids = prepare(size_index, n, kind)
     generate = {"two_way": generate_two_way, "three_way": generate_three_way, "depth": depth.generate_depth}
     data = generate[kind](n, ids["month"], ids, tmp)
@@ -481,7 +481,12 @@ def scenario(size_index: int, n: int, kind: str, tmp: Path) -> dict:
         raise RuntimeError(measured["error"])
     measured["sharded"] = []  # the same records as sharded runs on real worker processes
     for workers in SHARDED_WORKERS[kind]:
-        sharded = spec | {"definition": ids[f"sharded_{workers}"], "workers": workers, "workdir": str(tmp)}
+        sharded = spec | {
+            "definition": ids[f"sharded_{workers}"],
+            "workers": workers,
+            "shards": shards,
+            "workdir": str(tmp),
+        }
         result = run_child("sharded", sharded)
         if "error" in result:
             raise RuntimeError(result["error"])
@@ -534,6 +539,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="records per side, comma separated")
     parser.add_argument("--scenarios", default="two_way,three_way,depth")
+    parser.add_argument("--shards", type=int, default=depth.SHARDS, help="shards of the sharded runs")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
@@ -576,7 +582,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-recon-") as tmp:
             for size_index, n in enumerate(sizes):
                 for kind in args.scenarios.split(","):
-                    r = scenario(size_index, n, kind, Path(tmp))
+                    r = scenario(size_index, n, kind, Path(tmp), args.shards)
                     report(n, kind, r)
                     failed |= (
                         r["precision"] != 1.0 or r["recall"] != 1.0 or not r["counts"]["conservation_ok"]

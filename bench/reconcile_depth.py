@@ -229,7 +229,7 @@ def sharded_child(spec: dict) -> dict:
     workdir = Path(spec["workdir"])
     worker = processes.celery_worker(
         f"bench-{suffix}", f"{fetch_q},{compute_q}", workdir, concurrency=spec["workers"],
-        RECON_SHARD_THRESHOLD=1000, RECON_SHARD_COUNT=SHARDS, LOG_LEVEL="INFO",  # its " ready." line
+        RECON_SHARD_THRESHOLD=1000, RECON_SHARD_COUNT=spec["shards"], LOG_LEVEL="INFO",  # its " ready." line
         # The test settings' 25 s task limit is for tests; a million-record shard may take longer.
         CELERY_VISIBILITY_TIMEOUT=3600, CELERY_TASK_TIME_LIMIT=3300, CELERY_TASK_SOFT_TIME_LIMIT=3200,
     )  # fmt: skip

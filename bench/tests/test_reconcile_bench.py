@@ -3,31 +3,16 @@ injected breaks, conserves every record and its sharded runs give the unsharded 
 checks)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from django.db import connection
 
-from jfintech.testing.processes import ROOT, database_url_for_current_connection
+from bench.tests.smoke import run_benchmark
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_reconcile_benchmark_runs_at_10k_and_finds_exactly_the_injected_breaks(tmp_path):
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for_current_connection(),
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "BENCH_RESULTS": str(tmp_path),
-        "BENCH_DATABASE_NAME": connection.settings_dict["NAME"],  # this test's database, not a new one
-    }
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.reconcile", "--sizes", "10000"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_benchmark("reconcile", "--sizes", "10000", results=str(tmp_path))
     assert "!!" not in run.stdout, run.stdout
     results = json.loads((tmp_path / "reconcile.json").read_text())["results"]
     assert [r["scenario"] for r in results] == ["two_way", "three_way", "depth"]
