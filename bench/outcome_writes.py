@@ -14,8 +14,9 @@ order (left ids ascending, then right ids):
   the constraint (definition, record, business date): the leanest per-record form that still
   enforces it;
 - match rows (N): today's (primary key + BRIN on run); with the b-tree on run it had until
-  migration 0013; primary key only; no index; today's plus the members as arrays (what a match
-  row would carry if the claims replaced the items);
+  migration 0013; with one on (run, id), which would serve a run's matches in id order; primary
+  key only; no index; today's plus the members as arrays (what a match row would carry if the
+  claims replaced the items);
 - parallelism: today's 2N item rows by one backend, then by two backends at once (half each) into
   one table and into two tables: what sharding a run over both cores can gain on its writes;
 - the floor of bench.reconcile for the same N (COPY of the generated records into two bare tables
@@ -115,6 +116,14 @@ VARIANTS = {
             "CREATE TABLE t (LIKE reconciliation_match INCLUDING DEFAULTS)",
             "ALTER TABLE t ADD PRIMARY KEY (id)",
             "CREATE INDEX ON t (run_id)",
+        ],
+        MATCHES.format(table="t", arrays="", array_values=""),
+    ),
+    "matches: primary key + b-tree on (run, id)": (
+        [
+            "CREATE TABLE t (LIKE reconciliation_match INCLUDING DEFAULTS)",
+            "ALTER TABLE t ADD PRIMARY KEY (id)",
+            "CREATE INDEX ON t (run_id, id)",
         ],
         MATCHES.format(table="t", arrays="", array_values=""),
     ),

@@ -66,17 +66,23 @@ class ManualMatchInput(ReasonInput):
     record_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=2)
 
 
+def _id_param(params, name: str) -> int | None:
+    """A query parameter naming an object by id; anything else is no filter (as a bad status is)."""
+    value = params.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
 class MatchListApi(APIView):
     permission_classes = [READERS]
 
     @extend_schema(responses=MatchOutput(many=True))
     def get(self, request):
         params = request.query_params
-        definition = params.get("definition")
         qs = selectors.match_list(
             tenant=request_tenant(request),
-            definition_id=int(definition) if definition and definition.isdigit() else None,
+            definition_id=_id_param(params, "definition"),
             status=params.get("status") if params.get("status") in MatchStatus.values else None,
+            run_id=_id_param(params, "run"),
             pass_name=params.get("pass"),
         )
         return get_paginated_response(queryset=qs, serializer_class=MatchOutput, request=request, view=self)
@@ -200,10 +206,9 @@ class RuleVersionListApi(APIView):
     @extend_schema(responses=RuleVersionOutput(many=True))
     def get(self, request):
         params = request.query_params
-        definition = params.get("definition")
         qs = selectors.rule_version_list(
             tenant=request_tenant(request),
-            definition_id=int(definition) if definition and definition.isdigit() else None,
+            definition_id=_id_param(params, "definition"),
             status=params.get("status") if params.get("status") in RuleVersionStatus.values else None,
         )
         return get_paginated_response(
@@ -319,10 +324,8 @@ class SimulationListApi(APIView):
 
     @extend_schema(responses=SimulationOutput(many=True))
     def get(self, request):
-        definition = request.query_params.get("definition")
         qs = selectors.simulation_list(
-            tenant=request_tenant(request),
-            definition_id=int(definition) if definition and definition.isdigit() else None,
+            tenant=request_tenant(request), definition_id=_id_param(request.query_params, "definition")
         )
         return get_paginated_response(
             queryset=qs, serializer_class=SimulationOutput, request=request, view=self

@@ -59,6 +59,9 @@ class EngineResult:
     timings: dict = field(default_factory=dict)
     by_kind: dict = field(default_factory=dict)  # {(kind, outcome): n} for metrics
     passes: list = field(default_factory=list)  # [{"pass", "matched_pairs", "excluded", "rounds"}]
+    # (first, last) id of the matches written, read off the engine's own tables (Run.first_match_id);
+    # None when it wrote none.
+    match_ids: tuple[int, int] | None = None
 
 
 @dataclass
@@ -221,6 +224,11 @@ def reconcile(
             _position_check(base | {"as_of": ctx.as_of}, sharded_by)
     with clock("persist"):
         written = _persist(ctx, rules, base, left, right)
+        first, last = _scalar(
+            "SELECT min(match_id), max(match_id) FROM (SELECT match_id FROM _pairs"
+            " UNION ALL SELECT match_id FROM _agg) m"
+        )
+        result.match_ids = (first, last) if first is not None else None
     with clock("conservation"):
         _conserve(result, base, written)
     progress(total, total)

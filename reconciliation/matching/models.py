@@ -80,6 +80,8 @@ class RunShard(models.Model):
     in_breaks = models.BigIntegerField(default=0)
     excluded = models.BigIntegerField(default=0)
     matches = models.BigIntegerField(default=0)
+    first_match_id = models.BigIntegerField(null=True, blank=True)  # the shard's part of the run's span
+    last_match_id = models.BigIntegerField(null=True, blank=True)
     breaks_by_type = models.JSONField(default=dict, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     by_kind = models.JSONField(default=list, blank=True)  # [[kind, outcome, n], ...] for the metrics

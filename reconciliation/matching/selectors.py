@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from jfintech.tenancy.calendar import tenant_today
 from reconciliation.matching.models import SimulationReport
-from reconciliation.runs.models import Match, RuleVersion
+from reconciliation.runs.models import Match, RuleVersion, Run
 
 
 def match_list(*, tenant, definition_id=None, status=None, run_id=None, pass_name=None) -> QuerySet[Match]:
@@ -21,6 +21,12 @@ def match_list(*, tenant, definition_id=None, status=None, run_id=None, pass_nam
         qs = qs.filter(status=status)
     if run_id is not None:
         qs = qs.filter(run_id=run_id)
+        span = Run.objects.filter(pk=run_id, tenant_id=tenant.pk).values_list(
+            "first_match_id", "last_match_id"
+        )
+        first, last = span.first() or (None, None)
+        if first is not None:  # a completed run's matches (see Run.first_match_id)
+            qs = qs.filter(id__gte=first, id__lte=last)
     if pass_name:
         qs = qs.filter(pass_name=pass_name)
     return qs.order_by("-id")

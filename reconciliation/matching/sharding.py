@@ -127,6 +127,8 @@ def run_match_shard(*, run_id: int, shard_no: int, shard_count: int, worker: str
                 in_breaks=result.in_breaks,
                 excluded=result.excluded,
                 matches=result.matches,
+                first_match_id=result.match_ids[0] if result.match_ids else None,
+                last_match_id=result.match_ids[1] if result.match_ids else None,
                 breaks_by_type=result.breaks_by_type,
                 timings=result.timings,
                 by_kind=[[kind, outcome, n] for (kind, outcome), n in result.by_kind.items()],
@@ -207,6 +209,9 @@ def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
         timings.update(shard.timings)
         by_kind.update({(kind, outcome): n for kind, outcome, n in shard.by_kind})
         result.timings[f"shard:{shard.shard_no}"] = round(sum(shard.timings.values()), 4)
+    spans = [(s.first_match_id, s.last_match_id) for s in shards if s.first_match_id is not None]
+    if spans:
+        result.match_ids = (min(first for first, _ in spans), max(last for _, last in spans))
     result.breaks_by_type = dict(sorted(breaks.items()))
     result.by_kind = dict(by_kind)
     result.timings |= {k: round(v, 4) for k, v in timings.items()}

@@ -17,7 +17,7 @@ that reads (id, business_date) together from the record table or from rows that 
 """
 
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -190,6 +190,11 @@ class Run(TenantOwned):
     in_breaks = models.BigIntegerField(default=0)
     excluded = models.BigIntegerField(default=0)
     matches = models.BigIntegerField(default=0)  # match groups (a pair is one)
+    # The lowest and highest id of the run's matches (engine.EngineResult.match_ids): a page of them
+    # is read by primary key between the two, where the run's BRIN index alone would leave the
+    # planner walking the primary key back from the newest match of the table (selectors.match_list).
+    first_match_id = models.BigIntegerField(null=True, blank=True)
+    last_match_id = models.BigIntegerField(null=True, blank=True)
     breaks_by_type = models.JSONField(default=dict, blank=True)
     timings = models.JSONField(default=dict, blank=True)  # phase -> seconds
     conservation = models.JSONField(default=dict, blank=True)
@@ -353,7 +358,13 @@ class Match(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["run"], name="match_run_idx"),
+            # A run's matches are written together, so they lie together on disk: a block-range
+            # summary finds them, 0.14-0.78 s cheaper a million matches written than a b-tree on
+            # the run (bench/outcome_writes.py). Pages of a run's matches are read by id between
+            # the run's first and last match id (Run.first_match_id). autosummarize: a block range
+            # is summarized as soon as it fills, so a lookup by run does not read every block
+            # written since the last vacuum.
+            BrinIndex(fields=["run"], name="match_run_brin", autosummarize=True),
             # Suggestions to review and rejected sets to skip: few rows, read by every run.
             models.Index(
                 fields=["definition", "status"],

@@ -741,8 +741,11 @@ def run_complete(run: Run, result: engine.EngineResult, started: float) -> dict:
     timings = {f"fetch:{side}": s for side, s in fetch_timings.items()} | result.timings
     timings["compute"] = round(time.perf_counter() - started, 4)
     now = timezone.now()
+    first_match_id, last_match_id = result.match_ids or (None, None)
     moved = Run.objects.filter(pk=run_id, status=RunStatus.MATCHING).update(
         status=RunStatus.COMPLETED,
+        first_match_id=first_match_id,
+        last_match_id=last_match_id,
         completed_at=now,
         heartbeat_at=now,
         records_in_scope=result.records_in_scope,

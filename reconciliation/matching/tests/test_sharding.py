@@ -20,7 +20,7 @@ from reconciliation.matching.tests.factories import (
     source_of,
 )
 from reconciliation.runs import services, tasks
-from reconciliation.runs.models import Run
+from reconciliation.runs.models import Match, Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,6 +130,10 @@ def test_a_sharded_run_in_this_process_gives_the_unsharded_outcome():
     assert counts(split) == counts(baseline)
     assert split.conservation["ok"]
     assert split.conservation["shards"] == 3
+    # Each run's span is its matches' first and last id, the sharded one's across its shards.
+    for run in (baseline, split):
+        ids = Match.objects.filter(run_id=run.pk).values_list("id", flat=True)
+        assert (run.first_match_id, run.last_match_id) == (min(ids), max(ids))
     assert set(baseline.breaks_by_type) == {"amount_mismatch", "duplicate", "missing_left", "missing_right"}
     assert baseline.suggested == 24
     # A shard delivered again does nothing.
