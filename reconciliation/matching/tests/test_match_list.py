@@ -1,5 +1,5 @@
-"""A run's matches as integrations page through them: filtered by run, newest first, read through
-the run's index however large the match table grows."""
+"""A run's matches as integrations page through them: filtered by run, newest first, read by primary
+key between the run's first and last match however large the match table grows."""
 
 import pytest
 from django.db import connection
