@@ -66,6 +66,14 @@ INSERT INTO {table} (id, tenant_id, definition_id, run_id, pass_no, pass_name, s
 SELECT match_id, 1, 1, 1, 1, 'exact_ref', 'active', 'active', 1, now(){array_values} FROM bench_pairs
 """
 MEMBERS = ", record_ids, record_dates", ", ARRAY[l_id, r_id], ARRAY[business_date, business_date]"
+ALL_ITEMS = ITEMS.format(table="t", where="true")
+MATCH_ROWS = MATCHES.format(table="t", arrays="", array_values="")
+ITEM_TABLE = "CREATE TABLE {table} (LIKE reconciliation_match_item INCLUDING ALL)"
+# Match rows with their primary key and no other index, for the variants that add their own.
+MATCH_PK = [
+    "CREATE TABLE t (LIKE reconciliation_match INCLUDING DEFAULTS)",
+    "ALTER TABLE t ADD PRIMARY KEY (id)",
+]
 
 
 def _unique_index(cursor, table: str) -> str:
@@ -81,23 +89,23 @@ def _unique_index(cursor, table: str) -> str:
 # pair, matches one.
 VARIANTS = {
     "items: today (primary key + one-active unique)": (
-        ["CREATE TABLE t (LIKE reconciliation_match_item INCLUDING ALL)"],
-        ITEMS.format(table="t", where="true"),
+        [ITEM_TABLE.format(table="t")],
+        ALL_ITEMS,
     ),
     "items: one-active unique index only": (
         [
-            "CREATE TABLE t (LIKE reconciliation_match_item INCLUDING ALL)",
+            ITEM_TABLE.format(table="t"),
             "ALTER TABLE t DROP CONSTRAINT t_pkey",
         ],
-        ITEMS.format(table="t", where="true"),
+        ALL_ITEMS,
     ),
     "items: primary key only": (
-        ["CREATE TABLE t (LIKE reconciliation_match_item INCLUDING ALL)", "DROP INDEX {unique_index}"],
-        ITEMS.format(table="t", where="true"),
+        [ITEM_TABLE.format(table="t"), "DROP INDEX {unique_index}"],
+        ALL_ITEMS,
     ),
     "items: no index": (
         ["CREATE TABLE t (LIKE reconciliation_match_item)"],
-        ITEMS.format(table="t", where="true"),
+        ALL_ITEMS,
     ),
     "claims: the constraint as the only index": (
         [
@@ -109,34 +117,23 @@ VARIANTS = {
     ),
     "matches: today (primary key + BRIN on run)": (
         ["CREATE TABLE t (LIKE reconciliation_match INCLUDING ALL)"],
-        MATCHES.format(table="t", arrays="", array_values=""),
+        MATCH_ROWS,
     ),
     "matches: primary key + b-tree on run (until 0013)": (
-        [
-            "CREATE TABLE t (LIKE reconciliation_match INCLUDING DEFAULTS)",
-            "ALTER TABLE t ADD PRIMARY KEY (id)",
-            "CREATE INDEX ON t (run_id)",
-        ],
-        MATCHES.format(table="t", arrays="", array_values=""),
+        [*MATCH_PK, "CREATE INDEX ON t (run_id)"],
+        MATCH_ROWS,
     ),
     "matches: primary key + b-tree on (run, id)": (
-        [
-            "CREATE TABLE t (LIKE reconciliation_match INCLUDING DEFAULTS)",
-            "ALTER TABLE t ADD PRIMARY KEY (id)",
-            "CREATE INDEX ON t (run_id, id)",
-        ],
-        MATCHES.format(table="t", arrays="", array_values=""),
+        [*MATCH_PK, "CREATE INDEX ON t (run_id, id)"],
+        MATCH_ROWS,
     ),
     "matches: primary key only": (
-        [
-            "CREATE TABLE t (LIKE reconciliation_match INCLUDING DEFAULTS)",
-            "ALTER TABLE t ADD PRIMARY KEY (id)",
-        ],
-        MATCHES.format(table="t", arrays="", array_values=""),
+        MATCH_PK,
+        MATCH_ROWS,
     ),
     "matches: no index": (
         ["CREATE TABLE t (LIKE reconciliation_match INCLUDING DEFAULTS)"],
-        MATCHES.format(table="t", arrays="", array_values=""),
+        MATCH_ROWS,
     ),
     "matches: today + members as arrays": (
         [
@@ -149,7 +146,7 @@ VARIANTS = {
 
 
 def _fresh(cursor, statements: list[str]) -> None:
-    """Drop the scratch tables and make them anew; a checkpoint first, so no variant inherits
+    """Drop the scratch tables and make them anew, then a checkpoint, so no variant inherits
     another's dirty buffers or pays for its full-page writes."""
     cursor.execute("DROP TABLE IF EXISTS t, t2")
     for statement in statements:
@@ -202,15 +199,12 @@ def time_concurrent(conninfo: str, statements: list[str]) -> float:
 def parallel_rounds(cursor, conninfo: str, n: int, rounds: int) -> dict:
     """Today's item rows by one backend vs two at once (half the pairs each: one table, two tables)."""
     halves = [ITEMS.format(table="{table}", where=f"match_id % 2 = {i}") for i in (0, 1)]
-    ddl = "CREATE TABLE {table} (LIKE reconciliation_match_item INCLUDING ALL)"
     one, shared, separate = [], [], []
     for _ in range(rounds):
-        one.append(
-            time_variant(cursor, [ddl.format(table="t")], ITEMS.format(table="t", where="true"), 2 * n)
-        )
-        _fresh(cursor, [ddl.format(table="t")])
+        one.append(time_variant(cursor, [ITEM_TABLE.format(table="t")], ALL_ITEMS, 2 * n))
+        _fresh(cursor, [ITEM_TABLE.format(table="t")])
         shared.append(time_concurrent(conninfo, [h.format(table="t") for h in halves]))
-        _fresh(cursor, [ddl.format(table="t"), ddl.format(table="t2")])
+        _fresh(cursor, [ITEM_TABLE.format(table=t) for t in ("t", "t2")])
         separate.append(
             time_concurrent(conninfo, [h.format(table=t) for h, t in zip(halves, ("t", "t2"), strict=True)])
         )
