@@ -174,6 +174,9 @@ class PlatformAdminMixin:
     def has_delete_permission(self, request, obj=None):
         return self._superuser(request) and super().has_delete_permission(request, obj)
 
+    def get_actions(self, request):
+        return super().get_actions(request) if self._superuser(request) else {}
+
 
 def _actor(request) -> Actor:
     return Actor.for_user(request.user)
