@@ -8,7 +8,8 @@ people; a key cannot log in to it); in the API it is an API key with the integra
 user without a membership ("nobody") must get nothing anywhere, in both surfaces.
 
 The role users hold the Django model permissions the demo used to grant by role (view/change,
-admins add too): the tenant role alone must decide, whatever Django permissions a user holds.
+admins add too; admins, and the staff user without a membership, also every permission on users,
+groups and beat): the tenant role alone must decide, whatever Django permissions a user holds.
 """
 
 from __future__ import annotations
@@ -169,7 +170,10 @@ def _demo_permissions(user, role: str) -> None:
     perms = Permission.objects.filter(
         content_type__app_label__in=["jfintech", "reconciliation", "exceptions"]
     )
-    user.user_permissions.set([p for p in perms if p.codename.startswith(prefixes)])
+    granted = [p for p in perms if p.codename.startswith(prefixes)]
+    if role == Role.ADMIN:  # even users and beat: a tenant admin editing users could become superuser
+        granted += Permission.objects.filter(content_type__app_label__in=["auth", "django_celery_beat"])
+    user.user_permissions.set(granted)
 
 
 @pytest.fixture
@@ -370,6 +374,15 @@ def test_a_tenant_admin_changes_a_role_and_the_audit_says_who_whom_from_and_to(w
     assert (event.after["user_id"], event.after["username"]) == (analyst.pk, analyst.username)  # whom
     assert (event.before["role"], event.after["role"]) == (Role.ANALYST, Role.APPROVER)  # from, to
     assert (event.after["from_role"], event.after["to_role"]) == (Role.ANALYST, Role.APPROVER)
+
+
+def test_a_tenant_admin_adds_a_member_by_username_in_the_admin(world):
+    newcomer = UserFactory(username="newcomer")
+    body = {"tenant": world["tenant"].pk, "user": "newcomer", "role": Role.APPROVER}
+    response = _admin_client(world["users"]["a"]).post(reverse("admin:jfintech_membership_add"), body)
+    assert response.status_code == 302, response.content[:500]
+    assert _membership(newcomer, world["tenant"]).role == Role.APPROVER
+    assert AuditEvent.objects.filter(action="membership.create").count() == 1
 
 
 def test_the_services_refuse_whatever_the_surface(world):
