@@ -62,7 +62,8 @@ def celery_workers(django_db_setup, django_db_blocker, observability_dir):
 
 @pytest.fixture
 def staff_client(client, django_user_model):
-    user = django_user_model.objects.create_user("ops", password="pw", is_staff=True)  # noqa: S106
+    # A superuser: the platform endpoints (pipeline checks) are superusers' only.
+    user = django_user_model.objects.create_superuser("ops", password="pw")  # noqa: S106
     client.force_login(user)
     client.user = user
     return client

@@ -41,7 +41,7 @@ from jfintech.common.admin_actions import intermediate_form_action
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy import calendar
 from jfintech.tenancy.admin import TenantScopedAdminMixin
-from jfintech.tenancy.models import Membership, Role
+from jfintech.tenancy.models import Membership
 from jfintech.tenancy.selectors import tenants_for_user
 
 # The admin index shows the desk at a glance above the app list. (An app template named
@@ -54,16 +54,6 @@ def _tenants(request):
     if not hasattr(request, "_jf_desk_tenants"):
         request._jf_desk_tenants = list(tenants_for_user(request.user))
     return request._jf_desk_tenants
-
-
-def _roles(request) -> set[str]:
-    if not hasattr(request, "_jf_desk_roles"):
-        request._jf_desk_roles = (
-            {Role.ADMIN}
-            if request.user.is_superuser
-            else set(Membership.objects.filter(user=request.user).values_list("role", flat=True))
-        )
-    return request._jf_desk_roles
 
 
 # --- list filters ------------------------------------------------------------------------------
@@ -335,29 +325,9 @@ def _trace_url(trace_id: str) -> str:
     return template.format(trace_id=trace_id) if template and trace_id else ""
 
 
-def _has_role(request, roles) -> bool:
-    return request.user.is_superuser or bool(_roles(request) & set(roles))
-
-
 class _DeskConfigAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    """Configuration of the desk: visible to the desk, edited by the roles in ``edit_roles``."""
-
-    edit_roles = frozenset({Role.ADMIN})
-
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_staff and _has_role(request, services.DESK_ROLES)
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return request.user.is_staff and _has_role(request, self.edit_roles)
-
-    def has_change_permission(self, request, obj=None):
-        return self.has_add_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # cases and audit events refer to it; deactivate or set through the service
+    """Configuration of the desk: who sees and edits it is the permission table's
+    (``permission_area``); cases and audit events refer to it, so it is deactivated, not deleted."""
 
 
 # --- the desk ------------------------------------------------------------------------------------
@@ -365,6 +335,24 @@ class _DeskConfigAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Case)
 class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    # No add (runs open cases), no change form (the workflow's actions and the case page), no
+    # delete (a case is evidence): the table gives "case" only view, work and approve.
+    permission_area = "case"
+    action_verbs = {
+        **dict.fromkeys(
+            [
+                "assign_to_me",
+                "assign_to",
+                "set_root_cause",
+                "set_priority",
+                "resolve_with_note",
+                "request_write_off",
+            ],
+            "work",
+        ),
+        "approve": "approve",
+        "reject": "approve",
+    }
     list_display = [
         "id",
         "type_badge",
@@ -409,28 +397,6 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "approve",
         "reject",
     ]
-
-    def has_add_permission(self, request):
-        return False  # cases are opened by reconciliation runs only
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # a case is evidence; it is resolved, never deleted
-
-    def has_change_permission(self, request, obj=None):
-        return False  # no edit form: changes go through the workflow (actions and the case page)
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff and bool(_tenants(request))
-
-    def has_module_permission(self, request):
-        return self.has_view_permission(request)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if Role.APPROVER not in _roles(request):
-            actions.pop("approve", None)
-            actions.pop("reject", None)
-        return actions
 
     # columns
 
@@ -482,6 +448,7 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         case = get_object_or_404(self.get_queryset(request).select_related("tenant"), pk=object_id)
+        self.require(request, "view", case)
         context = {
             **self.admin_site.each_context(request),
             **presentation.case_page_context(request, case),
@@ -501,6 +468,7 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         case = get_object_or_404(self.get_queryset(request), pk=object_id)
         op, post, user = request.POST.get("op", ""), request.POST, request.user
+        self.require(request, "approve" if op in ("approve", "reject") else "work", case)
         common = {"tenant": case.tenant, "actor": _actor(request)}
         handlers = {
             "comment": lambda: services.case_comment_add(
@@ -677,7 +645,7 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(RootCauseCategory)
 class RootCauseCategoryAdmin(_DeskConfigAdmin):
-    edit_roles = frozenset({Role.ADMIN, Role.APPROVER})
+    permission_area = "root_cause"
     list_display = ["name", "code", "tenant", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name", "code"]
@@ -699,10 +667,8 @@ class RootCauseCategoryAdmin(_DeskConfigAdmin):
 
 @admin.register(ApprovalThreshold)
 class ApprovalThresholdAdmin(_DeskConfigAdmin):
+    permission_area = "approval_threshold"  # removal ("delete") is audited by the service
     list_display = ["tenant", "currency", "amount", "updated_at"]
-
-    def has_delete_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)  # removal is audited by the service
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), *(["currency"] if obj else [])]
@@ -725,6 +691,7 @@ class ApprovalThresholdAdmin(_DeskConfigAdmin):
 
 @admin.register(SlaWebhook)
 class SlaWebhookAdmin(_DeskConfigAdmin):
+    permission_area = "sla_webhook"
     list_display = ["tenant", "url", "is_active", "updated_at"]
 
     def save_model(self, request, obj, form, change):
@@ -734,19 +701,9 @@ class SlaWebhookAdmin(_DeskConfigAdmin):
         obj.pk = saved.pk
 
 
-class _ReadOnlyAdmin(_DeskConfigAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(_ReadOnlyAdmin):
+class ApprovalRequestAdmin(_DeskConfigAdmin):
+    permission_area = "approval"  # view only
     list_display = [
         "id",
         "case",
@@ -764,6 +721,7 @@ class ApprovalRequestAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(_ReadOnlyAdmin):
+class WebhookDeliveryAdmin(_DeskConfigAdmin):
+    permission_area = "webhook_delivery"  # view only
     list_display = ["id", "event", "url", "status", "attempts", "response_status", "last_error", "created_at"]
     list_filter = ["status"]

@@ -16,12 +16,9 @@ from exceptions import selectors, services
 from exceptions.filters import CaseFilter
 from exceptions.models import ApprovalKind, ApprovalRequest, Case, CaseComment, CaseStatus, Priority
 from jfintech.api.idempotency import idempotent
-from jfintech.api.permissions import actor_for_request, request_api_key, tenant_role
+from jfintech.api.permissions import actor_for_request, request_api_key, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
-from jfintech.tenancy.models import Role
-
-DESK = tenant_role(Role.ANALYST, Role.APPROVER, Role.ADMIN)
 
 
 def _person(request):
@@ -140,7 +137,7 @@ class CaseDetailOutput(CaseListOutput):
 class CaseListApi(ListAPIView):
     """Break cases of the request's tenant, with the desk's filters (status, type, age, assignee, …)."""
 
-    permission_classes = [DESK]
+    permission_classes = [tenant_may("case", "view")]
     serializer_class = CaseListOutput
     filter_backends = [DjangoFilterBackend]
     filterset_class = CaseFilter
@@ -150,7 +147,7 @@ class CaseListApi(ListAPIView):
 
 
 class CaseDetailApi(APIView):
-    permission_classes = [DESK]
+    permission_classes = [tenant_may("case", "view")]
 
     @extend_schema(responses=CaseDetailOutput)
     def get(self, request, case_id: int):
@@ -164,7 +161,7 @@ class AssignInput(serializers.Serializer):
 
 
 class CaseAssignApi(APIView):
-    permission_classes = [DESK]
+    permission_classes = [tenant_may("case", "work")]
 
     @extend_schema(request=AssignInput, responses=CaseDetailOutput)
     @idempotent
@@ -199,7 +196,7 @@ class TransitionInput(serializers.Serializer):
 class CaseTransitionApi(APIView):
     """Move a case (assigned, investigating, resolved with a reason, open = unassign or reopen)."""
 
-    permission_classes = [DESK]
+    permission_classes = [tenant_may("case", "work")]
 
     @extend_schema(request=TransitionInput, responses=CaseDetailOutput)
     @idempotent
@@ -221,7 +218,7 @@ class PriorityInput(serializers.Serializer):
 
 
 class CasePriorityApi(APIView):
-    permission_classes = [DESK]
+    permission_classes = [tenant_may("case", "work")]
 
     @extend_schema(request=PriorityInput, responses=CaseDetailOutput)
     @idempotent
@@ -242,7 +239,7 @@ class CommentInput(serializers.Serializer):
 
 
 class CaseCommentApi(APIView):
-    permission_classes = [DESK]
+    permission_classes = [tenant_may("case", "work")]
 
     @extend_schema(request=CommentInput, responses={201: CommentOutput})
     @idempotent
@@ -267,7 +264,7 @@ class ResolutionRequestInput(serializers.Serializer):
 class CaseResolutionRequestApi(APIView):
     """Request a write-off or force-match: resolved at once at or below the threshold, else pending."""
 
-    permission_classes = [DESK]
+    permission_classes = [tenant_may("case", "work")]
 
     @extend_schema(
         request=ResolutionRequestInput,
@@ -302,7 +299,7 @@ class DecisionInput(serializers.Serializer):
 
 
 class _ApprovalDecisionApi(APIView):
-    permission_classes = [DESK]  # the service insists on the approver role and maker ≠ checker
+    permission_classes = [tenant_may("case", "approve")]  # and the service insists on maker ≠ checker
     approve: bool
 
     @extend_schema(request=DecisionInput, responses=ApprovalOutput)
@@ -332,7 +329,7 @@ class ApprovalRejectApi(_ApprovalDecisionApi):
 class ApprovalListApi(ListAPIView):
     """Approval requests of the tenant (``?status=pending`` for the approver's queue)."""
 
-    permission_classes = [DESK]
+    permission_classes = [tenant_may("approval", "view")]
     serializer_class = ApprovalOutput
 
     def get_queryset(self):

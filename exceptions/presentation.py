@@ -7,7 +7,7 @@ from django.utils import timezone
 from exceptions import selectors
 from exceptions.models import CaseStatus
 from jfintech.audit import Actor
-from jfintech.tenancy.models import Role
+from jfintech.tenancy import permissions
 from jfintech.tenancy.selectors import role_of
 
 SIDE_LABELS = {"left": "Left", "right": "Right"}
@@ -90,7 +90,7 @@ def case_page_context(request, case) -> dict:
         "is_breached": bool(case.sla_due_at and case.sla_due_at < timezone.now()),
         "pending": pending,
         "role": role,
-        "can_approve": pending is not None and role == Role.APPROVER and not maker,
+        "can_approve": pending is not None and permissions.may(role, "case", "approve") and not maker,
         "is_maker": maker,
         "age_days": selectors.case_age_days(tenant=case.tenant, case=case),
         "is_resolved": case.status == CaseStatus.RESOLVED,

@@ -165,7 +165,7 @@ def test_four_eyes_over_the_api(tenant, people, threshold):
     assert above["case"]["status"] == "pending_approval"
 
     analyst_try = bob.post(f"{BASE}/approvals/{approval_id}/approve/", {}, format="json")
-    assert (analyst_try.status_code, analyst_try.json()["error"]["code"]) == (403, "approver_role_required")
+    assert (analyst_try.status_code, analyst_try.json()["error"]["code"]) == (403, "permission_denied")
 
     approved = chief.post(f"{BASE}/approvals/{approval_id}/approve/", {"note": "agreed"}, format="json")
     assert approved.status_code == 200

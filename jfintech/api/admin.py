@@ -6,6 +6,7 @@ from jfintech.tenancy.admin import TenantScopedAdminMixin
 
 @admin.register(IdempotencyKey)
 class IdempotencyKeyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    permission_area = "idempotency_key"  # read-only: keys expire on their own (purge task)
     list_display = ["created_at", "tenant", "principal", "method", "path", "key", "response_status"]
     list_filter = ["response_status", "method"]
     search_fields = ["key", "path", "principal"]
@@ -13,9 +14,3 @@ class IdempotencyKeyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

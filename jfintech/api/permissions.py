@@ -1,19 +1,23 @@
-"""Role-based permissions within the request's tenant, for users and API keys alike.
+"""The API asks the one permission table (``jfintech.tenancy.permissions``) for every request.
 
 Usage in a DRF view::
 
-    from jfintech.api.permissions import tenant_role
+    from jfintech.api.permissions import tenant_may
 
-    class CaseApproveApi(APIView):
-        permission_classes = [tenant_role("approver", "admin")]
+    class BatchReverseApi(APIView):
+        permission_classes = [tenant_may("batch", "reverse")]
 
-    class CaseListApi(APIView):
-        permission_classes = [tenant_role()]          # any member of the tenant (any role)
+    class MembershipListApi(APIView):
+        permission_classes = [tenant_may("membership")]   # GET view, POST add, PATCH change, DELETE delete
+
+    class CaseCommentApi(APIView):
+        permission_classes = [tenant_may("case", GET="view", POST="work")]
 
 The tenant is ``jfintech.api.tenancy.request_tenant(request)`` (an API key's tenant, else the
 ``X-Tenant`` header or the user's only tenant). The role is the API key's role, or the user's
-membership role in that tenant (superusers act as admin). A user or key without an allowed role
-gets 403; an unknown tenant is 404 and an ambiguous one 400 (raised by ``request_tenant``).
+membership role in that tenant (superusers act as admin). A caller the table does not allow gets
+403; an unknown tenant is 404 and an ambiguous one 400 (raised by ``request_tenant``).
+``platform_only`` is for platform endpoints without a tenant (superusers only).
 
 ``actor_for_request(request)`` is the ``jfintech.audit.Actor`` to pass to services;
 ``role_for_request(request)`` the caller's role in the request's tenant (or None).
@@ -25,10 +29,9 @@ from rest_framework.permissions import BasePermission
 
 from jfintech.api.tenancy import request_tenant
 from jfintech.audit import Actor
-from jfintech.tenancy.models import ApiKey, Role
+from jfintech.tenancy import permissions
+from jfintech.tenancy.models import ApiKey
 from jfintech.tenancy.selectors import role_of
-
-ALL_ROLES = frozenset(Role.values)
 
 
 def request_api_key(request) -> ApiKey | None:
@@ -57,27 +60,37 @@ def actor_for_request(request) -> Actor:
     return Actor.for_user(request.user)
 
 
-class HasTenantRole(BasePermission):
-    """Allows callers whose role in the request's tenant is in ``roles`` (all roles if empty)."""
+METHOD_VERBS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PUT": "change"}
+METHOD_VERBS |= {"PATCH": "change", "DELETE": "delete"}
 
-    roles: frozenset[str] = frozenset()
+
+class TenantPermission(BasePermission):
+    """Allows callers whose role in the request's tenant may ``verb`` in ``area`` (the table)."""
+
+    area: str = ""
+    verb: str | None = None  # None: by HTTP method (``by_method``, else METHOD_VERBS)
+    by_method: dict[str, str] = {}
     message = "Your role in this tenant does not allow this."
 
     def has_permission(self, request, view) -> bool:
         if not getattr(request.user, "is_authenticated", False):
             return False
-        role = role_for_request(request)
-        return role is not None and (not self.roles or role in self.roles)
-
-    @classmethod
-    def of(cls, *roles: str) -> type[HasTenantRole]:
-        unknown = set(roles) - ALL_ROLES
-        if unknown:
-            raise ValueError(f"unknown roles: {sorted(unknown)}")
-        name = f"HasTenantRole[{','.join(sorted(roles)) or '*'}]"
-        return type(name, (cls,), {"roles": frozenset(roles)})
+        verb = self.verb or self.by_method.get(request.method) or METHOD_VERBS[request.method]
+        return permissions.may(
+            role_for_request(request), self.area, verb, api_key=request_api_key(request) is not None
+        )
 
 
-def tenant_role(*roles: str) -> type[HasTenantRole]:
-    """A permission class for ``permission_classes``: the caller holds one of ``roles``."""
-    return HasTenantRole.of(*roles)
+def tenant_may(area: str, verb: str | None = None, **by_method: str) -> type[TenantPermission]:
+    """A permission class for ``permission_classes``: the caller's role may ``verb`` in ``area``."""
+    for v in (verb or "view", *by_method.values()):
+        permissions.may(None, area, v)  # an unknown area or verb fails at import, not per request
+    name = f"TenantPermission[{area}.{verb or by_method or 'by method'}]"
+    return type(name, (TenantPermission,), {"area": area, "verb": verb, "by_method": by_method})
+
+
+class PlatformOnly(BasePermission):
+    """Platform endpoints (no tenant): superusers only."""
+
+    def has_permission(self, request, view) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))

@@ -6,7 +6,9 @@ from jfintech.tenancy.admin import TenantScopedAdminMixin
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    """Read-only: the trail is append-only in the database too (a trigger rejects changes)."""
+    """Read-only (the table gives only "view"): the trail is append-only in the database too."""
+
+    permission_area = "audit"
 
     list_display = ["occurred_at", "tenant", "actor_display", "action", "object_type", "object_id"]
     list_filter = ["action", "actor_kind", "object_type", "tenant", "occurred_at"]
@@ -17,12 +19,3 @@ class AuditEventAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

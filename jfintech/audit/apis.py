@@ -5,13 +5,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jfintech.api.pagination import get_paginated_response
-from jfintech.api.permissions import tenant_role
+from jfintech.api.permissions import tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.audit import selectors
 from jfintech.audit.models import AuditEvent
-from jfintech.tenancy.models import Role
 
-AUDIT_READERS = tenant_role(Role.ADMIN, Role.APPROVER)
 FILTERS = ["action", "object_type", "object_id", "actor_kind", "actor_id"]
 
 
@@ -35,7 +33,7 @@ class AuditEventOutput(serializers.ModelSerializer):
 
 
 class AuditEventListApi(APIView):
-    permission_classes = [AUDIT_READERS]
+    permission_classes = [tenant_may("audit", "view")]
 
     @extend_schema(
         parameters=[OpenApiParameter(f, str) for f in FILTERS], responses=AuditEventOutput(many=True)
@@ -50,7 +48,7 @@ class AuditEventListApi(APIView):
 
 
 class AuditEventDetailApi(APIView):
-    permission_classes = [AUDIT_READERS]
+    permission_classes = [tenant_may("audit", "view")]
 
     @extend_schema(responses=AuditEventOutput)
     def get(self, request, event_id: int):

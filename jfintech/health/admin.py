@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from jfintech.health.models import PipelineCheck, PipelineCheckPart
 from jfintech.observability.admin import TraceLinksAdminMixin
+from jfintech.tenancy.admin import PlatformAdminMixin
 
 
 class PipelineCheckPartInline(admin.TabularInline):
@@ -12,8 +13,8 @@ class PipelineCheckPartInline(admin.TabularInline):
 
 
 @admin.register(PipelineCheck)
-class PipelineCheckAdmin(TraceLinksAdminMixin, admin.ModelAdmin):
-    """Read-only: checks are started from the API or ``manage.py check_pipeline``."""
+class PipelineCheckAdmin(PlatformAdminMixin, TraceLinksAdminMixin, admin.ModelAdmin):
+    """Read-only, superusers only: checks are started from the API or ``manage.py check_pipeline``."""
 
     list_display = ["id", "status", "created_at", "completed_at", "trace_links"]
     list_filter = ["status"]

@@ -1,10 +1,10 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import get_object_or_404
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jfintech.api.permissions import PlatformOnly
 from jfintech.health import services
 from jfintech.health.models import PipelineCheck
 
@@ -20,7 +20,7 @@ class PipelineCheckOutput(serializers.ModelSerializer):
 class PipelineCheckListApi(APIView):
     """Start an end-to-end check of web → broker → every queue's workers → result backend."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [PlatformOnly]
 
     @extend_schema(request=None, responses={202: PipelineCheckOutput})
     def post(self, request):
@@ -29,7 +29,7 @@ class PipelineCheckListApi(APIView):
 
 
 class PipelineCheckDetailApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [PlatformOnly]
 
     @extend_schema(responses=PipelineCheckOutput)
     def get(self, request, check_id: int):

@@ -9,14 +9,12 @@ from rest_framework.views import APIView
 
 from jfintech.api.idempotency import idempotent
 from jfintech.api.pagination import get_paginated_response
-from jfintech.api.permissions import actor_for_request, request_api_key, tenant_role
+from jfintech.api.permissions import actor_for_request, request_api_key, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy import selectors, services
 from jfintech.tenancy.calendar import tenant_today
 from jfintech.tenancy.models import ApiKey, Membership, Role, Tenant
-
-ADMIN = tenant_role(Role.ADMIN)
 
 
 class TenantOutput(serializers.ModelSerializer):
@@ -51,8 +49,7 @@ class TenantUpdateInput(serializers.Serializer):
 class TenantApi(APIView):
     """The request's tenant: its name, time zone and business-day calendar."""
 
-    def get_permissions(self):
-        return [(tenant_role() if self.request.method == "GET" else ADMIN)()]
+    permission_classes = [tenant_may("tenant")]
 
     @extend_schema(responses=TenantOutput)
     def get(self, request):
@@ -79,7 +76,7 @@ class HolidayInput(serializers.Serializer):
 
 
 class TenantHolidayApi(APIView):
-    permission_classes = [ADMIN]
+    permission_classes = [tenant_may("tenant", "change")]
 
     @extend_schema(request=HolidayInput, responses={201: TenantOutput})
     @idempotent
@@ -110,7 +107,7 @@ class MembershipUpdateInput(serializers.Serializer):
 
 
 class MembershipListApi(APIView):
-    permission_classes = [ADMIN]
+    permission_classes = [tenant_may("membership")]
 
     @extend_schema(responses=MembershipOutput(many=True))
     def get(self, request):
@@ -141,7 +138,7 @@ class MembershipListApi(APIView):
 
 
 class MembershipDetailApi(APIView):
-    permission_classes = [ADMIN]
+    permission_classes = [tenant_may("membership")]
 
     def _membership(self, request, membership_id) -> Membership:
         return get_object_or_404(selectors.membership_list(tenant=request_tenant(request)), pk=membership_id)
@@ -184,7 +181,7 @@ class ApiKeyCreateInput(serializers.Serializer):
 
 
 class ApiKeyListApi(APIView):
-    permission_classes = [ADMIN]
+    permission_classes = [tenant_may("api_key")]
 
     @extend_schema(responses=ApiKeyOutput(many=True))
     def get(self, request):
@@ -224,7 +221,7 @@ class ApiKeyListApi(APIView):
 
 
 class ApiKeyDetailApi(APIView):
-    permission_classes = [ADMIN]
+    permission_classes = [tenant_may("api_key")]
 
     @extend_schema(responses=ApiKeyOutput)
     def get(self, request, key_id: int):
@@ -233,7 +230,7 @@ class ApiKeyDetailApi(APIView):
 
 
 class ApiKeyRevokeApi(APIView):
-    permission_classes = [ADMIN]
+    permission_classes = [tenant_may("api_key", "revoke")]
 
     @extend_schema(request=None, responses=ApiKeyOutput)
     def post(self, request, key_id: int):

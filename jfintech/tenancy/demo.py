@@ -8,7 +8,6 @@ import secrets
 from datetime import date
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 from jfintech.audit import Actor
@@ -37,25 +36,12 @@ DEMO_HOLIDAYS = [
     date(2027, 12, 28),
 ]
 DEMO_USERS = {Role.ANALYST: "demo-analyst", Role.APPROVER: "demo-approver", Role.ADMIN: "demo-admin"}
-# The admin is the analysts' desk: every demo user is staff, with Django permissions by role
-# (rows are still limited to their tenants by TenantScopedAdminMixin).
-PROJECT_APPS = ["jfintech", "reconciliation", "exceptions", "reporting", "filings"]
-ROLE_PERMISSIONS = {
-    Role.ANALYST: ("view_", "change_"),
-    Role.APPROVER: ("view_", "change_"),
-    Role.ADMIN: ("view_", "change_", "add_"),
-}
+# The admin is the analysts' desk: every demo user is staff; what each sees and may do there is
+# their tenant role's (jfintech.tenancy.permissions), not Django model permissions.
 
 
 def demo_tenant() -> Tenant:
     return Tenant.objects.get(slug=DEMO_TENANT_SLUG)
-
-
-def _role_group(role: str) -> Group:
-    group, _ = Group.objects.get_or_create(name=f"tenant {role}")
-    perms = Permission.objects.filter(content_type__app_label__in=PROJECT_APPS)
-    group.permissions.set([p for p in perms if p.codename.startswith(ROLE_PERMISSIONS[role])])
-    return group
 
 
 def seed_demo_tenant(out) -> None:
@@ -77,7 +63,6 @@ def seed_demo_tenant(out) -> None:
             user.is_staff, user.is_superuser = True, False
             user.set_password(password)
             user.save()
-            user.groups.add(_role_group(role))
             membership = Membership.objects.filter(tenant=tenant, user=user).first()
             if membership is None:
                 services.membership_create(tenant=tenant, actor=DEMO_ACTOR, user=user, role=role)

@@ -13,7 +13,11 @@ from django.utils import timezone
 from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
+from jfintech.observability.logging import get_logger
+from jfintech.tenancy import permissions
 from jfintech.tenancy.models import ApiKey, Membership, Role, Tenant
+
+log = get_logger(__name__)
 
 API_KEY_SCHEME = "Api-Key"
 
@@ -52,6 +56,7 @@ def tenant_create(
     weekend_days: list[int] | None = None,
     holidays: list[date] | None = None,
 ) -> Tenant:
+    permissions.require_platform(actor)
     with transaction.atomic():
         tenant = Tenant(slug=slug, name=name, timezone=timezone_name)
         if weekend_days is not None:
@@ -78,6 +83,7 @@ def tenant_update(
     window_months_ahead: int | None = None,
 ) -> Tenant:
     """Change a tenant's settings (None leaves a field as it is); audited when anything changed."""
+    permissions.require(tenant=tenant, actor=actor, area="tenant", verb="change")
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         before = tenant_snapshot(tenant)
@@ -110,7 +116,39 @@ def tenant_holiday_add(*, tenant: Tenant, actor: Actor, day: date) -> Tenant:
         return tenant_update(tenant=tenant, actor=actor, holidays=[*current.holidays, day])
 
 
+def _check_membership_manager(
+    *, tenant: Tenant, actor: Actor, verb: str, membership: Membership | None, role: str | None
+) -> None:
+    """Only a tenant admin (a person, not a key) manages memberships; never their own, never above
+    their own role (jfintech.tenancy.permissions). A refusal is logged loudly: who tried what."""
+    try:
+        actor_role = permissions.require(tenant=tenant, actor=actor, area="membership", verb=verb)
+        if actor.kind == "system":
+            return
+        reason = permissions.membership_refusal(
+            actor_role=actor_role,
+            actor_user_id=actor.id if actor.kind == "user" else None,
+            membership=membership,
+            role=role,
+        )
+        if reason:
+            raise ApplicationError(reason, code="permission_denied", status=403)
+    except ApplicationError as exc:
+        log.warning(
+            "membership.change_refused",
+            tenant=tenant.slug,
+            actor=actor.display,
+            verb=verb,
+            membership_id=getattr(membership, "pk", None),
+            from_role=getattr(membership, "role", None),
+            to_role=role,
+            reason=exc.message,
+        )
+        raise
+
+
 def membership_create(*, tenant: Tenant, actor: Actor, user, role: str) -> Membership:
+    _check_membership_manager(tenant=tenant, actor=actor, verb="add", membership=None, role=role)
     with transaction.atomic():
         if Membership.objects.filter(tenant=tenant, user=user).exists():
             raise ApplicationError(
@@ -142,6 +180,7 @@ def membership_change_role(*, tenant: Tenant, actor: Actor, membership: Membersh
         membership = (
             Membership.objects.select_for_update().select_related("user").get(pk=membership.pk, tenant=tenant)
         )
+        _check_membership_manager(tenant=tenant, actor=actor, verb="change", membership=membership, role=role)
         if membership.role == role:
             return membership
         if role != Role.ADMIN:
@@ -150,13 +189,15 @@ def membership_change_role(*, tenant: Tenant, actor: Actor, membership: Membersh
         membership.role = role
         membership.full_clean()
         membership.save(update_fields=["role"])
+        # Who (the event's actor), whom (user id and name), from and to: before/after, and named
+        # in `after` so a reader of one event sees the whole change.
         audit.record(
             tenant=tenant,
             actor=actor,
             action="membership.role_change",
             obj=membership,
             before=before,
-            after=membership_snapshot(membership),
+            after={**membership_snapshot(membership), "from_role": before["role"], "to_role": role},
         )
     return membership
 
@@ -166,6 +207,7 @@ def membership_delete(*, tenant: Tenant, actor: Actor, membership: Membership) -
         membership = (
             Membership.objects.select_for_update().select_related("user").get(pk=membership.pk, tenant=tenant)
         )
+        _check_membership_manager(tenant=tenant, actor=actor, verb="delete", membership=membership, role=None)
         _ensure_an_admin_remains(tenant, membership)
         before = membership_snapshot(membership)
         audit.record(tenant=tenant, actor=actor, action="membership.delete", obj=membership, before=before)
@@ -185,6 +227,13 @@ def hash_secret(secret: str) -> str:
 def api_key_create(
     *, tenant: Tenant, actor: Actor, name: str, role: str = Role.INTEGRATION, created_by=None
 ) -> CreatedApiKey:
+    creator_role = permissions.require(tenant=tenant, actor=actor, area="api_key", verb="add")
+    if creator_role is not None and permissions.RANK[role] > permissions.RANK[creator_role]:
+        raise ApplicationError(
+            f"A {creator_role} cannot create a key with the {role} role, which is above their own.",
+            code="permission_denied",
+            status=403,
+        )
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     with transaction.atomic():
         if ApiKey.objects.filter(tenant=tenant, name=name, revoked_at__isnull=True).exists():
@@ -208,6 +257,7 @@ def api_key_create(
 
 
 def api_key_revoke(*, tenant: Tenant, actor: Actor, key: ApiKey) -> ApiKey:
+    permissions.require(tenant=tenant, actor=actor, area="api_key", verb="revoke")
     with transaction.atomic():
         key = ApiKey.objects.select_for_update().get(pk=key.pk, tenant=tenant)
         if key.revoked_at is not None:

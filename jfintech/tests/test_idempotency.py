@@ -41,11 +41,15 @@ def test_the_same_key_with_another_body_is_422(admin_a):
 
 
 def test_keys_are_scoped_to_the_principal(admin_a, tenant_a, key_a):
-    UserFactory(username="carol")
-    UserFactory(username="dave")
-    assert _post(client_for(admin_a), {"username": "carol", "role": "analyst"}).status_code == 201
+    # Holidays, not memberships: an API key never manages memberships (docs/tenancy.md).
+    def post(client, day):
+        return client.post(
+            "/api/v1/tenant/holidays/", {"date": day}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+        )
+
+    assert post(client_for(admin_a), "2026-12-24").status_code == 201
     # Same key, another principal (the tenant's API key): a new request, not a replay or a 422.
-    response = _post(client_for(api_key=key_a.plaintext), {"username": "dave", "role": "analyst"})
+    response = post(client_for(api_key=key_a.plaintext), "2026-12-31")
     assert response.status_code == 201
     assert IdempotencyKey.objects.filter(key="k-1").count() == 2
 

@@ -3,6 +3,7 @@ repeat that has to wait for an in-flight first request."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 import pytest
 import requests
@@ -14,7 +15,7 @@ from jfintech.api import idempotency
 from jfintech.audit import Actor
 from jfintech.audit.models import AuditEvent
 from jfintech.tenancy import services
-from jfintech.tenancy.models import Membership, Role
+from jfintech.tenancy.models import Membership, Role, Tenant
 from jfintech.testing.processes import gunicorn_server, wait_until
 from jfintech.tests.conftest import client_for
 from jfintech.tests.factories import UserFactory
@@ -42,16 +43,16 @@ def server(tmp_path):
 
 @pytest.mark.slow
 def test_twenty_concurrent_identical_posts_act_once_and_get_one_response(server, tenant_a, admin_a):
-    UserFactory(username="carol")
+    # A tenant setting, not a membership: API keys never manage memberships (docs/tenancy.md).
     key = services.api_key_create(tenant=tenant_a, actor=Actor.for_user(admin_a), name="erp", role=Role.ADMIN)
     headers = {"Authorization": f"Api-Key {key.plaintext}", "Idempotency-Key": "order-7"}
-    body = {"username": "carol", "role": "analyst"}
+    body = {"date": "2026-12-24"}
     start = threading.Barrier(20)
 
     def post(_):
         with requests.Session() as http:
             start.wait()
-            r = http.post(f"{server}/api/v1/memberships/", json=body, headers=headers, timeout=30)
+            r = http.post(f"{server}/api/v1/tenant/holidays/", json=body, headers=headers, timeout=30)
             return r.status_code, r.content
 
     with ThreadPoolExecutor(20) as pool:
@@ -59,11 +60,11 @@ def test_twenty_concurrent_identical_posts_act_once_and_get_one_response(server,
 
     assert {status for status, _ in responses} == {201}, responses
     assert len({content for _, content in responses}) == 1
-    assert Membership.objects.filter(tenant=tenant_a, user__username="carol").count() == 1
-    assert AuditEvent.objects.filter(tenant=tenant_a, action="membership.create").count() == 1
+    assert Tenant.objects.get(pk=tenant_a.pk).holidays == [date(2026, 12, 24)]
+    assert AuditEvent.objects.filter(tenant=tenant_a, action="tenant.update").count() == 1
 
     other = requests.post(
-        f"{server}/api/v1/memberships/", json={**body, "role": "approver"}, headers=headers, timeout=30
+        f"{server}/api/v1/tenant/holidays/", json={"date": "2026-12-31"}, headers=headers, timeout=30
     )
     assert other.status_code == 422
     assert other.json()["error"]["code"] == "idempotency_key_reused"

@@ -1,6 +1,7 @@
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
-from jfintech.api.permissions import HasTenantRole, tenant_role
+from jfintech.api.permissions import TenantPermission, tenant_may
 from jfintech.tenancy.models import Role
 from jfintech.tests.conftest import client_for
 from jfintech.tests.factories import MembershipFactory, UserFactory, member
@@ -29,9 +30,11 @@ def test_a_user_without_membership_is_refused(tenant_a):
     assert response.json()["error"]["code"] == "tenant_required"
 
 
-def test_the_factory_rejects_unknown_roles_and_names_its_class():
-    with pytest.raises(ValueError):
-        tenant_role("owner")
-    cls = tenant_role("analyst", "admin")
-    assert issubclass(cls, HasTenantRole)
-    assert cls.roles == {"analyst", "admin"}
+def test_the_factory_rejects_unknown_areas_and_verbs_and_names_its_class():
+    with pytest.raises(ImproperlyConfigured):
+        tenant_may("owner")
+    with pytest.raises(ImproperlyConfigured):
+        tenant_may("batch", "delete_everything")
+    cls = tenant_may("batch", "reverse")
+    assert issubclass(cls, TenantPermission)
+    assert (cls.area, cls.verb) == ("batch", "reverse")

@@ -46,6 +46,7 @@ class UploadForm(forms.Form):
 
 @admin.register(DataSource)
 class DataSourceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    permission_area = "source"
     form = DataSourceForm
     list_display = ["name", "tenant", "kind", "format", "connector_type", "is_active", "upload_link"]
     list_filter = ["kind", "format", "is_active"]
@@ -82,8 +83,7 @@ class DataSourceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def upload_view(self, request, source_id: int):
         source = get_object_or_404(self.get_queryset(request), pk=source_id)
-        if not self.has_change_permission(request, source):
-            raise PermissionError("not allowed")
+        self.require(request, "upload", source)
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
@@ -123,6 +123,9 @@ class RejectionInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_view_permission(self, request, obj=None):
+        return True  # shown on a batch's page, which the batch's own permission already allows
+
 
 class ReverseForm(forms.Form):
     reason = forms.CharField(
@@ -133,6 +136,8 @@ class ReverseForm(forms.Form):
 
 @admin.register(IngestionBatch)
 class IngestionBatchAdmin(TenantScopedAdminMixin, TraceLinksAdminMixin, admin.ModelAdmin):
+    permission_area = "batch"
+    action_verbs = {"reverse_batches": "reverse"}
     list_display = [
         "id",
         "source",
@@ -150,12 +155,6 @@ class IngestionBatchAdmin(TenantScopedAdminMixin, TraceLinksAdminMixin, admin.Mo
     inlines = [RejectionInline]
     actions = ["reverse_batches"]
     readonly_fields = [*(f.name for f in IngestionBatch._meta.concrete_fields), "trace_links"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Reverse the selected loaded batches (rows kept, marked reversed)…")
     @intermediate_form_action("Reverse batches", lambda request, data: ReverseForm(data))

@@ -18,18 +18,14 @@ from rest_framework.views import APIView
 
 from jfintech.api.idempotency import idempotent
 from jfintech.api.pagination import get_paginated_response
-from jfintech.api.permissions import actor_for_request, tenant_role
+from jfintech.api.permissions import actor_for_request, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
-from jfintech.tenancy.models import Role
 from reconciliation.ingestion import selectors, services
 from reconciliation.ingestion.filters import BatchFilter, RejectionFilter
 from reconciliation.ingestion.formats import FORMATS
 from reconciliation.models import DataSource, IngestionBatch, Rejection
 
-READERS = tenant_role()
-LOADERS = tenant_role(Role.INTEGRATION, Role.ADMIN)
-ADMINS = tenant_role(Role.ADMIN)
 FIRST_REJECTIONS = 20
 
 
@@ -138,8 +134,7 @@ class SizeLimitedMixin:
 
 
 class SourceListApi(APIView):
-    def get_permissions(self):
-        return [(READERS if self.request.method == "GET" else ADMINS)()]
+    permission_classes = [tenant_may("source")]  # GET view, POST add (creates or updates)
 
     @extend_schema(responses=SourceOutput(many=True))
     def get(self, request):
@@ -160,7 +155,7 @@ class SourceListApi(APIView):
 
 
 class SourceDetailApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("source", "view")]
 
     @extend_schema(responses=SourceOutput)
     def get(self, request, source_id: int):
@@ -176,7 +171,7 @@ UPLOAD_SCHEMA = inline_serializer(
 class BatchUploadApi(SizeLimitedMixin, APIView):
     """Upload one file (multipart field ``file``, optional ``format``) to a source as one batch."""
 
-    permission_classes = [LOADERS]
+    permission_classes = [tenant_may("source", "upload")]
     parser_classes = [parsers.MultiPartParser]
 
     @extend_schema(
@@ -213,7 +208,7 @@ class DecimalJSONParser(parsers.JSONParser):
 class RecordsPushApi(SizeLimitedMixin, APIView):
     """Push JSON records: ``{"records": [{"external_id", "business_date", "amount", ...}, ...]}``."""
 
-    permission_classes = [LOADERS]
+    permission_classes = [tenant_may("source", "upload")]
     parser_classes = [DecimalJSONParser]
 
     def size_limit(self) -> int:
@@ -238,7 +233,7 @@ class RecordsPushApi(SizeLimitedMixin, APIView):
 
 
 class BatchListApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("batch", "view")]
 
     @extend_schema(responses=BatchOutput(many=True))
     def get(self, request):
@@ -249,7 +244,7 @@ class BatchListApi(APIView):
 
 
 class BatchDetailApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("batch", "view")]
 
     @extend_schema(responses=BatchOutput)
     def get(self, request, batch_id: int):
@@ -259,7 +254,7 @@ class BatchDetailApi(APIView):
 class RejectionListApi(APIView):
     """A batch's rejections; filter with ``reason`` (repeatable), ``line_from``, ``line_to``, ``q``."""
 
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("batch", "view")]
 
     @extend_schema(responses=RejectionOutput(many=True))
     def get(self, request, batch_id: int):
@@ -278,7 +273,7 @@ class BatchReverseInput(serializers.Serializer):
 
 
 class BatchReverseApi(APIView):
-    permission_classes = [ADMINS]
+    permission_classes = [tenant_may("batch", "reverse")]
 
     @extend_schema(request=BatchReverseInput, responses=BatchOutput)
     @idempotent

@@ -22,7 +22,6 @@ from jfintech.audit import Actor
 from jfintech.common.admin_actions import intermediate_form_action
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.admin import TenantScopedAdminMixin
-from jfintech.tenancy.selectors import tenants_for_user
 from reconciliation.matching import approval, manual, selectors, simulation, suggestions
 from reconciliation.matching.models import MatchReview, RuleVersionApproval, SimulationKind, SimulationReport
 from reconciliation.runs.models import Definition, MatchStatus, RuleVersion, RuleVersionStatus, Run
@@ -73,23 +72,8 @@ def _text_action(title: str, *, required: bool):
 
 
 class _MemberAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    """Visible to the staff members of a tenant (rows of their tenants only); what they may change is
-    the services' decision (roles, four-eyes), so no Django model permission is needed on top."""
-
-    def _member(self, request) -> bool:
-        return request.user.is_superuser or tenants_for_user(request.user).exists()
-
-    def has_module_permission(self, request):
-        return self._member(request)
-
-    def has_view_permission(self, request, obj=None):
-        return self._member(request)
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    """Who sees and does what is the permission table's (``permission_area``); four-eyes stays
+    the services' decision."""
 
 
 # --- matches and suggestions ----------------------------------------------------------------------
@@ -113,6 +97,8 @@ class ManualMatchForm(forms.Form):
 
 @admin.register(MatchReview)
 class MatchReviewAdmin(_MemberAdmin):
+    permission_area = "match"
+    action_verbs = {"accept": "decide", "reject": "decide", "unmatch": "decide"}
     list_display = [
         "id",
         "definition_id",
@@ -132,9 +118,7 @@ class MatchReviewAdmin(_MemberAdmin):
     ]  # fmt: skip
     fields = readonly_fields
     change_list_template = "admin/reconciliation/matching/match_changelist.html"
-
-    def has_add_permission(self, request):
-        return False  # matching by hand has its own page (a reason, records of both sides)
+    # No "add": matching by hand has its own page (a reason, records of both sides).
 
     @admin.display(description="records")
     def records(self, obj):
@@ -181,7 +165,8 @@ class MatchReviewAdmin(_MemberAdmin):
         ]
 
     def manual_match_view(self, request):
-        tenants = list(tenants_for_user(request.user))
+        self.require(request, "decide")
+        tenants = self.tenants_where(request, "decide")
         form = ManualMatchForm(request.POST or None, tenants=tenants)
         if request.method == "POST" and form.is_valid():
             definition = form.cleaned_data["definition"]
@@ -214,6 +199,8 @@ class MatchReviewAdmin(_MemberAdmin):
 
 @admin.register(RuleVersionApproval)
 class RuleVersionApprovalAdmin(_MemberAdmin):
+    permission_area = "rule_version"
+    action_verbs = {"approve": "approve", "reject": "approve"}
     list_display = ["id", "definition", "version", "status", "created_by", "created_at", "decided_by"]
     list_filter = ["status"]
     actions = ["approve", "reject"]
@@ -225,9 +212,6 @@ class RuleVersionApprovalAdmin(_MemberAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("definition")
-
-    def has_add_permission(self, request):
-        return False
 
     @admin.display(description="rules")
     def rules_pretty(self, obj):
@@ -281,6 +265,7 @@ class SimulationForm(forms.ModelForm):
 
 @admin.register(SimulationReport)
 class SimulationReportAdmin(_MemberAdmin):
+    permission_area = "simulation"
     list_display = [
         "id",
         "kind",
@@ -300,7 +285,7 @@ class SimulationReportAdmin(_MemberAdmin):
     def get_form(self, request, obj=None, **kwargs):
         if obj is not None:
             return super().get_form(request, obj, **kwargs)
-        tenants = list(tenants_for_user(request.user))
+        tenants = self.tenants_where(request, "add")
 
         class Form(SimulationForm):
             def __init__(self, *args, **kw):
@@ -313,9 +298,6 @@ class SimulationReportAdmin(_MemberAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
-
-    def has_add_permission(self, request):
-        return self._member(request)
 
     @admin.display(description="summary")
     def summary_pretty(self, obj):

@@ -16,17 +16,12 @@ from rest_framework.views import APIView
 
 from jfintech.api.idempotency import idempotent
 from jfintech.api.pagination import get_paginated_response
-from jfintech.api.permissions import actor_for_request, tenant_role
+from jfintech.api.permissions import actor_for_request, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
-from jfintech.tenancy.models import Role
 from reconciliation.matching import approval, manual, selectors, simulation, suggestions
 from reconciliation.matching.models import SimulationKind, SimulationReport
 from reconciliation.runs.models import Definition, Match, MatchStatus, RuleVersion, RuleVersionStatus, Run
-
-READERS = tenant_role()
-DECIDERS = tenant_role(Role.ANALYST, Role.APPROVER, Role.ADMIN)
-APPROVERS = tenant_role(Role.APPROVER)
 
 
 def _not_found(what: str, pk) -> ApplicationError:
@@ -73,7 +68,7 @@ def _id_param(params, name: str) -> int | None:
 
 
 class MatchListApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("match", "view")]
 
     @extend_schema(responses=MatchOutput(many=True))
     def get(self, request):
@@ -89,7 +84,7 @@ class MatchListApi(APIView):
 
 
 class MatchDetailApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("match", "view")]
 
     @extend_schema(responses=MatchOutput)
     def get(self, request, match_id: int):
@@ -103,7 +98,7 @@ class _MatchDecisionApi(APIView):
     """POST with a note or reason -> one decision service on the match (``service``, called with the
     tenant, the actor, the match id and the input's one ``field``)."""
 
-    permission_classes = [DECIDERS]
+    permission_classes = [tenant_may("match", "decide")]
     input_class: type[serializers.Serializer] = ReasonInput
     field = "reason"
     service = None  # a decision service of matching.suggestions / matching.manual (staticmethod)
@@ -137,7 +132,7 @@ class MatchUnmatchApi(_MatchDecisionApi):
 
 
 class ManualMatchApi(APIView):
-    permission_classes = [DECIDERS]
+    permission_classes = [tenant_may("match", "decide")]
 
     @extend_schema(request=ManualMatchInput, responses={201: MatchOutput})
     @idempotent
@@ -160,7 +155,7 @@ class ManualMatchApi(APIView):
 
 
 class SimilarRecordsApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("match", "view")]
 
     @extend_schema(responses=serializers.ListSerializer(child=serializers.DictField()))
     def get(self, request, definition_id: int):
@@ -201,7 +196,7 @@ class RuleVersionOutput(serializers.ModelSerializer):
 
 
 class RuleVersionListApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("rule_version", "view")]
 
     @extend_schema(responses=RuleVersionOutput(many=True))
     def get(self, request):
@@ -217,7 +212,7 @@ class RuleVersionListApi(APIView):
 
 
 class _RuleVersionDecisionApi(APIView):
-    permission_classes = [APPROVERS]
+    permission_classes = [tenant_may("rule_version", "approve")]
     approve: bool = True
 
     @extend_schema(request=NoteInput, responses=RuleVersionOutput)
@@ -278,7 +273,7 @@ def _simulation_response(report: SimulationReport) -> Response:
 
 
 class DryRunApi(APIView):
-    permission_classes = [DECIDERS]
+    permission_classes = [tenant_may("simulation", "add")]
 
     @extend_schema(request=DryRunInput, responses={202: SimulationOutput})
     @idempotent
@@ -298,7 +293,7 @@ class DryRunApi(APIView):
 
 
 class ImpactApi(APIView):
-    permission_classes = [DECIDERS]
+    permission_classes = [tenant_may("simulation", "add")]
 
     @extend_schema(request=ImpactInput, responses={202: SimulationOutput})
     @idempotent
@@ -320,7 +315,7 @@ class ImpactApi(APIView):
 
 
 class SimulationListApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("simulation", "view")]
 
     @extend_schema(responses=SimulationOutput(many=True))
     def get(self, request):
@@ -333,7 +328,7 @@ class SimulationListApi(APIView):
 
 
 class SimulationDetailApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("simulation", "view")]
 
     @extend_schema(responses=SimulationOutput)
     def get(self, request, report_id: int):

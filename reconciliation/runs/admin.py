@@ -93,6 +93,8 @@ class DefinitionForm(forms.ModelForm):
 
 @admin.register(Definition)
 class DefinitionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    permission_area = "definition"
+    action_verbs = {"start_runs": "run.start"}
     form = DefinitionForm
     list_display = ["name", "tenant", "kind", "is_active", "rule_version", "schedule_display", "last_run"]
     list_filter = ["kind", "is_active"]
@@ -203,19 +205,11 @@ class RuleVersionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "created_at",
     ]
     exclude = ["rules"]
+    permission_area = "rule_version"  # view only
 
     @admin.display(description="rules")
     def rules_pretty(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.rules, indent=2))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Run)
@@ -240,6 +234,8 @@ class RunAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     list_select_related = ["definition"]
     readonly_fields = [f.name for f in Run._meta.concrete_fields] + ["progress"]
     actions = ["fail_runs"]
+    permission_area = "run"  # no "change" verb: a run is read-only (no SAVE button)
+    action_verbs = {"fail_runs": "fail"}
 
     @admin.display(description="progress")
     def progress(self, obj):
@@ -247,12 +243,6 @@ class RunAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             return "-" if obj.status in ("pending", "fetching") else "0 / 0"
         percent = 100 * obj.progress_done / obj.progress_total
         return f"{obj.progress_done} / {obj.progress_total} ({percent:.0f}%)"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Fail the selected runs that are still in flight (loudly, with a case)")
     def fail_runs(self, request, queryset):
@@ -283,12 +273,4 @@ class BreakAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     list_filter = ["break_type"]
     search_fields = ["reference", "fingerprint", "account", "instrument"]
     readonly_fields = [f.name for f in Break._meta.concrete_fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    permission_area = "break"  # view only

@@ -13,15 +13,11 @@ from rest_framework.views import APIView
 
 from jfintech.api.idempotency import idempotent
 from jfintech.api.pagination import get_paginated_response
-from jfintech.api.permissions import actor_for_request, tenant_role
+from jfintech.api.permissions import actor_for_request, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
-from jfintech.tenancy.models import Role
 from reconciliation.runs import selectors, services
 from reconciliation.runs.models import Break, Definition, RuleVersionStatus, Run, RunStatus, RunTrigger
-
-READERS = tenant_role()
-STARTERS = tenant_role(Role.ANALYST, Role.ADMIN, Role.INTEGRATION)
 
 
 class DefinitionOutput(serializers.ModelSerializer):
@@ -185,7 +181,7 @@ def _run_or_404(request, run_id: int) -> Run:
 
 
 class DefinitionListApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("definition", "view")]
 
     @extend_schema(responses=DefinitionOutput(many=True))
     def get(self, request):
@@ -198,7 +194,7 @@ class DefinitionListApi(APIView):
 
 
 class DefinitionDetailApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("definition", "view")]
 
     @extend_schema(responses=DefinitionOutput)
     def get(self, request, definition_id: int):
@@ -206,8 +202,7 @@ class DefinitionDetailApi(APIView):
 
 
 class RunListApi(APIView):
-    def get_permissions(self):
-        return [(READERS if self.request.method == "GET" else STARTERS)()]
+    permission_classes = [tenant_may("run", GET="view", POST="start")]
 
     @extend_schema(responses=RunOutput(many=True))
     def get(self, request):
@@ -242,7 +237,7 @@ class RunListApi(APIView):
 
 
 class RunDetailApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("run", "view")]
 
     @extend_schema(responses=RunOutput)
     def get(self, request, run_id: int):
@@ -250,7 +245,7 @@ class RunDetailApi(APIView):
 
 
 class RunBreakListApi(APIView):
-    permission_classes = [READERS]
+    permission_classes = [tenant_may("break", "view")]
 
     @extend_schema(responses=BreakOutput(many=True))
     def get(self, request, run_id: int):
