@@ -98,7 +98,7 @@ def exclusion_reasons(run) -> dict:
 
 def test_every_resolution_reason_declares_its_effect_on_the_records():
     assert set(workflow.EFFECT_OF_REASON) == set(ResolutionReason.values)
-    assert workflow.FINAL_REASONS == {"written_off", "force_matched", "not_a_break"}
+    assert {"written_off", "force_matched", "not_a_break"} == workflow.FINAL_REASONS
     assert {r for r, e in workflow.EFFECT_OF_REASON.items() if e == "keep_open"} == set(KEEP_OPEN)
 
 
@@ -171,7 +171,8 @@ def test_an_expected_to_clear_decision_keeps_the_records_open_and_the_case_reope
         r_a: "amount_mismatch",
         desk["l_c"]: "missing_right",
     }
-    assert second.excluded == 0 and second.conservation["decided"]["excluded"] == {}
+    assert second.excluded == 0
+    assert second.conservation["decided"]["excluded"] == {}
     assert not DecisionExclusion.objects.filter(case_id=case.pk).exists()
     case.refresh_from_db()
     assert (case.status, case.resolution_reason, case.reopen_count) == ("open", "", 1)
