@@ -261,3 +261,28 @@ def test_a_force_match_needs_records_of_both_sides(desk):
     lonely.refresh_from_db()
     assert lonely.status == "open"
     assert not ApprovalRequest.objects.filter(case=lonely).exists()
+
+
+def test_a_sharded_run_honours_decisions_too(desk):
+    from reconciliation.matching import sharding
+    from reconciliation.runs import services as runs
+    from reconciliation.runs.tests.factories import ACTOR, AS_OF
+
+    case = decide(desk, "not_a_break")
+    l_a, r_a = desk["ids"]
+    run = runs.run_start(
+        tenant=desk["tenant"],
+        actor=ACTOR,
+        definition=desk["defn"],
+        trigger="cli",
+        as_of=AS_OF,
+        dispatch=False,
+    )
+
+    split = sharding.run_execute_sharded_inline(run, shard_count=3)
+
+    assert split.status == RunStatus.COMPLETED, split.error
+    assert outcome_of(split) == {l_a: "excluded", r_a: "excluded", desk["l_c"]: "missing_right"}
+    assert split.conservation["decided"] == {"excluded": {"not_a_break": 2}, "force_matched_outside_scope": 0}
+    case.refresh_from_db()
+    assert (case.status, case.reopen_count) == ("resolved", 0)
