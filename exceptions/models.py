@@ -44,6 +44,7 @@ class ResolutionReason(models.TextChoices):
     DUPLICATE_CASE = "duplicate_case"
     NOT_A_BREAK = "not_a_break"
     RUN_RERUN = "run_rerun"
+    TIMING = "timing"  # a timing difference: the counterpart is expected on a later business day
 
 
 class Priority(models.TextChoices):
@@ -195,6 +196,9 @@ class ApprovalThreshold(TenantOwned):
 class ApprovalKind(models.TextChoices):
     WRITE_OFF = "write_off"
     FORCE_MATCH = "force_match"
+    # Undoing a final decision (write-off, force-match, not a break): always four-eyes, whatever
+    # the amount, because it puts records back into the open items (workflow.RecordEffect).
+    UNDO_DECISION = "undo_decision"
 
 
 class ApprovalStatus(models.TextChoices):
@@ -205,7 +209,8 @@ class ApprovalStatus(models.TextChoices):
 
 
 class ApprovalRequest(TenantOwned):
-    """A write-off or force-match waiting for (or decided by) a second person: maker and checker."""
+    """A write-off, force-match or the undoing of a final decision waiting for (or decided by) a
+    second person: maker and checker."""
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="approvals")
     kind = models.CharField(max_length=16, choices=ApprovalKind.choices)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from exceptions import selectors
+from exceptions import selectors, workflow
 from exceptions.models import CaseStatus
 from jfintech.audit import Actor
 from jfintech.tenancy import permissions
@@ -94,6 +94,9 @@ def case_page_context(request, case) -> dict:
         "is_maker": maker,
         "age_days": selectors.case_age_days(tenant=case.tenant, case=case),
         "is_resolved": case.status == CaseStatus.RESOLVED,
+        # A final decision (its records excluded or force-matched) is undone by a four-eyes request,
+        # not reopened (services.case_request_undo).
+        "is_final_decision": case.resolution_reason in workflow.FINAL_REASONS,
         "is_pending": case.status == CaseStatus.PENDING_APPROVAL,
         "actor": Actor.for_user(request.user),
     }

@@ -18,7 +18,7 @@ import requests
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from exceptions import metrics, sla, workflow
+from exceptions import decisions, metrics, sla, workflow
 from exceptions.models import (
     ApprovalKind,
     ApprovalRequest,
@@ -74,7 +74,7 @@ WITH b AS (
         amount_at_stake numeric, currency text, reference text, account text, instrument text,
         rule text, priority text, sla_due_at timestamptz)
 ), prior AS (
-    SELECT c.fingerprint, c.status, c.break_type FROM exceptions_case c
+    SELECT c.fingerprint, c.status, c.break_type, c.resolution_reason FROM exceptions_case c
     WHERE c.tenant_id = %(tenant)s AND c.fingerprint IN (SELECT fingerprint FROM b)
 ), up AS (
     INSERT INTO exceptions_case AS c (
@@ -125,7 +125,8 @@ WITH b AS (
               (c.xmax = 0) AS inserted
 )
 SELECT up.id, up.fingerprint, up.status, up.break_type, up.amount_at_stake, up.currency, up.inserted,
-       prior.status AS prior_status, prior.break_type AS prior_break_type
+       prior.status AS prior_status, prior.break_type AS prior_break_type,
+       prior.resolution_reason AS prior_reason
 FROM up LEFT JOIN prior USING (fingerprint)
 """
 
@@ -170,6 +171,7 @@ def cases_sync_for_run(
     _check_breaks(breaks)
     now = timezone.now()
     counts = {"opened": 0, "reopened": 0, "updated": 0, "resolved": 0}
+    reopened: list[tuple[int, str]] = []
     triage_cache: dict = {}
     with transaction.atomic():
         for start in range(0, len(breaks), SYNC_CHUNK):
@@ -196,7 +198,18 @@ def cases_sync_for_run(
                 cursor.execute(_UPSERT_SQL, params)
                 changed = cursor.fetchall()
             events = []
-            for case_id, fp, status, btype, amount, currency, inserted, prior_status, prior_type in changed:
+            for (
+                case_id,
+                fp,
+                status,
+                btype,
+                amount,
+                currency,
+                inserted,
+                prior_status,
+                prior_type,
+                prior_reason,
+            ) in changed:
                 after = {
                     "fingerprint": fp,
                     "status": status,
@@ -211,7 +224,16 @@ def cases_sync_for_run(
                 elif prior_status == CaseStatus.RESOLVED:
                     counts["opened"] += 1
                     counts["reopened"] += 1
-                    events.append(_case_event("case.reopened", case_id, {"status": prior_status}, after))
+                    reopened.append((case_id, prior_reason))
+                    # The history says what it had been resolved as, and that the records were left
+                    # open by that decision (an expected-to-clear reason) — or, for a final decision,
+                    # that the item came back anyway (e.g. an amended record: a new version to look at).
+                    before = {
+                        "status": prior_status,
+                        "resolution_reason": prior_reason,
+                        "effect": workflow.effect_of(prior_reason),
+                    }
+                    events.append(_case_event("case.reopened", case_id, before, after))
                 else:
                     counts["updated"] += 1
                     if prior_type != btype:
@@ -220,6 +242,13 @@ def cases_sync_for_run(
                         )
             # One INSERT for the chunk's events: a first run can open tens of thousands of cases.
             audit.record_many(tenant=tenant, actor=actor, events=events)
+        if reopened:
+            _withdraw_pending(
+                tenant=tenant,
+                case_ids=[c for c, _ in reopened],
+                actor=actor,
+                note=f"reopened by run {run_id}",
+            )
         if matched_fingerprints:
             counts["resolved"] = cases_resolve_matched(
                 tenant=tenant,
@@ -239,6 +268,15 @@ def cases_sync_for_run(
             )
     _count_transition(CaseStatus.OPEN, counts["opened"])
     log.info("cases_synced_for_run", definition_id=definition_id, **{"recon.run_id": run_id}, **counts)
+    if reopened:
+        log.warning(
+            "cases_reopened_by_run",
+            definition_id=definition_id,
+            reopened=len(reopened),
+            by_prior_reason=dict(Counter(reason for _, reason in reopened)),
+            case_ids=[c for c, _ in reopened[:50]],
+            **{"recon.run_id": run_id},
+        )
     return counts
 
 
@@ -316,20 +354,25 @@ def cases_resolve_matched(
 
 def _after_auto_resolve(*, tenant, case_ids: list[int], actor) -> None:
     """A pending write-off of a case whose records matched is moot: withdraw it (audited on the case)."""
+    _withdraw_pending(tenant=tenant, case_ids=case_ids, actor=actor, note="records matched")
+
+
+def _withdraw_pending(*, tenant, case_ids: list[int], actor, note: str) -> None:
+    """Withdraw the pending requests of cases a run changed under them (audited on the case)."""
     if not case_ids:
         return
     pending = ApprovalRequest.objects.select_for_update().filter(
         tenant=tenant, case_id__in=case_ids, status=ApprovalStatus.PENDING
     )
     for approval in pending:
-        _close_approval(approval, actor=actor, status=ApprovalStatus.WITHDRAWN, note="records matched")
+        _close_approval(approval, actor=actor, status=ApprovalStatus.WITHDRAWN, note=note)
         _audit_case(
             tenant,
             actor,
             "case.approval_withdrawn",
             approval.case_id,
             None,
-            {"approval_id": approval.pk, "note": "records matched"},
+            {"approval_id": approval.pk, "note": note},
         )
 
 
@@ -425,11 +468,25 @@ def _snapshot(case) -> dict:
     }
 
 
-def _save(case, *, tenant, actor, action: str, before: dict, extra_after: dict | None = None) -> Case:
-    """full_clean + save + audit event in the caller's transaction; counts a status change."""
+def _save(
+    case,
+    *,
+    tenant,
+    actor,
+    action: str,
+    before: dict,
+    extra_after: dict | None = None,
+    apply_decision: bool = False,
+) -> Case:
+    """full_clean + save + audit event in the caller's transaction; counts a status change.
+
+    ``apply_decision``: the case was just resolved; its decision's effect on the records is written
+    after the save (so the match's own case resolution finds the case resolved) and named in the
+    same audit event: the decision and its effect are one entry of the history, one commit."""
     case.full_clean(exclude=["tenant", "root_cause", "assignee"])
     case.save()
-    _audit_case(tenant, actor, action, case.pk, before, {**_snapshot(case), **(extra_after or {})})
+    effect = _apply_decision(case, tenant=tenant, actor=actor) if apply_decision else {}
+    _audit_case(tenant, actor, action, case.pk, before, {**_snapshot(case), **(extra_after or {}), **effect})
     if case.status != before.get("status") or action == "case.assigned":
         transaction.on_commit(lambda: _count_transition(case.status, 1))
     return case
@@ -483,7 +540,8 @@ def case_start_investigating(*, tenant, actor, user, case_id: int) -> Case:
 
 
 def case_resolve(*, tenant, actor, case_id: int, reason: str, note: str = "") -> Case:
-    """Resolve directly with a manual reason (fixed_at_source, duplicate_case, not_a_break, run_rerun)."""
+    """Resolve directly with a manual reason (fixed_at_source, timing, duplicate_case, not_a_break,
+    run_rerun). ``not_a_break`` is final: its exclusion of the records is written in this transaction."""
     workflow.check_manual_reason(reason)
     with transaction.atomic():
         case = _locked_case(tenant, case_id)
@@ -497,6 +555,7 @@ def case_resolve(*, tenant, actor, case_id: int, reason: str, note: str = "") ->
             action="case.resolved",
             before=before,
             extra_after={"note": note},
+            apply_decision=True,
         )
 
 
@@ -505,17 +564,50 @@ def _mark_resolved(case, *, reason: str, note: str, by: str) -> None:
     case.resolved_at, case.resolved_by = timezone.now(), by[:200]
 
 
+def _check_decision(case, *, tenant, actor, reason: str, note: str = "") -> None:
+    """At request time: can the records carry this final decision? (The maker learns now, not the checker.)"""
+    if reason in workflow.FINAL_REASONS:
+        decisions.registered().check(decisions.decision_of(case, tenant=tenant, actor=actor, reason=reason))
+
+
+def _apply_decision(case, *, tenant, actor) -> dict:
+    """A resolved case's final decision becomes an outcome of its records (an exclusion or a manual
+    match with the case id) in the caller's transaction. Returns what to add to the audit event:
+    the declared effect, and for a final decision what reconciliation wrote."""
+    effect = {"effect": workflow.effect_of(case.resolution_reason)}
+    if case.resolution_reason not in workflow.FINAL_REASONS:
+        return effect
+    decision = decisions.decision_of(
+        case, tenant=tenant, actor=actor, reason=case.resolution_reason, note=case.resolution_note
+    )
+    return effect | {"records": decisions.registered().apply(decision)}
+
+
+def _mark_reopened(case, *, tenant) -> None:
+    now = timezone.now()
+    case.status = CaseStatus.ASSIGNED if case.assignee_id else CaseStatus.OPEN
+    case.resolution_reason = case.resolution_note = case.resolved_by = ""
+    case.resolved_at, case.reopen_count, case.opened_at = None, case.reopen_count + 1, now
+    case.sla_due_at = sla.sla_due_at(tenant=tenant, priority=case.priority, opened_at=now)
+    case.sla_breached_at = None
+
+
 def case_reopen(*, tenant, actor, case_id: int, note: str = "") -> Case:
+    """Reopen a case resolved with an expected-to-clear reason. A final decision (its records are
+    excluded or force-matched) is undone only through a four-eyes request (case_request_undo)."""
     with transaction.atomic():
         case = _locked_case(tenant, case_id)
         before = _snapshot(case)
         workflow.check_transition(case, CaseStatus.OPEN)
-        now = timezone.now()
-        case.status = CaseStatus.ASSIGNED if case.assignee_id else CaseStatus.OPEN
-        case.resolution_reason = case.resolution_note = case.resolved_by = ""
-        case.resolved_at, case.reopen_count, case.opened_at = None, case.reopen_count + 1, now
-        case.sla_due_at = sla.sla_due_at(tenant=tenant, priority=case.priority, opened_at=now)
-        case.sla_breached_at = None
+        if case.resolution_reason in workflow.FINAL_REASONS:
+            raise ApplicationError(
+                f"Case {case.pk} was resolved {case.resolution_reason}: its records are out of the open "
+                "items. Undoing that is a decision too: request it (undo_decision) for an approver.",
+                code="undo_needs_approval",
+                extra={"case_id": case.pk, "resolution_reason": case.resolution_reason},
+                status=409,
+            )
+        _mark_reopened(case, tenant=tenant)
         return _save(
             case,
             tenant=tenant,
@@ -629,10 +721,13 @@ def case_request_resolution(*, tenant, actor, user, case_id: int, kind: str, not
         raise ApplicationError(
             "Say why (the note is what the approver and the auditor read).", code="note_required"
         )
+    if kind == ApprovalKind.UNDO_DECISION:
+        return case_request_undo(tenant=tenant, actor=actor, user=user, case_id=case_id, note=note)
     with transaction.atomic():
         case = _locked_case(tenant, case_id)
         before = _snapshot(case)
         workflow.check_transition(case, CaseStatus.PENDING_APPROVAL)
+        _check_decision(case, tenant=tenant, actor=actor, reason=REASON_OF_KIND[kind])
         amount = abs(case.amount_at_stake) if case.amount_at_stake is not None else None
         threshold = approval_threshold_for(tenant=tenant, currency=case.currency)
         if amount is not None and threshold is not None and amount <= threshold:
@@ -644,6 +739,7 @@ def case_request_resolution(*, tenant, actor, user, case_id: int, kind: str, not
                 action="case.resolved",
                 before=before,
                 extra_after={"kind": kind, "four_eyes": False, "threshold": threshold, "note": note},
+                apply_decision=True,
             )
             return {"case": case, "approval": None}
         approval = ApprovalRequest(
@@ -739,7 +835,9 @@ def approval_decide(
             "checker": actor.display,
             "note": note,
         }
-        if approve:
+        if approve and approval.kind == ApprovalKind.UNDO_DECISION:
+            _undo_decision(case, approval, tenant=tenant, actor=actor, before=before, decision=decision)
+        elif approve:
             _mark_resolved(
                 case,
                 reason=REASON_OF_KIND[approval.kind],
@@ -753,6 +851,7 @@ def approval_decide(
                 action="case.approval_approved",
                 before=before,
                 extra_after=decision,
+                apply_decision=True,
             )
         else:
             _back_from_pending(case, approval)
@@ -765,6 +864,81 @@ def approval_decide(
                 extra_after=decision,
             )
     return approval
+
+
+def case_request_undo(*, tenant, actor, user, case_id: int, note: str) -> dict:
+    """Ask to undo a final decision (written off, force-matched, not a break): always four-eyes,
+    whatever the amount, since it puts the records back into the open items. The case stays resolved
+    (and its records decided) until an approver other than the maker approves; then the exclusion or
+    manual match is undone and the case reopens, in one transaction (approval_decide)."""
+    note = (note or "").strip()
+    if not note:
+        raise ApplicationError("Say why the decision should be undone.", code="note_required")
+    with transaction.atomic():
+        case = _locked_case(tenant, case_id)
+        if case.status != CaseStatus.RESOLVED or case.resolution_reason not in workflow.FINAL_REASONS:
+            raise ApplicationError(
+                f"Case {case.pk} is {case.status} {case.resolution_reason or ''}".rstrip()
+                + f"; only a final decision ({', '.join(sorted(workflow.FINAL_REASONS))}) is undone by "
+                "request. A case resolved otherwise is reopened directly.",
+                code="not_a_final_decision",
+                extra={
+                    "case_id": case.pk,
+                    "status": case.status,
+                    "resolution_reason": case.resolution_reason,
+                },
+                status=409,
+            )
+        if ApprovalRequest.objects.filter(case=case, status=ApprovalStatus.PENDING).exists():
+            raise ApplicationError("A request is pending on this case.", code="approval_pending", status=409)
+        approval = ApprovalRequest(
+            tenant=tenant,
+            case=case,
+            kind=ApprovalKind.UNDO_DECISION,
+            amount=abs(case.amount_at_stake) if case.amount_at_stake is not None else None,
+            currency=case.currency,
+            threshold=None,
+            note=note,
+            from_status=case.status,
+            requested_by=user,
+            requested_by_principal=_principal(actor),
+            requested_by_display=actor.display,
+        )
+        approval.full_clean(exclude=["tenant", "case", "requested_by"])
+        approval.save()
+        _audit_case(
+            tenant,
+            actor,
+            "case.undo_requested",
+            case.pk,
+            _snapshot(case),
+            {"approval_id": approval.pk, "resolution_reason": case.resolution_reason, "note": note},
+        )
+        return {"case": case, "approval": approval}
+
+
+def _undo_decision(case, approval, *, tenant, actor, before: dict, decision: dict) -> None:
+    """The approved undo: the records' exclusion or manual match is undone and the case reopens, in
+    the approval's transaction, each audited (the records' side by reconciliation)."""
+    undone = decisions.registered().undo(
+        decisions.decision_of(
+            case, tenant=tenant, actor=actor, reason=case.resolution_reason, note=approval.note
+        )
+    )
+    undone = {
+        "undone": case.resolution_reason,
+        "effect": workflow.effect_of(case.resolution_reason),
+        "records": undone,
+    }
+    _mark_reopened(case, tenant=tenant)
+    _save(
+        case,
+        tenant=tenant,
+        actor=actor,
+        action="case.approval_approved",
+        before=before,
+        extra_after=decision | undone,
+    )
 
 
 def approval_withdraw(*, tenant, actor, case_id: int, note: str = "") -> ApprovalRequest:

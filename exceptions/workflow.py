@@ -6,9 +6,15 @@
                                                          └──reject / withdraw──> (status before)
 
 Services consult ``check_transition``; an illegal move is an ApplicationError naming the allowed ones.
+
+Each resolution reason also declares what it does to the records behind the case
+(``EFFECT_OF_REASON``); reconciliation carries it out in the decision's transaction
+(exceptions.decisions, docs/exceptions.md "Decisions are outcomes of the records").
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from exceptions.models import CaseStatus, ResolutionReason
 from jfintech.common.errors import ApplicationError
@@ -24,6 +30,40 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.RESOLVED: frozenset({S.OPEN}),  # reopen
 }
 
+
+class RecordEffect(StrEnum):
+    """What resolving a case does to the records behind it."""
+
+    # Final: the records leave the open items for good, until the decision is undone (four-eyes).
+    MATCH = "match"  # an active manual match carrying the case id
+    EXCLUDE = "exclude"  # an exclusion carrying the case id and the reason: every later run excludes them
+    # Expected to clear: the records stay open items; if the same break is there on the next run,
+    # the case reopens (loudly, with its history).
+    KEEP_OPEN = "keep_open"
+    # The run that resolved the case matched the records already: nothing left to do.
+    MATCHED_BY_RUN = "matched_by_run"
+
+
+R = ResolutionReason
+EFFECT_OF_REASON: dict[str, RecordEffect] = {
+    R.WRITTEN_OFF: RecordEffect.EXCLUDE,
+    R.NOT_A_BREAK: RecordEffect.EXCLUDE,
+    R.FORCE_MATCHED: RecordEffect.MATCH,
+    R.FIXED_AT_SOURCE: RecordEffect.KEEP_OPEN,
+    R.TIMING: RecordEffect.KEEP_OPEN,
+    R.DUPLICATE_CASE: RecordEffect.KEEP_OPEN,  # the records are followed under another case
+    R.RUN_RERUN: RecordEffect.KEEP_OPEN,  # a rerun decides
+    R.AUTO_MATCHED: RecordEffect.MATCHED_BY_RUN,
+}
+FINAL_REASONS = frozenset(
+    r for r, e in EFFECT_OF_REASON.items() if e in (RecordEffect.MATCH, RecordEffect.EXCLUDE)
+)
+
+
+def effect_of(reason: str) -> RecordEffect:
+    return EFFECT_OF_REASON[reason]
+
+
 # Reasons a person may pick when resolving directly. written_off / force_matched go through a
 # request (four-eyes above the threshold); auto_matched belongs to reconciliation.
 MANUAL_REASONS = frozenset(
@@ -32,6 +72,7 @@ MANUAL_REASONS = frozenset(
         ResolutionReason.DUPLICATE_CASE,
         ResolutionReason.NOT_A_BREAK,
         ResolutionReason.RUN_RERUN,
+        ResolutionReason.TIMING,
     }
 )
 

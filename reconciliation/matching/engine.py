@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 
+from reconciliation.matching import decisions
 from reconciliation.matching.aggregation import AggregatePass
 from reconciliation.matching.passes import TEXT_KEY_FIELDS, ExcludePass, KeyedPass, RuleSet
 
@@ -199,6 +200,13 @@ def reconcile(
 
     done = 0
     left, right = "_l", "_r"
+    with clock("decided"):
+        # Records a final decision on their case excluded (write-off, not a break): out before any
+        # pass, counted as excluded with the decision's reason and case id (matching.decisions).
+        done = decisions.exclude_decided(base)
+        if done:
+            left, right = _shrink_pools(0, left, right)
+            progress(done, total)
     rejected = _scalar("SELECT count(*) FROM _rejected")[0] > 0
     for rule_pass in rules.passes:
         with clock(f"pass:{rule_pass.name}"):

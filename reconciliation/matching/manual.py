@@ -8,7 +8,8 @@
   of its records are resolved (``exceptions.services.cases_resolve_matched``).
 - ``match_unmatch``: an active match (a run's, an accepted suggestion or a manual one) becomes
   ``undone`` and its items inactive: the records are open items again and the next run's scope
-  (records in no active match) takes them.
+  (records in no active match) takes them. A force-match decided on a case (``case_id`` set) is
+  undone only by undoing that decision, four-eyes (``match_undo`` from matching.decisions).
 """
 
 from __future__ import annotations
@@ -155,8 +156,15 @@ def _differences(rows: list[tuple], amount_sign: str) -> dict:
 
 
 def match_create_manual(
-    *, tenant, actor: Actor, definition_id: int, record_ids: list[int], reason: str
+    *,
+    tenant,
+    actor: Actor,
+    definition_id: int,
+    record_ids: list[int],
+    reason: str,
+    case_id: int | None = None,
 ) -> Match:
+    """``case_id``: the case whose force-match decision this match is (matching.decisions)."""
     reason = require_reason(reason)
     ids = sorted({int(i) for i in record_ids})
     if not 2 <= len(ids) <= MAX_MANUAL_RECORDS:
@@ -211,6 +219,7 @@ def match_create_manual(
             created_at=now,
             created_by=actor.display,
             decision_note=reason,
+            case_id=case_id,
         )
         try:
             with transaction.atomic(), connection.cursor() as cursor:
@@ -253,6 +262,7 @@ def match_create_manual(
                 "reason": reason,
                 "suggestions_expired": expired,
                 "cases_resolved": resolved,
+                "case_id": case_id,
             },
         )
     metrics.MATCH_DECISIONS.labels(decision="manual_match").inc()
@@ -261,6 +271,23 @@ def match_create_manual(
 
 
 def match_unmatch(*, tenant, actor: Actor, match_id: int, reason: str) -> Match:
+    reason = require_reason(reason)
+    with transaction.atomic():
+        match = locked_match(tenant, match_id)
+        if match.case_id is not None:
+            raise ApplicationError(
+                f"Match {match_id} is the force-match decided on case {match.case_id}. Undo that decision "
+                "instead (a request an approver decides).",
+                code="decided_match",
+                extra={"case_id": match.case_id},
+                status=409,
+            )
+        return match_undo(tenant=tenant, actor=actor, match_id=match_id, reason=reason)
+
+
+def match_undo(*, tenant, actor: Actor, match_id: int, reason: str) -> Match:
+    """Unmatch without the decided-match guard: for match_unmatch, and for undoing an approved
+    force-match decision (matching.decisions, inside the approval's transaction)."""
     reason = require_reason(reason)
     with transaction.atomic():
         match = locked_match(tenant, match_id)

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from jfintech.tenancy.models import TenantOwned
-from reconciliation.runs.models import Match, RuleVersion
+from reconciliation.runs.models import Match, RuleVersion, Side
 
 
 class SimulationKind(models.TextChoices):
@@ -116,3 +116,49 @@ class MatchReview(Match):
         proxy = True
         verbose_name = "match or suggestion"
         verbose_name_plural = "matches and suggestions"
+
+
+class DecisionExclusion(TenantOwned):
+    """A record taken out of the open items by a final decision on its case (written off, not a
+    break): every later run of the definition excludes it with the reason and the case id, until
+    the decision is undone (four-eyes, exceptions.services.case_request_undo). Written in the
+    decision's own transaction (matching.decisions).
+
+    Keyed on the record version decided on (id and business date): an amendment is a new record,
+    which the decision does not cover — the item comes back as a break and its case reopens."""
+
+    definition = models.ForeignKey("reconciliation.Definition", related_name="+", on_delete=models.PROTECT)
+    record = models.ForeignKey(
+        "reconciliation.Record", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
+    )  # fmt: skip
+    business_date = models.DateField()
+    side = models.CharField(max_length=8, choices=Side.choices)
+    case_id = models.BigIntegerField()
+    reason = models.CharField(max_length=24)  # the case's resolution reason
+    note = models.TextField(blank=True)
+    decided_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    is_active = models.BooleanField(default=True)
+    undone_by = models.CharField(max_length=200, blank=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "reconciliation_decision_exclusion"
+        constraints = [
+            # One live decision per record and definition (as one active match per record).
+            models.UniqueConstraint(
+                fields=["tenant", "definition", "record", "business_date"],
+                condition=Q(is_active=True),
+                name="decision_exclusion_one_active",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_active=True, undone_at__isnull=True)
+                | Q(is_active=False, undone_at__isnull=False),
+                name="decision_exclusion_undone_has_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["case_id"], name="decision_exclusion_case_idx")]
+
+    def __str__(self):
+        return f"record {self.record_id} {self.reason} (case {self.case_id})"

@@ -30,7 +30,7 @@ from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
-from reconciliation.matching import engine, metrics
+from reconciliation.matching import decisions, engine, metrics
 from reconciliation.matching.models import SimulationKind, SimulationReport, SimulationStatus
 from reconciliation.matching.passes import parse_rules
 from reconciliation.runs import services as runs
@@ -253,6 +253,9 @@ def _replay_scope(cursor, base: Run, run: Run) -> None:
           AND mi.tenant_id = %(tenant)s AND mi.definition_id = %(definition)s AND mi.is_active
         """,
         params,
+    )
+    decisions.replay_as_of(
+        cursor, base_run_id=base.pk, tenant_id=run.tenant_id, definition_id=run.definition_id
     )
 
 

@@ -355,6 +355,9 @@ class Match(models.Model):
     decided_by = models.CharField(max_length=200, blank=True, db_default="")
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True, db_default="")
+    # A force-match decided on a case (exceptions): the case's id. Such a match is undone only by
+    # undoing the decision (four-eyes), never by a plain unmatch (matching.decisions).
+    case_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -371,6 +374,8 @@ class Match(models.Model):
                 condition=Q(status__in=["suggested", "rejected"]),
                 name="match_pending_idx",
             ),
+            # Decided matches (few): found by case, and counted per run window (matching.decisions).
+            models.Index(fields=["case_id"], condition=Q(case_id__isnull=False), name="match_case_idx"),
         ]
         verbose_name_plural = "matches"
 

@@ -33,7 +33,7 @@ from jfintech.observability.logging import get_logger
 from jfintech.observability.tracing import current_trace_id
 from jfintech.tenancy.calendar import tenant_today
 from reconciliation.ingestion.connectors import fetch_for_window
-from reconciliation.matching import approval, engine
+from reconciliation.matching import approval, decisions, engine
 from reconciliation.matching.passes import DEFAULT_RULES, parse_rules
 from reconciliation.models import DataSource, RecordKind
 from reconciliation.runs import metrics
@@ -736,6 +736,7 @@ def run_complete(run: Run, result: engine.EngineResult, started: float) -> dict:
     run_id = run.pk
     t0 = time.perf_counter()
     case_counts = _sync_cases(run)
+    result.conservation["decided"] = decisions.decided_outcomes(run)
     result.timings["cases"] = round(time.perf_counter() - t0, 4)
     fetch_timings = dict(RunPart.objects.filter(run_id=run_id).values_list("side", "duration_s"))
     timings = {f"fetch:{side}": s for side, s in fetch_timings.items()} | result.timings

@@ -91,6 +91,7 @@ def test_exact_pass_matches_and_the_rest_are_missing_on_one_side_with_conservati
         "double_counted": 0,
         "written": None,
         "ok": True,
+        "decided": {"excluded": {}, "force_matched_outside_scope": 0},  # docs/exceptions.md, decisions
     }
     assert run.rule_version.version == 1
     assert run.progress_done == run.progress_total == 4
