@@ -67,11 +67,12 @@ def set_mode(on: bool, sampler: ToggleSampler) -> None:
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
     from jfintech.observability.metrics import _observe_query
+    from jfintech.observability.tracing import PSYCOPG_INSTRUMENT_OPTIONS
 
     sampler.on = on
     instrumentor = PsycopgInstrumentor()
     if on and not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument(skip_dep_check=True)
+        instrumentor.instrument(**PSYCOPG_INSTRUMENT_OPTIONS)
     if not on and instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
     # psycopg instrumentation applies to new connections; the query timer to this wrapper object.

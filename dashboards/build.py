@@ -132,7 +132,8 @@ DASHBOARDS = {
     },
     "database": {
         "title": "jfintech / Database",
-        "description": "psycopg connection pools (web) and SQL statement durations (web and workers).",
+        "description": "psycopg connection pools (web), SQL statement durations (web and workers) and the "
+                       "server's slowest statements (pg_stat_statements, from beat).",
         "rows": {
             "Connection pool": [
                 ts("Pool saturation (in use / max)",
@@ -158,6 +159,25 @@ DASHBOARDS = {
                 ts("Statement duration p99",
                    f"histogram_quantile(0.99, sum by (le, operation) (rate(db_query_duration_seconds_bucket[{RATE}])))",
                    unit="s", legend="{{operation}}"),
+            ],
+            # pg_stat_statements, from beat (platform metrics): max() is the value itself. The top
+            # statements only (PG_STAT_STATEMENTS_TOP by total and by mean time); docs/runbook.md
+            # "A slow run" goes from these panels to the plan.
+            "Slow statements (pg_stat_statements)": [
+                ts("Top statements by total time", "topk(10, max by (queryid, query) "
+                   f"(rate(pg_statement_exec_seconds_total[{RATE}])))", unit="s", legend="{{queryid}} {{query}}",
+                   desc="Seconds of execution per second (the share of the server's time), by statement. "
+                        "The queryid finds the plan in the PostgreSQL log (auto_explain: Query Identifier)."),
+                ts("Top statements by mean time", "topk(10, max by (queryid, query) "
+                   f"(rate(pg_statement_exec_seconds_total[{RATE}]) / (rate(pg_statement_calls_total[{RATE}]) > 0)))",
+                   unit="s", legend="{{queryid}} {{query}}",
+                   desc="Mean time per call over the interval, of the statements called in it."),
+                ts("Calls of the top statements", "topk(10, max by (queryid, query) "
+                   f"(rate(pg_statement_calls_total[{RATE}])))", unit="ops", legend="{{queryid}} {{query}}"),
+                stat("pg_stat_statements available", "min(pg_stat_statements_available)",
+                     thresholds=(("red", None), ("green", 1)),
+                     desc="0: not preloaded or not created in the database; beat logs the reason "
+                          "(pg_stat_statements_unavailable). docs/observability.md, Slow queries."),
             ],
         },
     },

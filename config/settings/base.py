@@ -191,6 +191,7 @@ LOGS_URL_TEMPLATE = env("LOGS_URL_TEMPLATE", default="")
 PLATFORM_METRICS_COLLECTORS = [
     "jfintech.observability.platform.QueueCollector",
     "reporting.metrics.RunsAndCasesCollector",
+    "jfintech.observability.pgstats.PgStatStatementsCollector",
 ]
 HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", default=2.0)
 

@@ -27,6 +27,18 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = Path(os.environ.get("JFINTECH_LOCAL_DIR", ROOT / ".local"))
 DB_NAME = "jfintech"
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+# Slow statements are found by the observability layer (docs/observability.md, "Slow queries"):
+# pg_stat_statements for the dashboard, auto_explain for the plan of any statement slower than the
+# threshold, in the server log (.local/pg/postgres.log) with the statement's traceparent comment.
+# Production sets the same in postgresql.conf or the managed service's parameter group.
+PG_OBSERVABILITY_OPTIONS = {
+    "shared_preload_libraries": "pg_stat_statements,auto_explain",
+    "auto_explain.log_min_duration": os.environ.get("JFINTECH_AUTO_EXPLAIN_MIN_DURATION", "500ms"),
+    "auto_explain.log_analyze": "on",
+    "auto_explain.log_buffers": "on",
+    "auto_explain.log_timing": "off",  # row counts without a clock read per row: cheap enough to keep on
+    "auto_explain.log_verbose": "on",  # prints the Query Identifier, the queryid of the dashboard
+}
 
 
 def _free_port() -> int:
@@ -123,7 +135,8 @@ def start_postgres(base: Path, port: int) -> str:
         subprocess.run(
             [_pg_bin() / "pg_ctl", "-D", pgdata, "-l", log, "-w", "-t", "60", "start", "-o",
              f"-p {port} -c listen_addresses=127.0.0.1 -k {base / 'pg'} -c max_connections=200"
-             " -c fsync=off -c synchronous_commit=off"],
+             " -c fsync=off -c synchronous_commit=off "
+             + " ".join(f"-c {name}={value}" for name, value in PG_OBSERVABILITY_OPTIONS.items())],
             check=True, capture_output=True, **kwargs,
         )  # fmt: skip
         _wait_for_port(port, "PostgreSQL")
@@ -138,6 +151,10 @@ def _ensure_database(port: int) -> None:
     with psycopg.connect(f"postgres://postgres@127.0.0.1:{port}/postgres", autocommit=True) as c:
         if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
             c.execute(f'CREATE DATABASE "{DB_NAME}"')
+    # template1 too, so every database made later (the tests') has it: the dashboard's statements.
+    for database in ("template1", DB_NAME):
+        with psycopg.connect(f"postgres://postgres@127.0.0.1:{port}/{database}", autocommit=True) as c:
+            c.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
 
 def _redis_server() -> Path:

@@ -171,11 +171,11 @@ class _CollectorHealth(Collector):
 
 
 @contextmanager
-def scrape_cursor() -> Iterator:
+def scrape_cursor(using: str = "default") -> Iterator:
     """A cursor for a collector's queries: read-only transaction with a statement timeout."""
-    from django.db import connection, transaction
+    from django.db import connections, transaction
 
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute("SET TRANSACTION READ ONLY")
         cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(SCRAPE_STATEMENT_TIMEOUT_MS)])
         yield cursor

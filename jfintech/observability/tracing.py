@@ -26,6 +26,23 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
+# Every statement sent while a span is recording ends with ``/*traceparent='00-<trace>-<span>-01'*/``
+# (sqlcommenter), so a plan that auto_explain writes to the PostgreSQL server log names the trace
+# of the request, task or run that issued it (docs/observability.md, "Slow queries"). Only the
+# traceparent: the driver/libpq tags say nothing an operator needs. pg_stat_statements ignores
+# comments when it identifies a statement (queryid), so it does not multiply its entries.
+PSYCOPG_INSTRUMENT_OPTIONS = {
+    "skip_dep_check": True,
+    "enable_commenter": True,
+    "commenter_options": {
+        "db_driver": False,
+        "dbapi_threadsafety": False,
+        "dbapi_level": False,
+        "driver_paramstyle": False,
+        "libpq_version": False,
+    },
+}
+
 _instrumented = False
 _provider_pid: int | None = None
 _lock = threading.Lock()
@@ -44,7 +61,7 @@ def instrument() -> None:
 
         DjangoInstrumentor().instrument(excluded_urls="livez,readyz,metrics")
         CeleryInstrumentor().instrument()
-        PsycopgInstrumentor().instrument(skip_dep_check=True)
+        PsycopgInstrumentor().instrument(**PSYCOPG_INSTRUMENT_OPTIONS)
         RedisInstrumentor().instrument()
         _instrumented = True
 
