@@ -40,7 +40,9 @@ def wait_for_release():
 
 
 def _redis_url() -> str:
-    from django.conf import settings  # the test settings export REDIS_URL (embedded if unset)
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    from django.conf import settings  # under pytest-django the test settings start an embedded one
 
     return settings.REDIS_URL
 
