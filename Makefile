@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt c
 SYSTEM_PACKAGES := chromium prometheus
 
 .PHONY: help install demo test test-embedded lint format stop system-deps check-system-deps \
-        migrate migrations bench lock clean
+        migrate migrations bench lock clean image
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -72,3 +72,24 @@ lock: install ## re-resolve constraints.txt from the pinned requirements
 
 clean: stop ## remove the venv and local state
 	rm -rf $(VENV) .local
+
+# The image (Dockerfile) with buildah (Debian: apt-get install buildah). The base comes from a
+# registry: pin it with PYTHON_IMAGE=...@sha256:<digest> (README, "The image"). Then a smoke run
+# inside the image with throwaway settings: `manage.py check --deploy` and gunicorn's /livez.
+IMAGE        ?= jfintech:dev
+PYTHON_IMAGE ?= docker.io/library/python:3.11-slim-bookworm
+SMOKE_ENV    := --env SECRET_KEY=smoke-only-not-a-secret-000000000000000000 \
+                --env AUDIT_HMAC_KEY=smoke-only-not-a-secret-000000000000000000 \
+                --env DATABASE_URL=postgres://smoke@127.0.0.1:1/smoke --env REDIS_URL=redis://127.0.0.1:1/0 \
+                --env ALLOWED_HOSTS=127.0.0.1 --env PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+
+image: ## build the image with buildah and smoke it (check --deploy, /livez); PYTHON_IMAGE=... to pin the base
+	@command -v buildah >/dev/null || { echo "buildah is missing (Debian: apt-get install buildah)" >&2; exit 1; }
+	buildah build --layers --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -t $(IMAGE) .
+	set -e; ctr=$$(buildah from $(IMAGE)); trap 'buildah rm $$ctr >/dev/null' EXIT; \
+	buildah run $(SMOKE_ENV) $$ctr -- python manage.py check --deploy --fail-level ERROR; \
+	buildah run $(SMOKE_ENV) $$ctr -- sh -c 'mkdir -p /tmp/prometheus; \
+	  gunicorn config.wsgi -c config/gunicorn.conf.py --bind 127.0.0.1:8000 & \
+	  for i in $$(seq 30); do python -c "import urllib.request as u; \
+	    print(u.urlopen(\"http://127.0.0.1:8000/livez\", timeout=2).read().decode())" && ok=1 && break; \
+	    sleep 1; done; kill $$!; test -n "$$ok"'

@@ -26,7 +26,11 @@ KUBE_VERSION = "1.33.0"
 OLDEST_KUBE_VERSION = "1.27.0"  # keep in sync with kubeVersion in Chart.yaml
 QUEUES = ("default", "ingest", "reconciliation", "fetch")
 SECRET_KEYS = ("SECRET_KEY", "DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL", "AUDIT_HMAC_KEY")
-CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
+# Custom resources: kubernetes-validate does not know them; test_chart_crds.py checks them
+# against their CRDs' schemas.
+CRD_KINDS = MONITORING_KINDS | KEDA_KINDS
 WORKLOAD_KINDS = {"Deployment", "Job"}
 
 # Every optional feature switched on (dev Secret included, since it is mutually exclusive with
@@ -67,6 +71,13 @@ FULL_VALUES: dict[str, Any] = {
         "hosts": [{"host": "jfintech.bank.example", "paths": [{"path": "/", "pathType": "Prefix"}]}],
         "tls": [{"secretName": "jfintech-tls", "hosts": ["jfintech.bank.example"]}],
     },
+    "workerDefaults": {"autoscaling": {"enabled": True}},
+    "keda": {
+        "redis": {
+            "address": "redis:6379",
+            "auth": {"passwordKey": "REDIS_PASSWORD", "usernameKey": "REDIS_USER"},
+        }
+    },
     "metrics": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
@@ -82,6 +93,10 @@ FULL_VALUES: dict[str, Any] = {
         },
     },
 }
+
+
+# The production-like values file shipped with the chart (ci/, as chart-testing expects).
+PRODUCTION_VALUES: dict[str, Any] = yaml.safe_load((CHART / "ci" / "production-values.yaml").read_text())
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +184,12 @@ def full_docs() -> list[dict[str, Any]]:
     return render(FULL_VALUES)
 
 
-@pytest.fixture(params=["default", "full"])
+@pytest.fixture(scope="module")
+def production_docs() -> list[dict[str, Any]]:
+    return render(PRODUCTION_VALUES)
+
+
+@pytest.fixture(params=["default", "full", "production"])
 def docs(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     fixture: list[dict[str, Any]] = request.getfixturevalue(f"{request.param}_docs")
     return fixture
@@ -178,7 +198,9 @@ def docs(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 # lint / render / schema validation
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("values", [None, FULL_VALUES], ids=["default", "full"])
+@pytest.mark.parametrize(
+    "values", [None, FULL_VALUES, PRODUCTION_VALUES], ids=["default", "full", "production"]
+)
 def test_lint_has_no_errors_or_warnings(values: dict[str, Any] | None) -> None:
     report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
     assert report["total_charts_linted"] == 1
@@ -194,13 +216,13 @@ def test_default_render_has_expected_resources(default_docs: list[dict[str, Any]
     for kind in ("ConfigMap", "Service", "ServiceAccount", "Job", "PodDisruptionBudget"):
         assert kind in kinds
     # Optional features are off by default.
-    for kind in ("Ingress", "HorizontalPodAutoscaler", "Secret", *CRD_KINDS):
+    for kind in ("Ingress", "HorizontalPodAutoscaler", "Secret", "NetworkPolicy", *CRD_KINDS):
         assert kind not in kinds, f"{kind} should be disabled by default"
 
 
 def test_full_render_has_optional_resources(full_docs: list[dict[str, Any]]) -> None:
     kinds = {d["kind"] for d in full_docs}
-    assert {"Ingress", "HorizontalPodAutoscaler", "Secret", *CRD_KINDS} <= kinds
+    assert {"Ingress", "HorizontalPodAutoscaler", "Secret", *MONITORING_KINDS} <= kinds
 
 
 def test_manifests_pass_kubernetes_schema(docs: list[dict[str, Any]]) -> None:
@@ -234,7 +256,7 @@ def test_schema_validation_is_not_vacuous(default_docs: list[dict[str, Any]]) ->
 
 def test_monitoring_crds_are_well_formed(full_docs: list[dict[str, Any]]) -> None:
     for doc in full_docs:
-        if doc["kind"] in CRD_KINDS:
+        if doc["kind"] in MONITORING_KINDS:
             assert doc["apiVersion"] == "monitoring.coreos.com/v1"
             assert doc["metadata"]["name"]
             # labels from values (e.g. the label Prometheus selects on) are applied
@@ -296,7 +318,7 @@ def test_beat_is_single_replica_with_recreate(docs: list[dict[str, Any]]) -> Non
     assert beat["spec"]["replicas"] == 1
     assert beat["spec"]["strategy"] == {"type": "Recreate"}
     (container,) = pod_spec(beat)["containers"]
-    assert container["command"] == [
+    assert container["args"] == [
         "celery",
         "-A",
         "config",
@@ -319,7 +341,8 @@ def test_one_worker_deployment_per_queue(docs: list[dict[str, Any]]) -> None:
     assert set(deps) == set(QUEUES)
     for queue, dep in deps.items():
         (container,) = pod_spec(dep)["containers"]
-        cmd = container["command"]
+        cmd = container["args"]
+        assert "command" not in container  # the image's ENTRYPOINT (tini) stays PID 1
         assert cmd[:4] == ["celery", "-A", "config", "worker"]
         assert arg_after(cmd, "-Q") == queue
         assert arg_after(cmd, "-n") == f"{queue}@%h"
@@ -329,25 +352,25 @@ def test_one_worker_deployment_per_queue(docs: list[dict[str, Any]]) -> None:
         assert env_var(container, "WORKER_METRICS_PORT")["value"] == "9808"
         assert {"name": "metrics", "containerPort": 9808, "protocol": "TCP"} in container["ports"]
         # acks_late tasks need time to finish on SIGTERM
-        assert pod_spec(dep)["terminationGracePeriodSeconds"] >= 120
+        assert pod_spec(dep)["terminationGracePeriodSeconds"] >= 120 + 30
     names = [d["metadata"]["name"] for d in deps.values()]
     assert len(set(names)) == len(names)
 
 
 def test_fetch_worker_uses_threads_pool(docs: list[dict[str, Any]]) -> None:
     (container,) = pod_spec(workers(docs)["fetch"])["containers"]
-    cmd = container["command"]
+    cmd = container["args"]
     assert arg_after(cmd, "--pool") == "threads"
     assert int(arg_after(cmd, "--concurrency")) >= 3
     for queue, dep in workers(docs).items():
         if queue != "fetch":
-            assert "--pool" not in pod_spec(dep)["containers"][0]["command"]
+            assert "--pool" not in pod_spec(dep)["containers"][0]["args"]
 
 
 def test_worker_overrides_and_validation() -> None:
     docs = render(
         {
-            "workerDefaults": {"terminationGracePeriodSeconds": 300},
+            "workerDefaults": {"drainSeconds": 270},
             "workers": [
                 {"queue": "default", "concurrency": 4, "replicas": 0},
                 {"queue": "fetch", "concurrency": 16, "pool": "threads"},
@@ -357,17 +380,20 @@ def test_worker_overrides_and_validation() -> None:
     deps = workers(docs)
     assert set(deps) == {"default", "fetch"}
     assert deps["default"]["spec"]["replicas"] == 0
-    assert pod_spec(deps["fetch"])["terminationGracePeriodSeconds"] == 300
+    assert pod_spec(deps["fetch"])["terminationGracePeriodSeconds"] == 270 + 30
     with pytest.raises(helm.HelmError, match="duplicate worker name"):
         render({"workers": [{"queue": "a", "concurrency": 1}, {"queue": "a", "concurrency": 1}]})
     with pytest.raises(helm.HelmValuesError):
         render({"workers": [{"queue": "fetch", "concurrency": 0}]})
+    # The grace period is derived (drainSeconds): setting it by hand is refused.
+    with pytest.raises(helm.HelmValuesError):
+        render({"workerDefaults": {"terminationGracePeriodSeconds": 30}})
 
 
 def test_web_deployment_service_and_probes(docs: list[dict[str, Any]]) -> None:
     web = one(docs, "Deployment", "web")
     (container,) = pod_spec(web)["containers"]
-    assert container["command"] == ["gunicorn", "config.wsgi", "-c", "config/gunicorn.conf.py"]
+    assert container["args"] == ["gunicorn", "config.wsgi", "-c", "config/gunicorn.conf.py"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": 8000}
 
@@ -419,7 +445,7 @@ def test_migration_job_is_pre_install_upgrade_hook(docs: list[dict[str, Any]]) -
     assert hooks == {"pre-install", "pre-upgrade"}
     assert "before-hook-creation" in policy
     (container,) = pod_spec(job)["containers"]
-    assert container["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert container["args"] == ["python", "manage.py", "migrate", "--noinput"]
     assert pod_spec(job)["restartPolicy"] == "Never"
     # Everything the Job uses must exist before it runs: release resources (ConfigMap, regular
     # Secret, ServiceAccount) are not installed yet when pre-install hooks run.
@@ -624,3 +650,315 @@ def test_every_container_gets_its_pod_ip_for_allowed_hosts(docs: list[dict[str, 
         for doc in by_kind(docs, kind):
             for container in containers(doc):
                 assert env_var(container, "POD_IP")["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+
+
+# --------------------------------------------------------------------------------------------
+# the image's init, draining, probes
+# --------------------------------------------------------------------------------------------
+def test_no_container_overrides_the_image_entrypoint(docs: list[dict[str, Any]]) -> None:
+    # `command` would replace the ENTRYPOINT (tini): Celery would be PID 1, and a PID 1 gets no
+    # default signal handling from the kernel. The Dockerfile test checks the ENTRYPOINT.
+    for doc in docs:
+        if doc["kind"] in WORKLOAD_KINDS:
+            for container in containers(doc):
+                assert "command" not in container, doc["metadata"]["name"]
+                assert container["args"]
+
+
+def _celery_settings_from_args(args: list[str]) -> dict[str, Any]:
+    """The settings a worker command passes after its options, parsed as `celery worker` does
+    (celery.bin.worker: app.config_from_cmdline(ctx.args, namespace='worker'))."""
+    from celery import Celery
+
+    extra = [a for a in args if "=" in a and not a.startswith("-")]
+    app = Celery("probe", set_as_current=False)
+    app.config_from_cmdline(extra, namespace="worker")
+    return {"worker_soft_shutdown_timeout": app.conf.worker_soft_shutdown_timeout}
+
+
+def test_worker_drain_is_derived_from_the_task_time_limits(docs: list[dict[str, Any]]) -> None:
+    (cm,) = by_kind(docs, "ConfigMap")
+    hard = int(cm["data"]["CELERY_TASK_TIME_LIMIT"])
+    assert (
+        int(cm["data"]["CELERY_TASK_SOFT_TIME_LIMIT"]) < hard < int(cm["data"]["CELERY_VISIBILITY_TIMEOUT"])
+    )
+    for queue, dep in workers(docs).items():
+        (container,) = pod_spec(dep)["containers"]
+        grace = pod_spec(dep)["terminationGracePeriodSeconds"]
+        remap = [e for e in container["env"] if e["name"] == "REMAP_SIGTERM"]
+        if "--pool" in container["args"]:  # threads: cannot cancel a task, warm shutdown
+            assert queue == "fetch"
+            assert not remap
+            assert not any(a.startswith("worker_soft_shutdown_timeout") for a in container["args"])
+            continue
+        assert remap == [{"name": "REMAP_SIGTERM", "value": "SIGQUIT"}]
+        soft = _celery_settings_from_args(container["args"])["worker_soft_shutdown_timeout"]
+        assert 0 < soft <= hard  # no task runs longer than the hard limit: no point waiting more
+        assert grace == soft + 30  # the cold shutdown's margin before the kubelet's SIGKILL
+    assert pod_spec(workers(docs)["reconciliation"])["terminationGracePeriodSeconds"] == 300 + 30
+
+
+def test_drain_is_capped_by_the_hard_time_limit() -> None:
+    docs = render(
+        {
+            "config": {"celery": {"visibilityTimeout": 600, "taskTimeLimit": 90, "taskSoftTimeLimit": 60}},
+            "workerDefaults": {"drainSeconds": 500},
+        }
+    )
+    (cm,) = by_kind(docs, "ConfigMap")
+    assert cm["data"]["CELERY_TASK_TIME_LIMIT"] == "90"
+    container = pod_spec(workers(docs)["default"])["containers"][0]
+    assert _celery_settings_from_args(container["args"])["worker_soft_shutdown_timeout"] == 90
+    assert pod_spec(workers(docs)["default"])["terminationGracePeriodSeconds"] == 120
+
+
+@pytest.mark.parametrize(
+    ("celery", "message"),
+    [
+        ({"taskTimeLimit": 3600, "visibilityTimeout": 3600}, "below visibilityTimeout"),
+        ({"taskSoftTimeLimit": 3300}, "taskSoftTimeLimit must be below taskTimeLimit"),
+    ],
+)
+def test_inconsistent_time_limits_fail(celery: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=message):
+        render({"config": {"celery": celery}})
+    with pytest.raises(helm.HelmError, match=r"through config\.celery"):
+        render({"config": {"extraEnv": {"CELERY_KEY_PREFIX": "x:"}}})
+
+
+def test_worker_probes_read_the_metrics_port(docs: list[dict[str, Any]]) -> None:
+    # The worker opens that port once connected to the broker (worker_ready): readiness.
+    for dep in workers(docs).values():
+        (container,) = pod_spec(dep)["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == int(env_var(container, "WORKER_METRICS_PORT")["value"])
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["tcpSocket"]["port"] == "metrics", probe
+        assert "initialDelaySeconds" not in container["livenessProbe"]  # the startup probe gates it
+
+
+def test_beat_liveness_runs_the_heartbeat_check(docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    beat = one(docs, "Deployment", "beat")
+    (container,) = pod_spec(beat)["containers"]
+    heartbeat = env_var(container, "BEAT_HEARTBEAT_FILE")["value"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert heartbeat.startswith("/tmp/")  # writable on a read-only root filesystem
+    assert "/tmp" in mounts
+    assert container["startupProbe"]["exec"] == container["livenessProbe"]["exec"]
+    command = container["livenessProbe"]["exec"]["command"]
+    assert command[:3] == ["python", "-m", "jfintech.observability.heartbeat"]
+    assert command[3] == heartbeat
+
+    # Run the probe's own command (the image's python is this one) on a fresh and a stale file.
+    local = tmp_path / "beat-heartbeat"
+    run = [sys.executable, *command[1:3], str(local), *command[4:]]
+    root = Path(__file__).resolve().parents[2]
+    assert subprocess.run(run, cwd=root, capture_output=True, check=False).returncode == 1
+    local.touch()
+    assert subprocess.run(run, cwd=root, capture_output=True, check=False).returncode == 0
+    os.utime(local, (0, 0))
+    assert subprocess.run(run, cwd=root, capture_output=True, check=False).returncode == 1
+
+
+# --------------------------------------------------------------------------------------------
+# disruption and placement
+# --------------------------------------------------------------------------------------------
+def _selects(selector: dict[str, str], doc: dict[str, Any]) -> bool:
+    return selector.items() <= doc["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_every_worker_deployment_has_its_own_pdb(docs: list[dict[str, Any]]) -> None:
+    pdbs = by_kind(docs, "PodDisruptionBudget")
+    deployments = by_kind(docs, "Deployment")
+    for dep in workers(docs).values():
+        mine = [p for p in pdbs if _selects(p["spec"]["selector"]["matchLabels"], dep)]
+        assert len(mine) == 1, dep["metadata"]["name"]
+        (pdb,) = mine
+        assert pdb["spec"]["maxUnavailable"] == 1
+        # It selects this Deployment's pods only, not another queue's.
+        assert [d for d in deployments if _selects(pdb["spec"]["selector"]["matchLabels"], d)] == [dep]
+
+
+def test_workers_beat_and_web_spread_over_zones_and_nodes(docs: list[dict[str, Any]]) -> None:
+    spread = [*workers(docs).values(), one(docs, "Deployment", "beat"), one(docs, "Deployment", "web")]
+    for dep in spread:
+        constraints = pod_spec(dep)["topologySpreadConstraints"]
+        keys = {c["topologyKey"] for c in constraints}
+        assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        for c in constraints:
+            assert c["whenUnsatisfiable"] == "ScheduleAnyway"
+            # each Deployment spreads its own pods (a worker's, not every worker's)
+            assert c["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+
+
+# --------------------------------------------------------------------------------------------
+# scaling on queue depth (KEDA)
+# --------------------------------------------------------------------------------------------
+def test_a_scaled_object_per_worker_queue(production_docs: list[dict[str, Any]]) -> None:
+    objects = {s["metadata"]["labels"]["jfintech/queue"]: s for s in by_kind(production_docs, "ScaledObject")}
+    assert set(objects) == set(QUEUES)
+    deps = workers(production_docs)
+    prefix = PRODUCTION_VALUES["config"]["celery"]["keyPrefix"]
+    (cm,) = by_kind(production_docs, "ConfigMap")
+    assert cm["data"]["CELERY_KEY_PREFIX"] == prefix
+    (auth,) = by_kind(production_docs, "TriggerAuthentication")
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "password", "name": "jfintech-secrets", "key": "REDIS_PASSWORD"}
+    ]
+    for queue, so in objects.items():
+        dep = deps[queue]
+        assert so["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                "name": dep["metadata"]["name"]}  # fmt: skip
+        assert "replicas" not in dep["spec"]  # KEDA's HPA owns it; an upgrade must not reset it
+        (trigger,) = so["spec"]["triggers"]
+        assert trigger["type"] == "redis"
+        meta = trigger["metadata"]
+        # Celery's redis transport: the queue's list is the queue name behind global_keyprefix.
+        assert meta["listName"] == f"{prefix}{queue}"
+        assert meta["address"] == "redis-master.data:6379"
+        assert meta["databaseIndex"] == "0"
+        assert all(isinstance(v, str) for v in meta.values())  # KEDA metadata is map[string]string
+        assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
+        assert so["spec"]["cooldownPeriod"] == 300
+        assert so["spec"]["maxReplicaCount"] >= so["spec"]["minReplicaCount"]
+    # Scale to zero only where allowed (critical: false).
+    assert objects["fetch"]["spec"]["minReplicaCount"] == 0
+    assert objects["ingest"]["spec"]["minReplicaCount"] == 0
+    assert objects["default"]["spec"]["minReplicaCount"] == 1
+    assert objects["reconciliation"]["spec"]["minReplicaCount"] == 1
+    assert objects["reconciliation"]["spec"]["triggers"][0]["metadata"]["listLength"] == "2"
+
+
+def test_no_deployment_has_both_an_hpa_and_a_scaled_object(docs: list[dict[str, Any]]) -> None:
+    targets = [d["spec"]["scaleTargetRef"]["name"] for d in by_kind(docs, "HorizontalPodAutoscaler")]
+    targets += [d["spec"]["scaleTargetRef"]["name"] for d in by_kind(docs, "ScaledObject")]
+    assert len(targets) == len(set(targets))
+    beat = one(docs, "Deployment", "beat")["metadata"]["name"]
+    assert beat not in targets
+
+
+def test_web_keeps_its_cpu_hpa(production_docs: list[dict[str, Any]]) -> None:
+    (hpa,) = by_kind(production_docs, "HorizontalPodAutoscaler")
+    assert (
+        hpa["spec"]["scaleTargetRef"]["name"] == one(production_docs, "Deployment", "web")["metadata"]["name"]
+    )
+    assert {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
+            "averageUtilization": 70}}} in hpa["spec"]["metrics"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"workerDefaults": {"autoscaling": {"enabled": True, "minReplicas": 0}},
+          "keda": {"redis": {"address": "redis:6379"}}}, "refused for a critical queue"),
+        ({"workerDefaults": {"autoscaling": {"enabled": True}}}, "keda.redis.address"),
+    ],
+)  # fmt: skip
+def test_autoscaling_misconfiguration_fails(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=message):
+        render(values)
+
+
+def test_keda_without_a_password_needs_no_trigger_authentication() -> None:
+    docs = render(
+        {"workerDefaults": {"autoscaling": {"enabled": True}}, "keda": {"redis": {"address": "r:6379"}}}
+    )
+    assert len(by_kind(docs, "ScaledObject")) == len(QUEUES)
+    assert not by_kind(docs, "TriggerAuthentication")
+    assert all("authenticationRef" not in s["spec"]["triggers"][0] for s in by_kind(docs, "ScaledObject"))
+    assert by_kind(docs, "ScaledObject")[0]["spec"]["triggers"][0]["metadata"]["listName"] in QUEUES
+
+
+# --------------------------------------------------------------------------------------------
+# network
+# --------------------------------------------------------------------------------------------
+def _policies_for(docs: list[dict[str, Any]], workload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in by_kind(docs, "NetworkPolicy")
+        if _selects(p["spec"]["podSelector"]["matchLabels"], workload)
+    ]
+
+
+def _egress_ports(policies: list[dict[str, Any]]) -> set[int]:
+    return {
+        p["port"] for pol in policies for rule in pol["spec"].get("egress", []) for p in rule.get("ports", [])
+    }
+
+
+def test_network_policies_default_deny_and_allow_per_role(production_docs: list[dict[str, Any]]) -> None:
+    docs = production_docs
+    (deny,) = [p for p in by_kind(docs, "NetworkPolicy") if p["metadata"]["name"].endswith("-default-deny")]
+    assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in deny["spec"]
+    assert "egress" not in deny["spec"]
+    np = PRODUCTION_VALUES["networkPolicy"]
+    for workload in (d for d in docs if d["kind"] in WORKLOAD_KINDS):
+        name = workload["metadata"]["name"]
+        assert _selects(deny["spec"]["podSelector"]["matchLabels"], workload), name
+        policies = _policies_for(docs, workload)
+        role = [p for p in policies if p is not deny]
+        assert role, f"{name}: no role policy"
+        ports = _egress_ports(role)
+        component = workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        expected = {53, 5432, 4318} | ({6379} if component != "migrations" else set())
+        if name.endswith("-worker-fetch"):
+            expected |= {443}  # its extraEgress: the bank APIs
+        assert ports == expected, name
+        # every egress rule names its peers: no rule open to everything
+        assert all(rule.get("to") for pol in role for rule in pol["spec"].get("egress", [])), name
+        ingress = [r for pol in role for r in pol["spec"].get("ingress", [])]
+        if component == "web":
+            (rule,) = ingress
+            assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+            assert rule["from"] == np["ingressController"]["from"] + np["scraper"]["from"]
+        elif component in ("worker", "beat"):
+            (rule,) = ingress
+            assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+            assert rule["from"] == np["scraper"]["from"]
+        else:
+            assert ingress == []
+    # Postgres and Redis peers come from values.
+    web_rules = [
+        r for p in _policies_for(docs, one(docs, "Deployment", "web")) for r in p["spec"].get("egress", [])
+    ]
+    assert {"to": np["postgresql"]["to"], "ports": [{"port": 5432, "protocol": "TCP"}]} in web_rules
+    assert {"to": np["redis"]["to"], "ports": [{"port": 6379, "protocol": "TCP"}]} in web_rules
+
+
+def test_migration_network_policy_exists_before_the_job(production_docs: list[dict[str, Any]]) -> None:
+    (job,) = by_kind(production_docs, "Job")
+    (policy,) = [
+        p for p in _policies_for(production_docs, job) if "migrations" in p["metadata"]["labels"].values()
+    ]
+    hooks, _, weight = hook_annotations(policy)
+    assert hooks == {"pre-install", "pre-upgrade"}
+    assert weight < hook_annotations(job)[2]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"postgresql": {"to": []}}, "networkPolicy.postgresql.to"),
+        ({"redis": {"to": []}}, "networkPolicy.redis.to"),
+        ({"otlp": {"to": []}}, "networkPolicy.otlp.to"),
+        ({"ingressController": {"from": []}}, "networkPolicy.ingressController.from"),
+        ({"scraper": {"from": []}}, "networkPolicy.scraper.from"),
+    ],
+)
+def test_network_policy_without_peers_fails(override: dict[str, Any], message: str) -> None:
+    values = copy.deepcopy(PRODUCTION_VALUES)
+    for key, value in override.items():
+        values["networkPolicy"][key].update(value)
+    with pytest.raises(helm.HelmError, match=message):
+        render(values)
+
+
+def test_no_object_is_rendered_twice(default_docs, production_docs) -> None:
+    for label, docs in (("default", default_docs), ("production", production_docs)):
+        names = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+        assert len(names) == len(set(names)), f"{label}: duplicate objects"

@@ -49,6 +49,12 @@ def _worker_init(sender=None, **_):
     if "prefork" not in str(pool_name):
         # threads/solo pools run tasks in this very process: no fork is coming.
         tracing.setup_after_fork(role="worker")
+
+
+@signals.worker_ready.connect(weak=False)
+def _worker_ready(**_):
+    # Sent once the consumer has connected to the broker: the metrics port answering is the
+    # worker's readiness signal (the chart's startup/readiness probes), so it opens only now.
     port = int(os.environ.get("WORKER_METRICS_PORT") or 0)
     if port:
         from jfintech.observability.metrics import start_worker_metrics_server
@@ -92,6 +98,20 @@ def _traced_apply_entry(apply_entry):
     return traced
 
 
+def _heartbeat_after_tick(tick, path):
+    """Touch ``path`` after every scheduler tick: beat's liveness signal (observability.heartbeat)."""
+    from jfintech.observability.heartbeat import touch
+
+    @functools.wraps(tick)
+    def ticked(self, *args, **kwargs):
+        interval = tick(self, *args, **kwargs)
+        touch(path)
+        return interval
+
+    ticked._jf_heartbeat = True
+    return ticked
+
+
 @signals.beat_init.connect(weak=False)
 def _beat_init(**_):
     from celery.beat import Scheduler
@@ -99,6 +119,9 @@ def _beat_init(**_):
     tracing.setup_after_fork(role="beat")
     if not getattr(Scheduler.apply_entry, "_jf_traced", False):
         Scheduler.apply_entry = _traced_apply_entry(Scheduler.apply_entry)
+    heartbeat_file = os.environ.get("BEAT_HEARTBEAT_FILE")
+    if heartbeat_file and not getattr(Scheduler.tick, "_jf_heartbeat", False):
+        Scheduler.tick = _heartbeat_after_tick(Scheduler.tick, heartbeat_file)
     port = int(os.environ.get("BEAT_METRICS_PORT") or 0)
     if port:
         # Beat is the one process that serves the platform (global) metrics: docs/observability.md.

@@ -144,6 +144,22 @@ Non-secret environment as a YAML map (ConfigMap data, and inline env of the migr
   "PYTHONUNBUFFERED" "1"
   "PYTHONDONTWRITEBYTECODE" "1"
 }}
+{{- $c := .Values.config.celery }}
+{{- if not (lt (int $c.taskTimeLimit) (int $c.visibilityTimeout)) }}
+{{- fail "config.celery.taskTimeLimit must be below visibilityTimeout: the broker would deliver a slow task twice" }}
+{{- end }}
+{{- if not (lt (int $c.taskSoftTimeLimit) (int $c.taskTimeLimit)) }}
+{{- fail "config.celery.taskSoftTimeLimit must be below taskTimeLimit" }}
+{{- end }}
+{{- $_ := set $data "CELERY_VISIBILITY_TIMEOUT" (toString $c.visibilityTimeout) }}
+{{- $_ := set $data "CELERY_TASK_TIME_LIMIT" (toString $c.taskTimeLimit) }}
+{{- $_ := set $data "CELERY_TASK_SOFT_TIME_LIMIT" (toString $c.taskSoftTimeLimit) }}
+{{- $_ := set $data "CELERY_KEY_PREFIX" $c.keyPrefix }}
+{{- range $k := list "CELERY_VISIBILITY_TIMEOUT" "CELERY_TASK_TIME_LIMIT" "CELERY_TASK_SOFT_TIME_LIMIT" "CELERY_KEY_PREFIX" }}
+{{- if hasKey $.Values.config.extraEnv $k }}
+{{- fail (printf "set %s through config.celery, not config.extraEnv (the worker drain and the KEDA triggers are derived from it)" $k) }}
+{{- end }}
+{{- end }}
 {{- range $k, $v := .Values.config.extraEnv }}
 {{- $_ := set $data $k (toString $v) }}
 {{- end }}
@@ -278,4 +294,73 @@ Writable scratch volumes: /tmp and the prometheus multiprocess directory.
   mountPath: /tmp
 - name: prometheus-multiproc
   mountPath: {{ .Values.config.prometheusMultiprocDir }}
+{{- end }}
+
+{{/*
+Topology spread of one Deployment's pods (values: topologySpread).
+Usage: include "jfintech.topologySpread" (dict "root" $ "selector" (dict ...))
+*/}}
+{{- define "jfintech.topologySpread" -}}
+{{- $selector := .selector }}
+{{- with .root.Values.topologySpread }}
+topologySpreadConstraints:
+{{- range . }}
+  - maxSkew: {{ .maxSkew | default 1 }}
+    topologyKey: {{ required "topologySpread[].topologyKey is required" .topologyKey }}
+    whenUnsatisfiable: {{ .whenUnsatisfiable | default "ScheduleAnyway" }}
+    labelSelector:
+      matchLabels:
+        {{- toYaml $selector | nindent 8 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A worker's autoscaling settings: workerDefaults.autoscaling with the entry's overrides.
+Usage: include "jfintech.workerAutoscaling" (dict "root" $ "worker" $w) | fromYaml
+*/}}
+{{- define "jfintech.workerAutoscaling" -}}
+{{- toYaml (mergeOverwrite (deepCopy .root.Values.workerDefaults.autoscaling) (.worker.autoscaling | default dict)) }}
+{{- end }}
+
+{{/*
+Seconds a drained worker lets its tasks run (worker_soft_shutdown_timeout): the worker's
+drainSeconds, capped at the task hard time limit (no task runs longer than that).
+Usage: include "jfintech.workerDrainSeconds" (dict "root" $ "worker" $w)
+*/}}
+{{- define "jfintech.workerDrainSeconds" -}}
+{{- $drain := int (hasKey .worker "drainSeconds" | ternary .worker.drainSeconds .root.Values.workerDefaults.drainSeconds) }}
+{{- min $drain (int .root.Values.config.celery.taskTimeLimit) }}
+{{- end }}
+
+{{/*
+NetworkPolicy egress rules every role gets: DNS, PostgreSQL and the OTLP collector when traces
+are exported; Redis too unless "redis" is false.
+Usage: include "jfintech.netpolEgress" (dict "root" $ "redis" true "extra" list)
+*/}}
+{{- define "jfintech.netpolEgress" -}}
+{{- $np := .root.Values.networkPolicy }}
+- to:
+    {{- toYaml $np.dns.to | nindent 4 }}
+  ports:
+    {{- toYaml $np.dns.ports | nindent 4 }}
+- to:
+    {{- toYaml $np.postgresql.to | nindent 4 }}
+  ports:
+    {{- toYaml $np.postgresql.ports | nindent 4 }}
+{{- if .redis }}
+- to:
+    {{- toYaml $np.redis.to | nindent 4 }}
+  ports:
+    {{- toYaml $np.redis.ports | nindent 4 }}
+{{- end }}
+{{- if eq .root.Values.config.otel.tracesExporter "otlp" }}
+- to:
+    {{- toYaml $np.otlp.to | nindent 4 }}
+  ports:
+    {{- toYaml $np.otlp.ports | nindent 4 }}
+{{- end }}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
