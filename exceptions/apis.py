@@ -144,6 +144,7 @@ class CaseListApi(ListAPIView):
     serializer_class = CaseListOutput
     filter_backends = [DjangoFilterBackend]
     filterset_class = CaseFilter
+    queryset = Case.objects.none()  # the model, for the schema generator (it has no tenant)
 
     def get_queryset(self):
         return selectors.case_list(tenant=request_tenant(self.request))
@@ -334,6 +335,7 @@ class ApprovalListApi(ListAPIView):
 
     permission_classes = [DESK]
     serializer_class = ApprovalOutput
+    queryset = ApprovalRequest.objects.none()  # the model, for the schema generator (it has no tenant)
 
     def get_queryset(self):
         qs = selectors.approval_list(tenant=request_tenant(self.request))
