@@ -30,9 +30,6 @@ _STATUS_CODES = {
     403: "permission_denied",
     404: "not_found",
     405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "request_too_large",
-    415: "unsupported_media_type",
     500: "server_error",
 }
 # Headers a client needs to act on an error; kept when an error is rewritten into the shape.

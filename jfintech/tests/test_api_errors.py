@@ -4,6 +4,7 @@ credentials is challenged (401 + WWW-Authenticate); one without the right is ref
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
@@ -14,6 +15,7 @@ from rest_framework.test import APIClient
 from jfintech.audit import Actor
 from jfintech.tenancy import services
 from jfintech.tenancy.models import Role
+from jfintech.testing.processes import ROOT
 from jfintech.tests.factories import TenantFactory, member
 from jfintech.tests.test_tenant_isolation import ENDPOINTS
 
@@ -201,3 +203,35 @@ def test_the_docs_page_loads_nothing_from_outside(anonymous):
     assert len(assets) >= 3  # css, the bundle and the preset: each served by us
     for asset in assets:
         assert Client().get(asset).status_code == 200, asset
+
+
+# --- docs/api.md lists the codes ------------------------------------------------------------------
+
+APPS = ("jfintech", "reconciliation", "exceptions", "reporting", "filings")
+
+
+def _application_error_codes() -> dict[str, str]:
+    """Each ``code`` an ``ApplicationError(...)`` is raised with in the apps' code -> where."""
+    codes = {}
+    for app in APPS:
+        for path in sorted((ROOT / app).rglob("*.py")):
+            if "tests" in path.parts or "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                func = getattr(node, "func", None)
+                if getattr(func, "id", getattr(func, "attr", None)) != "ApplicationError":
+                    continue
+                code = {k.arg: k.value for k in node.keywords}.get("code")
+                code = code if code is not None else (node.args[1] if len(node.args) > 1 else None)
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                assert code is None or isinstance(code, ast.Constant), f"{where}: a code is a literal"
+                codes.setdefault(code.value if code is not None else "invalid", where)
+    return codes
+
+
+def test_every_application_error_code_is_listed_in_docs_api_md():
+    listed = set(re.findall(r"`([a-z_]+)`", (ROOT / "docs" / "api.md").read_text()))
+    codes = _application_error_codes()
+    assert len(codes) > 50  # the scan finds the codes (a broken scan would pass vacuously)
+    missing = {code: where for code, where in codes.items() if code not in listed}
+    assert not missing, f"codes raised but not listed in docs/api.md: {missing}"
