@@ -46,7 +46,8 @@ MIDDLEWARE = [
     # Serves the admin's static files from gunicorn itself (no separate web server in the pod).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's, except that it never redirects a POST to an API path lacking its slash (docs/api.md).
+    "jfintech.api.exceptions.ApiCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -12,6 +12,8 @@ import structlog
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.middleware.common import CommonMiddleware
+from django.urls import is_valid_path
 from django.views import csrf, defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -97,6 +99,8 @@ def api_error(
     details = {}
     if http_status == 404 and message is None:
         message = f"No API endpoint at {request.path}."
+        if not request.path_info.endswith("/") and is_valid_path(request.path_info + "/"):
+            message += f" Did you mean {request.path}/ (paths end with a slash)?"
     elif http_status >= 500:
         details = {"trace_id": current_trace_id() or None}
         message = message or "Internal server error: quote the request_id and trace_id to support."
@@ -138,6 +142,17 @@ class ApiErrorMiddleware:
             if header in response:
                 rewritten[header] = response[header]
         return rewritten
+
+
+class ApiCommonMiddleware(CommonMiddleware):
+    """Django's CommonMiddleware, except that an unsafe request to an API path without its
+    trailing slash is not redirected: a 301 makes HTTP clients repeat a POST as a GET, so "start a
+    run" would come back 200 with the list of runs. It gets the 404 shape naming the right path."""
+
+    def should_redirect_with_slash(self, request):
+        if is_api_request(request) and request.method not in ("GET", "HEAD"):
+            return False
+        return super().should_redirect_with_slash(request)
 
 
 def handler400(request, exception=None):

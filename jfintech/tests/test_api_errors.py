@@ -118,6 +118,18 @@ def test_bad_paths_answer_the_error_shape(method, path, status, code, anonymous,
     assert_error(getattr(anonymous, method)(path), status, code)
 
 
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_a_write_without_the_trailing_slash_is_not_redirected_into_a_read(method, admin, debug):
+    # A 301 would make an HTTP client repeat "start a run" as GET /runs/: a 200 list, no run.
+    error = assert_error(getattr(admin, method)("/api/v1/reconciliation/runs"), 404, "not_found")
+    assert "/api/v1/reconciliation/runs/" in error["message"]
+
+
+def test_a_read_without_the_trailing_slash_is_still_redirected(admin):
+    response = admin.get("/api/v1/reconciliation/runs")
+    assert (response.status_code, response["Location"]) == (301, "/api/v1/reconciliation/runs/")
+
+
 @pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.params], ids=str)
 def test_every_endpoint_with_a_garbage_id_answers_the_error_shape(endpoint, admin, debug):
     path = _garbage_path(endpoint.route)
