@@ -2,9 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jfintech.api import exceptions as api_errors
+from jfintech.api.views import ApiRootApi
 from jfintech.health import views as health
 
 api_v1 = [
+    path("", ApiRootApi.as_view(), name="root"),
     path("", include("jfintech.health.urls")),
     path("", include("jfintech.tenancy.urls")),
     path("", include("jfintech.audit.urls")),
@@ -23,3 +26,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+# Under /api/ these answer the API's JSON error shape; elsewhere Django's pages (docs/api.md).
+handler400 = api_errors.handler400
+handler403 = api_errors.handler403
+handler404 = api_errors.handler404
+handler500 = api_errors.handler500

@@ -141,6 +141,7 @@ class CaseListApi(ListAPIView):
     serializer_class = CaseListOutput
     filter_backends = [DjangoFilterBackend]
     filterset_class = CaseFilter
+    queryset = Case.objects.none()  # the model, for the schema generator (it has no tenant)
 
     def get_queryset(self):
         return selectors.case_list(tenant=request_tenant(self.request))
@@ -331,6 +332,7 @@ class ApprovalListApi(ListAPIView):
 
     permission_classes = [tenant_may("approval", "view")]
     serializer_class = ApprovalOutput
+    queryset = ApprovalRequest.objects.none()  # the model, for the schema generator (it has no tenant)
 
     def get_queryset(self):
         qs = selectors.approval_list(tenant=request_tenant(self.request))

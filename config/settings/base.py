@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: /api/docs/ works offline
     "django_celery_beat",
     "django_prometheus",
     # Before django_structlog: jfintech instruments Celery first, so the task span is current
@@ -45,15 +46,20 @@ MIDDLEWARE = [
     # Serves the admin's static files from gunicorn itself (no separate web server in the pod).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's, except that it never redirects a POST to an API path lacking its slash (docs/api.md).
+    "jfintech.api.exceptions.ApiCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication so that user_id is bound; binds request_id for every log line.
     "django_structlog.middlewares.RequestMiddleware",
+    # Inside the previous one, so an error it rewrites under /api/ still has its request_id.
+    "jfintech.api.exceptions.ApiErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+# A CSRF failure under /api/ answers the API's error shape (code csrf_failed); Django's page elsewhere.
+CSRF_FAILURE_VIEW = "jfintech.api.exceptions.csrf_failure"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -154,10 +160,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- REST framework and OpenAPI ---------------------------------------------------------------
 REST_FRAMEWORK = {
-    # Session first: its (absent) WWW-Authenticate keeps anonymous requests at 403, not 401.
+    # The API key first: DRF takes the 401 challenge (WWW-Authenticate) from the first class, so a
+    # caller without credentials gets 401 `Api-Key realm="api"`; one without the right gets 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "jfintech.api.authentication.ApiKeyAuthentication",
+        "jfintech.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "jfintech.api.pagination.CreatedCursorPagination",
@@ -171,6 +178,22 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Reconciliation, exception management, reporting and filing preparation.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # From the installed drf-spectacular-sidecar, never a CDN: the docs work offline and behind a proxy.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Swagger UI would send the schema's URL to validator.swagger.io for a badge: nothing leaves.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # One name per choice set that several serializers share, instead of hashed names (Status6f3Enum).
+    "ENUM_NAME_OVERRIDES": {
+        "CaseStatusEnum": "exceptions.models.CaseStatus",
+        "CaseBreakTypeEnum": "exceptions.models.BreakType",
+        "ApprovalKindEnum": "exceptions.models.ApprovalKind",
+        "RunBreakTypeEnum": "reconciliation.runs.models.BreakType",
+        "DefinitionKindEnum": "reconciliation.runs.models.DefinitionKind",
+        # A simulation's and a pipeline check's status are the same three values.
+        "JobStatusEnum": "reconciliation.matching.models.SimulationStatus",
+    },
 }
 
 # --- Observability ------------------------------------------------------------------------------

@@ -1,5 +1,10 @@
 """API-key authentication for integrations: ``Authorization: Api-Key <prefix>.<secret>``.
 
+It is the first authentication class, so DRF answers a caller without credentials 401 with
+``WWW-Authenticate: Api-Key realm="api"`` (a caller who is authenticated but may not act gets 403).
+Browser users of the admin and the browsable API authenticate by session
+(:class:`SessionAuthentication`), which never issues a challenge of its own.
+
 ``request.auth`` is the :class:`~jfintech.tenancy.models.ApiKey` (it has ``.tenant`` and
 ``.role``); ``request.user`` is an :class:`ApiKeyPrincipal`, authenticated but not a database
 user and never staff, so a key can never borrow the rights of the person who created it. Code
@@ -76,4 +81,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return ApiKeyPrincipal(key), key
 
     def authenticate_header(self, request):
-        return self.keyword
+        # RFC 9110 challenge: the scheme a client must use, and the protection space it applies to.
+        return f'{self.keyword} realm="api"'
+
+
+class SessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session authentication; a missing or wrong CSRF token gets its own code, ``csrf_failed``."""
+
+    def enforce_csrf(self, request):
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied as exc:
+            # str(): an ErrorDetail would keep its own code, permission_denied.
+            raise exceptions.PermissionDenied(str(exc.detail), code="csrf_failed") from exc

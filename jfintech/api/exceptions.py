@@ -1,24 +1,49 @@
-"""One error shape for every API failure: {"error": {"code", "message", "details", "request_id"}}."""
+"""One error shape for every API failure: {"error": {"code", "message", "details", "request_id"}}.
+
+DRF views answer it through :func:`exception_handler`. What Django answers itself under ``/api/``
+(an unknown path or one whose converter does not match, a crash, a CSRF failure, a non-DRF view's
+405, DEBUG's HTML pages) is rewritten into the same shape by :class:`ApiErrorMiddleware` and the
+``handler400/403/404/500`` views of ``config/urls.py``. The codes are listed in docs/api.md.
+"""
+
+from http import HTTPStatus
 
 import structlog
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.middleware.common import CommonMiddleware
+from django.urls import is_valid_path
+from django.views import csrf, defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from jfintech.common.errors import ApplicationError
+from jfintech.observability.tracing import current_trace_id
 
 log = structlog.get_logger(__name__)
+
+API_PATH_PREFIX = "/api/"
+# The code of an error no DRF view raised (same codes as DRF's exceptions where one exists).
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    500: "server_error",
+}
+# Headers a client needs to act on an error; kept when an error is rewritten into the shape.
+_KEPT_HEADERS = ("Retry-After", "WWW-Authenticate", "Allow")
 
 
 def _request_id() -> str | None:
     return structlog.contextvars.get_contextvars().get("request_id")
 
 
-def error_response(code: str, message: str, details, http_status: int, headers=None) -> Response:
-    body = {
+def _body(code: str, message: str, details) -> dict:
+    return {
         "error": {
             "code": code,
             "message": message,
@@ -26,7 +51,10 @@ def error_response(code: str, message: str, details, http_status: int, headers=N
             "request_id": _request_id(),
         }
     }
-    return Response(body, status=http_status, headers=headers)
+
+
+def error_response(code: str, message: str, details, http_status: int, headers=None) -> Response:
+    return Response(_body(code, message, details), status=http_status, headers=headers)
 
 
 def exception_handler(exc, context):
@@ -43,7 +71,7 @@ def exception_handler(exc, context):
 
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None  # unexpected: Django logs it with the trace id and answers 500
+        return None  # unexpected: Django logs it with the trace id and answers 500 (handler500)
     if isinstance(exc, exceptions.ValidationError):
         code, message, details = "invalid", "The request is not valid.", response.data
     else:
@@ -51,7 +79,108 @@ def exception_handler(exc, context):
         code = codes if isinstance(codes, str) else "error"
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
         message, details = str(detail or exc), {}
-    headers = {k: v for k, v in response.items() if k in ("Retry-After", "WWW-Authenticate", "Allow")}
+    headers = {k: v for k, v in response.items() if k in _KEPT_HEADERS}
     return error_response(
         code, message, details, response.status_code or status.HTTP_400_BAD_REQUEST, headers
     )
+
+
+# --- Errors Django answers itself under /api/ -----------------------------------------------------
+
+
+def is_api_request(request) -> bool:
+    return request.path_info.startswith(API_PATH_PREFIX)
+
+
+def api_error(
+    request, http_status: int, *, code: str | None = None, message: str | None = None
+) -> JsonResponse:
+    """The shape for an error no DRF view answered; a 500 carries its trace id to quote to support."""
+    details = {}
+    if http_status == 404 and message is None:
+        message = f"No API endpoint at {request.path}."
+        if not request.path_info.endswith("/") and is_valid_path(request.path_info + "/"):
+            message += f" Did you mean {request.path}/ (paths end with a slash)?"
+    elif http_status >= 500:
+        details = {"trace_id": current_trace_id() or None}
+        message = message or "Internal server error: quote the request_id and trace_id to support."
+    elif http_status == 405 and message is None:
+        message = f'Method "{request.method}" not allowed.'
+    if message is None:
+        try:
+            message = f"{HTTPStatus(http_status).phrase}."
+        except ValueError:
+            message = "Error."
+    code = code or _STATUS_CODES.get(http_status, "error")
+    # Compact separators, byte for byte like DRF's JSONRenderer.
+    return JsonResponse(
+        _body(code, message, details), status=http_status, json_dumps_params={"separators": (",", ":")}
+    )
+
+
+def _is_json(response) -> bool:
+    return response.get("Content-Type", "").split(";")[0].strip().endswith("json")
+
+
+class ApiErrorMiddleware:
+    """Rewrites any non-JSON error under /api/ into the shape, DEBUG on or off.
+
+    Sits inside django-structlog's middleware, so the request_id (and the request's span, for a
+    500's trace id) are still bound when the response passes. Errors raised by the middleware
+    outside it (before the request_id exists) are answered by the handlers below.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code < 400 or not is_api_request(request) or _is_json(response):
+            return response
+        rewritten = api_error(request, response.status_code)
+        for header in _KEPT_HEADERS:
+            if header in response:
+                rewritten[header] = response[header]
+        return rewritten
+
+
+class ApiCommonMiddleware(CommonMiddleware):
+    """Django's CommonMiddleware, except that an unsafe request to an API path without its
+    trailing slash is not redirected: a 301 makes HTTP clients repeat a POST as a GET, so "start a
+    run" would come back 200 with the list of runs. It gets the 404 shape naming the right path."""
+
+    def should_redirect_with_slash(self, request):
+        if is_api_request(request) and request.method not in ("GET", "HEAD"):
+            return False
+        return super().should_redirect_with_slash(request)
+
+
+def handler400(request, exception=None):
+    if is_api_request(request):
+        return api_error(request, 400)
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request, exception=None):
+    if is_api_request(request):
+        return api_error(request, 403)
+    return defaults.permission_denied(request, exception)
+
+
+def handler404(request, exception=None):
+    if is_api_request(request):
+        return api_error(request, 404)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if is_api_request(request):
+        return api_error(request, 500)
+    return defaults.server_error(request)
+
+
+def csrf_failure(request, reason=""):
+    """settings.CSRF_FAILURE_VIEW: a stable code for API callers, Django's page for the admin."""
+    if is_api_request(request):
+        return api_error(request, 403, code="csrf_failed", message=f"CSRF failed: {reason}")
+    return csrf.csrf_failure(request, reason)

@@ -41,7 +41,7 @@ def test_openapi_schema_is_served(client):
 
 def test_api_errors_have_the_standard_shape(client):
     response = client.post("/api/v1/health/pipeline-checks/")
-    assert response.status_code == 403
+    assert response.status_code == 401
     error = response.json()["error"]
     assert set(error) == {"code", "message", "details", "request_id"}
     assert error["code"] == "not_authenticated"
