@@ -75,6 +75,8 @@ class TenantPermission(BasePermission):
     def has_permission(self, request, view) -> bool:
         if not getattr(request.user, "is_authenticated", False):
             return False
+        if request.method.lower() not in view.http_method_names or not hasattr(view, request.method.lower()):
+            return True  # the view has no such method: DRF answers 405, which says more than a 403
         verb = self.verb or self.by_method.get(request.method) or METHOD_VERBS[request.method]
         return permissions.may(
             role_for_request(request), self.area, verb, api_key=request_api_key(request) is not None

@@ -113,6 +113,7 @@ PUBLIC = "-npias"  # "-": anonymous too
 EXPECTED_API = {
     "schema": {"GET": PUBLIC},
     "api-docs": {"GET": PUBLIC},
+    "v1:root": {"GET": PUBLIC},
     "v1:pipeline-check-list": {"POST": PLATFORM},
     "v1:pipeline-check-detail": {"GET": PLATFORM},
     "v1:tenant": {"GET": EVERY, "PATCH": "as"},

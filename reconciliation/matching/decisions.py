@@ -45,10 +45,6 @@ WHERE r.tenant_id = %(tenant)s AND r.id = ANY(%(ids)s::bigint[])
 """
 
 
-def _refuse(message: str, code: str, decision: Decision, status: int = 409, **extra) -> ApplicationError:
-    return ApplicationError(message, code=code, status=status, extra={"case_id": decision.case_id, **extra})
-
-
 def _definition(decision: Decision) -> Definition | None:
     return Definition.objects.filter(tenant_id=decision.tenant.pk, pk=decision.definition_id).first()
 
@@ -56,13 +52,13 @@ def _definition(decision: Decision) -> Definition | None:
 def _records(decision: Decision) -> list[tuple]:
     """The case's records as reconciliation holds them now; refuses a decision they cannot carry."""
     if decision.break_type in ("position_break", "run_failed") or not decision.record_ids:
-        raise _refuse(
+        raise ApplicationError(
             f"A {decision.break_type} case holds no open items to {decision.reason.replace('_', ' ')}: "
             "a position break is an aggregate of positions and trades, a failed run is rerun. Fix it at "
             "source (fixed_at_source) or rerun (run_rerun).",
-            "no_records_to_decide",
-            decision,
-            break_type=decision.break_type,
+            code="no_records_to_decide",
+            status=409,
+            extra={"case_id": decision.case_id, "break_type": decision.break_type},
         )
     ids = sorted(set(decision.record_ids))
     with connection.cursor() as cursor:
@@ -72,37 +68,36 @@ def _records(decision: Decision) -> list[tuple]:
         rows = cursor.fetchall()
     unknown = sorted(set(ids) - {row[0] for row in rows})
     if unknown:
-        raise _refuse(
+        raise ApplicationError(
             "Records of this case are not among its definition's sources.",
-            "records_not_found",
-            decision,
+            code="records_not_found",
             status=404,
-            record_ids=unknown[:50],
+            extra={"case_id": decision.case_id, "record_ids": unknown[:50]},
         )
     inactive = [row[0] for row in rows if row[3] != "active"]
     if inactive:
         # Decided on what the analyst saw: a changed record is a new fact to look at, not covered.
-        raise _refuse(
+        raise ApplicationError(
             "Records of this case were amended or reversed since it was opened; look at it again.",
-            "records_not_active",
-            decision,
-            record_ids=inactive[:50],
+            code="records_not_active",
+            status=409,
+            extra={"case_id": decision.case_id, "record_ids": inactive[:50]},
         )
     matched = [row[0] for row in rows if row[4]]
     if matched:
-        raise _refuse(
+        raise ApplicationError(
             "Records of this case are in an active match already.",
-            "record_already_matched",
-            decision,
-            record_ids=matched[:50],
+            code="record_already_matched",
+            status=409,
+            extra={"case_id": decision.case_id, "record_ids": matched[:50]},
         )
     if decision.effect == RecordEffect.MATCH and {row[2] for row in rows} != {Side.LEFT, Side.RIGHT}:
-        raise _refuse(
+        raise ApplicationError(
             "A force-match needs records of both sides; this case has one side only. Write it off, or "
             "resolve it when its counterpart arrives.",
-            "invalid_sides",
-            decision,
+            code="invalid_sides",
             status=400,
+            extra={"case_id": decision.case_id},
         )
     return rows
 
@@ -175,10 +170,11 @@ class RecordEffects:
             with transaction.atomic():  # a savepoint: the IntegrityError must not poison the caller
                 DecisionExclusion.objects.bulk_create(exclusions)
         except IntegrityError:
-            raise _refuse(
+            raise ApplicationError(
                 "A record of this case is excluded by another case's decision already.",
-                "record_already_decided",
-                decision,
+                code="record_already_decided",
+                status=409,
+                extra={"case_id": decision.case_id},
             ) from None
         record_ids = sorted(e.record_id for e in exclusions)
         audit.record(
