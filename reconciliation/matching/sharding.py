@@ -18,7 +18,7 @@ identical to the unsharded run.
   second does the work. Each shard proves conservation over its part.
 - The finish task waits for every shard (retrying until the run's deadline, then failing the run),
   checks that the shards' parts add up to the whole scope, syncs the cases and completes the run
-  through the same service as the unsharded path (runs.services.run_complete).
+  through the same service as the unsharded path (runs.lifecycle.run_complete).
 - A shard reads its part of the scope in the one scan of the records the engine makes anyway (the
   frozen multirange of ids and the column's hash, engine.shard_filter), never a join.
 """
@@ -28,7 +28,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from celery import chord
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
@@ -38,7 +37,8 @@ from jfintech.observability.logging import get_logger
 from reconciliation.matching import engine
 from reconciliation.matching.models import RunShard
 from reconciliation.matching.passes import parse_rules
-from reconciliation.runs import services as runs
+from reconciliation.runs import dispatch
+from reconciliation.runs import lifecycle as runs
 from reconciliation.runs.models import SIDES_OF_KIND, Run, RunPart, RunStatus
 
 log = get_logger(__name__)
@@ -65,18 +65,6 @@ def shard_count_for(run: Run) -> int | None:
     return count
 
 
-def shard_chord(run_id: int, shard_count: int, queue: str = SHARD_QUEUE):
-    """The second chord: one matching task per shard, then the finish (which fails the run loudly
-    through the runs' ``run_failed`` if it raises)."""
-    from reconciliation.matching import tasks  # tasks import this module
-    from reconciliation.runs.tasks import run_failed
-
-    callback = tasks.finish_sharded_run.si(run_id).set(queue=queue)
-    callback.link_error(run_failed.si(run_id).set(queue=queue))
-    headers = [tasks.match_shard.si(run_id, i, shard_count).set(queue=queue) for i in range(shard_count)]
-    return chord(headers, callback)
-
-
 def run_dispatch_shards(*, run_id: int, queue: str) -> str | None:
     """In the compute callback: "sharded" once the second chord is sent, None when the run is to be
     computed in one piece (or is not ready: the normal compute path says so)."""
@@ -87,10 +75,10 @@ def run_dispatch_shards(*, run_id: int, queue: str) -> str | None:
     if shard_count is None:
         return None
     try:
-        runs.progress_conn_update(run_id)  # -> matching, attempts + 1 (a redelivery re-sends the chord)
-    except runs._Superseded:
+        runs.run_begin_matching(run_id)  # -> matching, attempts + 1 (a redelivery re-sends the chord)
+    except runs.Superseded:
         return "terminal"
-    shard_chord(run_id, shard_count, queue).apply_async()
+    dispatch.shard_chord(run_id, shard_count, queue=queue).apply_async()
     log.info("recon_run_sharded", shards=shard_count, **{"recon.run_id": run_id})
     return "sharded"
 
@@ -171,7 +159,7 @@ def run_finish_sharded(*, run_id: int) -> str:
     started = time.perf_counter() - since  # the compute phase: from the dispatch to now
     try:
         with transaction.atomic():
-            if not runs.lock_run_for_compute(run_id):
+            if not runs.run_lock_for_compute(run_id):
                 return "busy"
             if Run.objects.filter(pk=run_id).values_list("status", flat=True).get() != RunStatus.MATCHING:
                 return "terminal"
@@ -181,7 +169,7 @@ def run_finish_sharded(*, run_id: int) -> str:
     except engine.ConservationError as exc:
         runs.run_fail(run_id=run_id, error=str(exc), code="conservation", conservation=exc.conservation)
         return "failed"
-    except runs._Superseded:
+    except runs.Superseded:
         return "terminal"
     runs.run_observe_completed(run, result, timings)
     return "completed"
@@ -271,9 +259,11 @@ def _balanced_positions(run: Run) -> None:
 def run_execute_sharded_inline(run: Run, shard_count: int) -> Run:
     """A sharded run in this process, shard after shard (no chord): for the tests that compare it
     with the unsharded run and for the benchmark's baseline. Same services, same effects."""
+    from reconciliation.runs import services  # the fetch; services never import this module
+
     for side in SIDES_OF_KIND[run.kind]:
-        runs.run_fetch_side(run_id=run.pk, side=side)
-    runs.progress_conn_update(run.pk)
+        services.run_fetch_side(run_id=run.pk, side=side)
+    runs.run_begin_matching(run.pk)
     for shard_no in range(shard_count):
         run_match_shard(run_id=run.pk, shard_no=shard_no, shard_count=shard_count)
     outcome = run_finish_sharded(run_id=run.pk)

@@ -1,6 +1,16 @@
-"""A run's lifecycle: freeze its scope, lock it for compute, complete it, fail it.
+"""A run's lifecycle, the one interface the run's services, its tasks, sharding and simulation
+call to move a run (docs/reconciliation.md):
 
-Moved out of services.py unchanged (the next commit gives it its public names).
+- ``run_freeze_scope`` / ``run_freeze_trade_flow``: a side's open items frozen as the run's scope;
+- ``run_lock_for_compute``: the run's compute lock (one delivery computes or completes it at once);
+- ``run_begin_matching``: the compare-and-set into MATCHING that starts a compute attempt;
+- ``RunProgress``: progress and heartbeat, visible while the compute transaction is open;
+- ``run_context``: what the engine needs of the run;
+- ``run_complete`` / ``run_observe_completed``: MATCHING → COMPLETED with the cases synced;
+- ``run_fail``: any state → FAILED, exactly once and loudly;
+- ``Superseded``: raised when the run moved on under a compute (it rolls back).
+
+It imports no task module: the messages that drive a run are built by name (runs.dispatch).
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ RETURNING records
 """
 
 
-def _freeze_scope(cursor, run: Run, side: str, source_ids: list[int]) -> int:
+def run_freeze_scope(cursor, run: Run, side: str, source_ids: list[int]) -> int:
     """Open items: the side's active records in the window that no earlier run has matched, frozen
     as one multirange of ids (RunScope). Returns how many."""
     cursor.execute(
@@ -59,7 +69,7 @@ def _freeze_scope(cursor, run: Run, side: str, source_ids: list[int]) -> int:
     return cursor.fetchone()[0]
 
 
-def _freeze_trade_flow(cursor, run: Run, source_ids: list[int]) -> None:
+def run_freeze_trade_flow(cursor, run: Run, source_ids: list[int]) -> None:
     """Three-way: traded quantity per account, instrument and day over the window, from ALL active
     trades (matched earlier or not): positions move with every trade."""
     cursor.execute(
@@ -87,7 +97,7 @@ def run_missing_sides(run: Run) -> list[str]:
     return [side for side in SIDES_OF_KIND[run.kind] if side not in present]
 
 
-class _Progress:
+class RunProgress:
     """Progress and heartbeat written on a connection of their own, so they are visible while the
     compute transaction (which holds everything else) is still open."""
 
@@ -110,11 +120,11 @@ class _Progress:
             self.conn.close()
 
 
-class _Superseded(Exception):
+class Superseded(Exception):
     """The run left MATCHING while we computed (the reaper failed it): roll everything back."""
 
 
-def lock_run_for_compute(run_id: int) -> bool:
+def run_lock_for_compute(run_id: int) -> bool:
     """The run's compute lock (transaction-scoped): one delivery computes or completes a run at once."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_COMPUTE_LOCK_NAMESPACE, run_id])
@@ -169,7 +179,7 @@ def run_complete(run: Run, result: engine.EngineResult, started: float) -> dict:
         error_code="",
     )
     if not moved:
-        raise _Superseded()
+        raise Superseded()
     audit.record(
         tenant=run.tenant,
         actor=RUNNER,
@@ -202,7 +212,7 @@ def run_observe_completed(run: Run, result: engine.EngineResult, timings: dict) 
     )
 
 
-def progress_conn_update(run_id: int) -> None:
+def run_begin_matching(run_id: int) -> None:
     """fetching -> matching (or matching again, on redelivery), attempts + 1, on its own connection so
     it is visible at once and survives a rollback of the compute."""
     conn = connections.create_connection("default")
@@ -215,7 +225,7 @@ def progress_conn_update(run_id: int) -> None:
                 [run_id],
             )
             if cursor.rowcount != 1:
-                raise _Superseded()
+                raise Superseded()
     finally:
         conn.close()
 

@@ -34,17 +34,18 @@ from reconciliation.ingestion.connectors import fetch_for_window
 from reconciliation.matching import approval, engine
 from reconciliation.matching.passes import DEFAULT_RULES, parse_rules
 from reconciliation.models import DataSource, RecordKind
-from reconciliation.runs.lifecycle import (  # moved there unchanged; re-imported for the callers
+from reconciliation.runs import dispatch
+from reconciliation.runs.lifecycle import (
     RUNNER,
-    _freeze_scope,
-    _freeze_trade_flow,
-    _Progress,
-    _Superseded,
-    lock_run_for_compute,
-    progress_conn_update,
+    RunProgress,
+    Superseded,
+    run_begin_matching,
     run_complete,
     run_context,
     run_fail,
+    run_freeze_scope,
+    run_freeze_trade_flow,
+    run_lock_for_compute,
     run_missing_sides,
     run_observe_completed,
 )
@@ -487,9 +488,7 @@ def run_start_scheduled(*, definition_id: int, request_key: str) -> int | None:
 
 
 def _dispatch(run_id: int) -> None:
-    from reconciliation.runs import tasks  # tasks import services; the arrow stays one way at import
-
-    tasks.run_chord(run_id).apply_async()
+    dispatch.run_chord(run_id, Run.objects.only("kind").get(pk=run_id).kind).apply_async()
 
 
 # --- runs: fetch (chord headers) --------------------------------------------------------------------
@@ -535,9 +534,9 @@ def run_fetch_side(*, run_id: int, side: str) -> str:
                 part = cursor.fetchone()
                 if part is None:
                     return "already_fetched"
-                records = _freeze_scope(cursor, run, side, [s.pk for s in sources])
+                records = run_freeze_scope(cursor, run, side, [s.pk for s in sources])
                 if run.kind == DefinitionKind.THREE_WAY and side == Side.LEFT:
-                    _freeze_trade_flow(cursor, run, [s.pk for s in sources])
+                    run_freeze_trade_flow(cursor, run, [s.pk for s in sources])
             duration = time.perf_counter() - started
             RunPart.objects.filter(pk=part[0]).update(
                 records=records, fetched=fetched, duration_s=round(duration, 4)
@@ -592,7 +591,7 @@ def run_compute(*, run_id: int) -> str:
             code="parts_missing",
         )
         return "failed"
-    progress = _Progress(run_id)
+    progress = RunProgress(run_id)
     started = time.perf_counter()
     try:
         with business_span("recon.compute", run_id=run_id, definition=run.definition.name):
@@ -600,7 +599,7 @@ def run_compute(*, run_id: int) -> str:
     except engine.ConservationError as exc:
         run_fail(run_id=run_id, error=str(exc), code="conservation", conservation=exc.conservation)
         return "failed"
-    except _Superseded:
+    except Superseded:
         log.warning("recon_compute_superseded", **{"recon.run_id": run_id})
         return "terminal"
     finally:
@@ -608,10 +607,10 @@ def run_compute(*, run_id: int) -> str:
     return outcome
 
 
-def _compute_in_transaction(run: Run, progress: _Progress, started: float) -> str:
+def _compute_in_transaction(run: Run, progress: RunProgress, started: float) -> str:
     run_id = run.pk
     with transaction.atomic():
-        if not lock_run_for_compute(run_id):
+        if not run_lock_for_compute(run_id):
             return "busy"
         # Re-read under the lock: an earlier delivery may have finished while we waited.
         status = Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
@@ -619,7 +618,7 @@ def _compute_in_transaction(run: Run, progress: _Progress, started: float) -> st
             return "terminal"
         # fetching -> matching; matching -> matching is a redelivery after a crash (attempt + 1).
         # Committed at once on its own connection so the admin sees the phase.
-        progress_conn_update(run_id)
+        run_begin_matching(run_id)
         rules = parse_rules(run.rule_version.rules)
         result = engine.reconcile(run_context(run), rules, progress)
         timings = run_complete(run, result, started)
