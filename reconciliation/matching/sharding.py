@@ -85,8 +85,8 @@ def run_dispatch_shards(*, run_id: int, queue: str) -> str | None:
 
 _CLAIM_SHARD = """
 INSERT INTO reconciliation_runshard (run_id, shard_no, shard_count, records_in_scope, matched, suggested,
-    in_breaks, excluded, matches, breaks_by_type, timings, by_kind, worker, completed_at)
-VALUES (%s, %s, %s, 0, 0, 0, 0, 0, 0, '{}', '{}', '[]', %s, now())
+    in_breaks, excluded, matches, breaks_by_type, timings, by_kind, conservation, worker, completed_at)
+VALUES (%s, %s, %s, 0, 0, 0, 0, 0, 0, '{}', '{}', '[]', '{}', %s, now())
 ON CONFLICT (run_id, shard_no) DO NOTHING RETURNING id
 """
 
@@ -99,7 +99,7 @@ def run_match_shard(*, run_id: int, shard_no: int, shard_count: int, worker: str
     if RunShard.objects.filter(run_id=run_id, shard_no=shard_no).exists():
         return "done"
     try:
-        with transaction.atomic():
+        with runs.RunHeartbeat(run_id, (RunStatus.MATCHING,)), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(_CLAIM_SHARD, [run_id, shard_no, shard_count, worker[:200]])
                 claimed = cursor.fetchone()
@@ -120,6 +120,7 @@ def run_match_shard(*, run_id: int, shard_no: int, shard_count: int, worker: str
                 breaks_by_type=result.breaks_by_type,
                 timings=result.timings,
                 by_kind=[[kind, outcome, n] for (kind, outcome), n in result.by_kind.items()],
+                conservation=result.conservation,
             )
             Run.objects.filter(pk=run_id, status=RunStatus.MATCHING).update(
                 heartbeat_at=timezone.now(), progress_done=F("progress_done") + result.records_in_scope
@@ -158,7 +159,7 @@ def run_finish_sharded(*, run_id: int) -> str:
     since = (timezone.now() - (run.fetched_at or run.created_at)).total_seconds()
     started = time.perf_counter() - since  # the compute phase: from the dispatch to now
     try:
-        with transaction.atomic():
+        with runs.RunHeartbeat(run_id, (RunStatus.MATCHING,)), transaction.atomic():
             if not runs.run_lock_for_compute(run_id):
                 return "busy"
             if Run.objects.filter(pk=run_id).values_list("status", flat=True).get() != RunStatus.MATCHING:
@@ -176,11 +177,13 @@ def run_finish_sharded(*, run_id: int) -> str:
 
 
 def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
-    """The shards' outcomes as one EngineResult, and conservation over the whole run.
+    """The shards' outcomes as one EngineResult, and conservation over the whole run, with the same
+    fields as an unsharded run's (engine._conserve) plus the number of shards.
 
     Each shard proved, in its own transaction, that every record of its part of the scope is in
-    exactly one outcome. The parts are disjoint by construction (a record's shard is a function of
-    its shard column, and records are immutable), so the whole run conserves exactly when the parts
+    exactly one outcome (its ``conservation``: strays, double counts and the slots each table got
+    are summed here). The parts are disjoint by construction (a record's shard is a function of its
+    shard column, and records are immutable), so the whole run conserves exactly when the parts
     add up to the scope: a scope row in no part shows as a difference of counts."""
     result = engine.EngineResult()
     breaks: Counter = Counter()
@@ -209,7 +212,14 @@ def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
             [run.pk],
         )
         in_scope = cursor.fetchone()[0]
-    accounted = result.matched + result.suggested + result.in_breaks + result.excluded
+    proofs = [shard.conservation for shard in shards]
+    accounted = sum(p["accounted"] for p in proofs)
+    stray = sum(p["stray"] for p in proofs)
+    doubled = sum(p["double_counted"] for p in proofs)
+    written: Counter = Counter()
+    for p in proofs:
+        written.update(p["written"])
+    totals = result.matched + result.suggested + result.in_breaks + result.excluded
     result.conservation = {
         "in_scope": in_scope,
         "matched": result.matched,
@@ -217,9 +227,17 @@ def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
         "in_breaks": result.in_breaks,
         "excluded": result.excluded,
         "accounted": accounted,
-        "unaccounted": in_scope - result.records_in_scope,
+        "unaccounted": in_scope - accounted,
+        "stray": stray,
+        "double_counted": doubled,
+        "written": {key: written[key] for key in ("match_items", "excluded", "in_breaks")},
         "shards": len(shards),
-        "ok": in_scope == result.records_in_scope == accounted,
+        "ok": bool(
+            all(p["ok"] for p in proofs)
+            and in_scope == result.records_in_scope == accounted == totals
+            and not stray
+            and not doubled
+        ),
     }
     if not result.conservation["ok"]:
         raise engine.ConservationError(result.conservation)

@@ -33,6 +33,7 @@ from jfintech.observability.logging import get_logger
 from reconciliation.matching import engine, metrics
 from reconciliation.matching.models import SimulationKind, SimulationReport, SimulationStatus
 from reconciliation.matching.passes import parse_rules
+from reconciliation.runs import dispatch as messages
 from reconciliation.runs import lifecycle
 from reconciliation.runs import services as runs
 from reconciliation.runs.models import (
@@ -126,7 +127,7 @@ def simulation_request(
         )
         if dispatch:
             transaction.on_commit(
-                lambda: dispatch.task(dispatch.SIMULATION_TASK, report.pk, queue=SIMULATION_QUEUE).delay()
+                lambda: messages.task(messages.SIMULATION_TASK, report.pk, queue=SIMULATION_QUEUE).delay()
             )
     return report
 

@@ -7,7 +7,11 @@ call to move a run (docs/reconciliation.md):
 - ``RunProgress``: progress and heartbeat, visible while the compute transaction is open;
 - ``run_context``: what the engine needs of the run;
 - ``run_complete`` / ``run_observe_completed``: MATCHING → COMPLETED with the cases synced;
-- ``run_fail``: any state → FAILED, exactly once and loudly;
+- ``run_fail``: any state → FAILED, exactly once and loudly, every record of the frozen scope
+  accounted for (``unprocessed`` with the failure's reason, beside what committed);
+- ``RunHeartbeat``: the heartbeat a live step writes, whatever phase it is in;
+- ``run_redrive``: the reaper's re-drive of a run whose heartbeat went stale (or its failure after
+  ``RUN_MAX_ATTEMPTS``);
 - ``Superseded``: raised when the run moved on under a compute (it rolls back).
 
 It imports no task module: the messages that drive a run are built by name (runs.dispatch).
@@ -15,9 +19,12 @@ It imports no task module: the messages that drive a run are built by name (runs
 
 from __future__ import annotations
 
+import threading
 import time
+from datetime import datetime
 
-from django.db import connection, connections, transaction
+from django.conf import settings
+from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from exceptions import services as cases
@@ -27,7 +34,7 @@ from jfintech.audit import Actor
 from jfintech.observability.logging import get_logger
 from reconciliation.matching import engine
 from reconciliation.models import DataSource
-from reconciliation.runs import metrics
+from reconciliation.runs import dispatch, metrics
 from reconciliation.runs.models import SIDES_OF_KIND, Break, Run, RunPart, RunStatus
 
 log = get_logger(__name__)
@@ -99,10 +106,12 @@ def run_missing_sides(run: Run) -> list[str]:
 
 class RunProgress:
     """Progress and heartbeat written on a connection of their own, so they are visible while the
-    compute transaction (which holds everything else) is still open."""
+    compute transaction (which holds everything else) is still open. Only while the run is at this
+    compute's attempt: a superseded attempt writes nothing."""
 
     def __init__(self, run_id: int):
         self.run_id = run_id
+        self.attempt: int | None = None  # set by the compute once run_begin_matching gave it one
         self.conn = None
 
     def __call__(self, done: int, total: int) -> None:
@@ -111,8 +120,8 @@ class RunProgress:
         with self.conn.cursor() as cursor:
             cursor.execute(
                 "UPDATE reconciliation_run SET progress_done = %s, progress_total = %s, heartbeat_at = now()"
-                " WHERE id = %s AND status = 'matching'",
-                [done, total, self.run_id],
+                " WHERE id = %s AND status = 'matching' AND (%s::integer IS NULL OR attempts = %s)",
+                [done, total, self.run_id, self.attempt, self.attempt],
             )
 
     def close(self) -> None:
@@ -121,7 +130,54 @@ class RunProgress:
 
 
 class Superseded(Exception):
-    """The run left MATCHING while we computed (the reaper failed it): roll everything back."""
+    """The run left MATCHING while we computed (the reaper failed it), or a later attempt began:
+    roll everything back."""
+
+
+# Written without waiting: the row may be locked by the step's own transaction as it completes
+# (which would make the step wait for its own heartbeat) or by the reaper for a moment.
+_BEAT = """
+UPDATE reconciliation_run SET heartbeat_at = now()
+WHERE id = (SELECT id FROM reconciliation_run WHERE id = %(run)s AND status = ANY(%(statuses)s)
+              AND (%(attempt)s::integer IS NULL OR attempts = %(attempt)s)
+            FOR UPDATE SKIP LOCKED)
+"""
+
+
+class RunHeartbeat:
+    """While a step of the run is working (a fetch, a compute, a shard, the finish), a thread of its
+    process writes the run's heartbeat every RUN_HEARTBEAT_SECONDS on a connection of its own:
+    whatever the phase (one long pass, the persist, the case sync), a live step keeps its run fresh
+    and the reaper never takes it for a stale one. The thread dies with its process, so a killed
+    worker's run goes stale and is re-driven (run_redrive). ``attempt``: beat only while the run is
+    at this compute attempt (a superseded compute stops keeping the run alive)."""
+
+    def __init__(self, run_id: int, statuses: tuple[str, ...], attempt: int | None = None):
+        self.params = {"run": run_id, "statuses": list(statuses), "attempt": attempt}
+        self.interval = settings.RUN_HEARTBEAT_SECONDS
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{run_id}", daemon=True)
+
+    def __enter__(self) -> RunHeartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        conn = None
+        while not self.stopped.wait(self.interval):
+            try:
+                conn = conn or connections.create_connection("default")
+                with conn.cursor() as cursor:
+                    cursor.execute(_BEAT, self.params)
+            except DatabaseError as exc:  # the next beat retries on a new connection
+                log.warning("recon_heartbeat_failed", error=str(exc), **{"recon.run_id": self.params["run"]})
+                conn = conn.close() if conn is not None else None
+        if conn is not None:
+            conn.close()
 
 
 def run_lock_for_compute(run_id: int) -> bool:
@@ -145,9 +201,10 @@ def run_context(run: Run, shard: tuple[int, int] | None = None) -> engine.RunCon
     )
 
 
-def run_complete(run: Run, result: engine.EngineResult, started: float) -> dict:
+def run_complete(run: Run, result: engine.EngineResult, started: float, attempt: int | None = None) -> dict:
     """Inside the compute transaction, after the engine: sync the cases, move the run to COMPLETED
-    with its counts (compare-and-set from MATCHING), audit. Returns the run's timings."""
+    with its counts (compare-and-set from MATCHING, and from ``attempt`` when given: a compute that a
+    later attempt superseded fails to commit), audit. Returns the run's timings."""
     run_id = run.pk
     t0 = time.perf_counter()
     case_counts = _sync_cases(run)
@@ -157,7 +214,8 @@ def run_complete(run: Run, result: engine.EngineResult, started: float) -> dict:
     timings["compute"] = round(time.perf_counter() - started, 4)
     now = timezone.now()
     first_match_id, last_match_id = result.match_ids or (None, None)
-    moved = Run.objects.filter(pk=run_id, status=RunStatus.MATCHING).update(
+    current = {"attempts": attempt} if attempt is not None else {}
+    moved = Run.objects.filter(pk=run_id, status=RunStatus.MATCHING, **current).update(
         status=RunStatus.COMPLETED,
         first_match_id=first_match_id,
         last_match_id=last_match_id,
@@ -212,20 +270,23 @@ def run_observe_completed(run: Run, result: engine.EngineResult, timings: dict) 
     )
 
 
-def run_begin_matching(run_id: int) -> None:
-    """fetching -> matching (or matching again, on redelivery), attempts + 1, on its own connection so
-    it is visible at once and survives a rollback of the compute."""
+def run_begin_matching(run_id: int) -> int:
+    """fetching -> matching (or matching again, on redelivery or re-drive), attempts + 1, on its own
+    connection so it is visible at once and survives a rollback of the compute. Returns the attempt
+    number: run_complete commits only while the run is still at it."""
     conn = connections.create_connection("default")
     try:
         with conn.cursor() as cursor:
             cursor.execute(
                 "UPDATE reconciliation_run SET status = 'matching', attempts = attempts + 1,"
                 " heartbeat_at = now(), fetched_at = coalesce(fetched_at, now()), progress_done = 0"
-                " WHERE id = %s AND status IN ('fetching', 'matching', 'pending')",
+                " WHERE id = %s AND status IN ('fetching', 'matching', 'pending') RETURNING attempts",
                 [run_id],
             )
-            if cursor.rowcount != 1:
+            row = cursor.fetchone()
+            if row is None:
                 raise Superseded()
+            return row[0]
     finally:
         conn.close()
 
@@ -322,7 +383,11 @@ def run_fail(
 ) -> bool:
     """Move a non-terminal run to FAILED exactly once, loudly: an error log line with the trace id,
     recon_runs_total{outcome=failed} and recon_errors_total, and a case for the analysts (opened in
-    the same transaction as the state change). False if the run was already terminal."""
+    the same transaction as the state change). False if the run was already terminal.
+
+    The failed run still accounts for every record of its frozen scope (failed_conservation): what
+    committed before the failure (a sharded run's finished shards) and the rest as ``unprocessed``
+    with the failure's reason. ``conservation``: the engine's failed proof, kept beside it."""
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",)).select_related("definition", "tenant").get(pk=run_id)
@@ -330,23 +395,33 @@ def run_fail(
         if run.is_terminal:
             return False
         now = timezone.now()
-        fields = {
-            "status": RunStatus.FAILED,
-            "completed_at": now,
-            "heartbeat_at": now,
-            "error": error[:10000],
-            "error_code": code[:40],
-        }
-        if conservation is not None:
-            fields["conservation"] = conservation
-        Run.objects.filter(pk=run_id).update(**fields)
+        proof = failed_conservation(run_id, reason=f"{code}: {error[:500]}", failed_proof=conservation)
+        Run.objects.filter(pk=run_id).update(
+            status=RunStatus.FAILED,
+            completed_at=now,
+            heartbeat_at=now,
+            error=error[:10000],
+            error_code=code[:40],
+            conservation=proof,
+            records_in_scope=proof["in_scope"],
+            matched=proof["matched"],
+            suggested=proof["suggested"],
+            in_breaks=proof["in_breaks"],
+            excluded=proof["excluded"],
+        )
         audit.record(
             tenant=run.tenant,
             actor=actor,
             action="recon_run.failed",
             obj=run,
             before={"status": run.status},
-            after={"status": "failed", "error_code": code, "error": error[:2000]},
+            after={
+                "status": "failed",
+                "error_code": code,
+                "error": error[:2000],
+                "in_scope": proof["in_scope"],
+                "unprocessed": proof["unprocessed"],
+            },
         )
         cases.case_open_for_failed_run(
             tenant=run.tenant,
@@ -363,6 +438,8 @@ def run_fail(
         error_code=code,
         run_trace_id=run.trace_id,
         status_before=run.status,
+        in_scope=proof["in_scope"],
+        unprocessed=proof["unprocessed"],
         **{"recon.run_id": run_id, "error.type": code},
     )
     metrics.RUNS.labels(kind=run.kind, outcome="failed").inc()
@@ -372,3 +449,113 @@ def run_fail(
     for kind in _side_kinds(run):
         metrics.ERRORS.labels(txn_type=kind, error_type=code).inc()
     return True
+
+
+# What a run committed, read from the outcome tables themselves (a failed run's transaction rolled
+# back; a sharded run's finished shards did commit theirs). Match items are counted by the run
+# outcome they were written with, as the engine counted them.
+_COMMITTED_OUTCOMES = """
+SELECT
+  (SELECT coalesce(sum(records), 0) FROM reconciliation_run_scope WHERE run_id = %(run)s),
+  (SELECT count(*) FILTER (WHERE m.run_outcome = 'active') FROM reconciliation_match m
+     JOIN reconciliation_match_item mi ON mi.match_id = m.id WHERE m.run_id = %(run)s),
+  (SELECT count(*) FILTER (WHERE m.run_outcome = 'suggested') FROM reconciliation_match m
+     JOIN reconciliation_match_item mi ON mi.match_id = m.id WHERE m.run_id = %(run)s),
+  (SELECT coalesce(sum(cardinality(record_ids)), 0) FROM reconciliation_break
+     WHERE run_id = %(run)s AND break_type <> 'position_break'),
+  (SELECT count(*) FROM reconciliation_run_exclusion WHERE run_id = %(run)s)
+"""
+
+
+def failed_conservation(run_id: int, *, reason: str, failed_proof: dict | None = None) -> dict:
+    """A failed run's conservation: in scope = matched + suggested + in breaks + excluded (what
+    committed) + unprocessed (the rest, with the failure's reason). ``ok`` says the committed
+    outcomes fit inside the scope; a negative remainder would mean outcomes outside it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COMMITTED_OUTCOMES, {"run": run_id})
+        in_scope, matched, suggested, in_breaks, excluded = (int(v) for v in cursor.fetchone())
+    accounted = matched + suggested + in_breaks + excluded
+    proof = {
+        "in_scope": in_scope,
+        "matched": matched,
+        "suggested": suggested,
+        "in_breaks": in_breaks,
+        "excluded": excluded,
+        "unprocessed": in_scope - accounted,
+        "unprocessed_reason": reason,
+        "accounted": accounted,
+        "ok": accounted <= in_scope,
+    }
+    if failed_proof is not None:
+        proof["failed_proof"] = failed_proof
+    return proof
+
+
+# --- re-drive: the reaper's answer to a run whose worker is gone ---------------------------------
+
+
+def run_redrive(
+    *,
+    run_id: int,
+    stale_before: datetime,
+    fetch_queue: str = dispatch.FETCH_QUEUE,
+    compute_queue: str = dispatch.COMPUTE_QUEUE,
+) -> str:
+    """Re-send the step of a run whose heartbeat is older than ``stale_before``: "redriven", "failed"
+    (it has been driven RUN_MAX_ATTEMPTS times already) or "fresh" (it beat, or ended, meanwhile).
+
+    A compare-and-set under the run's row lock: the staleness is checked again there and the re-drive
+    count moves with the heartbeat, so two reapers re-drive a run once. The step is re-sent after
+    commit: a pending or fetching run gets its chord again (a side already fetched finds its part
+    and does nothing), a matching one its compute (which takes the next attempt, so the lost attempt
+    can no longer commit, and re-sends a sharded run's shards: a finished shard finds its row)."""
+    max_attempts = settings.RUN_MAX_ATTEMPTS
+    with transaction.atomic():
+        run = Run.objects.select_for_update(of=("self",)).filter(pk=run_id).first()
+        if run is None or run.is_terminal or (run.heartbeat_at or run.created_at) >= stale_before:
+            return "fresh"
+        stale_for = round((timezone.now() - (run.heartbeat_at or run.created_at)).total_seconds())
+        if run.redrives + 1 >= max_attempts:
+            give_up = True
+        else:
+            give_up = False
+            Run.objects.filter(pk=run_id, status=run.status, redrives=run.redrives).update(
+                redrives=run.redrives + 1, heartbeat_at=timezone.now()
+            )
+            audit.record(
+                tenant=run.tenant,
+                actor=RUNNER,
+                action="recon_run.redriven",
+                obj=run,
+                before={"status": run.status, "redrives": run.redrives, "attempts": run.attempts},
+                after={"redrives": run.redrives + 1, "stale_for_s": stale_for},
+            )
+            if run.status == RunStatus.MATCHING:
+                message = dispatch.compute(run_id, queue=compute_queue)
+            else:
+                queues = {"fetch_queue": fetch_queue, "compute_queue": compute_queue}
+                message = dispatch.run_chord(run_id, run.kind, **queues)
+            transaction.on_commit(message.apply_async)
+    if give_up:
+        failed = run_fail(
+            run_id=run_id,
+            error=(
+                f"no heartbeat for {stale_for}s while {run.status}, after {run.redrives + 1} attempt(s)"
+                f" (RUN_MAX_ATTEMPTS={max_attempts})"
+            ),
+            code="stale_heartbeat",
+        )
+        if not failed:
+            return "fresh"
+        metrics.RUNS_FAILED_STALE.labels(kind=run.kind).inc()
+        return "failed"
+    metrics.RUN_REDRIVES.labels(kind=run.kind, status=run.status).inc()
+    log.warning(
+        "recon_run_redriven",
+        status=run.status,
+        redrives=run.redrives + 1,
+        attempts=run.attempts,
+        stale_for_s=stale_for,
+        **{"recon.run_id": run_id},
+    )
+    return "redriven"

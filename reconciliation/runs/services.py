@@ -19,8 +19,9 @@ from __future__ import annotations
 import time
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from jfintech import audit
@@ -37,6 +38,7 @@ from reconciliation.models import DataSource, RecordKind
 from reconciliation.runs import dispatch
 from reconciliation.runs.lifecycle import (
     RUNNER,
+    RunHeartbeat,
     RunProgress,
     Superseded,
     run_begin_matching,
@@ -48,6 +50,7 @@ from reconciliation.runs.lifecycle import (
     run_lock_for_compute,
     run_missing_sides,
     run_observe_completed,
+    run_redrive,
 )
 from reconciliation.runs.models import (
     ACTIVE_RUN_STATUSES,
@@ -358,19 +361,37 @@ def run_window(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> tuple[date, date, date]:
-    """(as_of, date_from, date_to): as-of defaults to today in the tenant's time zone."""
+    """(as_of, date_from, date_to): as-of defaults to today in the tenant's time zone.
+
+    An as-of date after today there is refused (400 ``as_of_in_future``): no statement or
+    settlement is dated by then, so such a run would complete with an empty scope and prove
+    nothing. The window alone may reach ahead (lookahead_days, or an explicit date_to with as_of)."""
     if (date_from is None) != (date_to is None):
         raise ApplicationError("Give both date_from and date_to, or neither.", code="invalid_window")
+    today = tenant_today(definition.tenant)
     if date_from is not None:
         if date_from > date_to:
             raise ApplicationError("date_from is after date_to.", code="invalid_window")
+        _refuse_future_as_of(as_of or date_to, today, definition)
         return as_of or date_to, date_from, date_to
-    as_of = as_of or tenant_today(definition.tenant)
+    as_of = as_of or today
+    _refuse_future_as_of(as_of, today, definition)
     return (
         as_of,
         as_of - timedelta(days=definition.lookback_days),
         as_of + timedelta(days=definition.lookahead_days),
     )
+
+
+def _refuse_future_as_of(as_of: date, today: date, definition: Definition) -> None:
+    if as_of > today:
+        raise ApplicationError(
+            f"as_of {as_of.isoformat()} is after today ({today.isoformat()} in the tenant's time zone,"
+            f" {definition.tenant.timezone or 'UTC'}): a run reconciles what has happened.",
+            code="as_of_in_future",
+            status=400,
+            extra={"as_of": as_of.isoformat(), "today": today.isoformat()},
+        )
 
 
 def run_start(
@@ -518,7 +539,10 @@ def run_fetch_side(*, run_id: int, side: str) -> str:
     sources = list(
         DataSource.objects.filter(pk__in=run.definition.sources.filter(side=side).values("source_id"))
     )
-    with business_span("recon.fetch", run_id=run_id, definition=run.definition.name, **{"recon.side": side}):
+    with (
+        business_span("recon.fetch", run_id=run_id, definition=run.definition.name, **{"recon.side": side}),
+        RunHeartbeat(run_id, (RunStatus.PENDING, RunStatus.FETCHING)),
+    ):
         try:
             fetched = [_fetch_source(run, source) for source in sources]
         except ApplicationError as exc:
@@ -616,12 +640,14 @@ def _compute_in_transaction(run: Run, progress: RunProgress, started: float) -> 
         status = Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
         if status in (RunStatus.COMPLETED, RunStatus.FAILED):
             return "terminal"
-        # fetching -> matching; matching -> matching is a redelivery after a crash (attempt + 1).
-        # Committed at once on its own connection so the admin sees the phase.
-        run_begin_matching(run_id)
+        # fetching -> matching; matching -> matching is a redelivery or a re-drive after a crash
+        # (attempt + 1: an older attempt can no longer complete the run). Committed at once on its
+        # own connection so the admin sees the phase.
+        attempt = progress.attempt = run_begin_matching(run_id)
         rules = parse_rules(run.rule_version.rules)
-        result = engine.reconcile(run_context(run), rules, progress)
-        timings = run_complete(run, result, started)
+        with RunHeartbeat(run_id, (RunStatus.MATCHING,), attempt):
+            result = engine.reconcile(run_context(run), rules, progress)
+            timings = run_complete(run, result, started, attempt)
     run_observe_completed(run, result, timings)
     return "completed"
 
@@ -630,7 +656,8 @@ def _compute_in_transaction(run: Run, progress: RunProgress, started: float) -> 
 
 
 def runs_reap(*, now=None) -> list[int]:
-    """Fail every run still in flight after its deadline (the beat task calls this every minute)."""
+    """Fail every run still in flight after its deadline (the beat task calls this every minute,
+    before runs_redrive_stale)."""
     now = now or timezone.now()
     stuck = list(
         Run.objects.filter(status__in=ACTIVE_RUN_STATUSES, deadline__lt=now).values_list("pk", "status")
@@ -640,6 +667,30 @@ def runs_reap(*, now=None) -> list[int]:
         if run_fail(run_id=run_id, error=f"deadline passed while {status}", code="deadline"):
             failed.append(run_id)
     return failed
+
+
+def runs_redrive_stale(
+    *, now=None, fetch_queue: str = dispatch.FETCH_QUEUE, compute_queue: str = dispatch.COMPUTE_QUEUE
+) -> dict[str, list[int]]:
+    """Re-drive every run in flight whose heartbeat is older than RUN_STALE_HEARTBEAT_SECONDS (its
+    worker is gone), or fail it once it has been driven RUN_MAX_ATTEMPTS times (lifecycle.run_redrive).
+    The beat task calls this every minute; a test passes its private worker's queues."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.RUN_STALE_HEARTBEAT_SECONDS)
+    stale = (
+        Run.objects.filter(status__in=ACTIVE_RUN_STATUSES, deadline__gte=now)
+        .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, created_at__lt=stale_before))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    outcomes: dict[str, list[int]] = {"redriven": [], "failed": []}
+    for run_id in list(stale):
+        outcome = run_redrive(
+            run_id=run_id, stale_before=stale_before, fetch_queue=fetch_queue, compute_queue=compute_queue
+        )
+        if outcome in outcomes:
+            outcomes[outcome].append(run_id)
+    return outcomes
 
 
 # --- running without workers (demo seeding, benchmarks) ---------------------------------------------

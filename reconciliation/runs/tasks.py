@@ -96,8 +96,10 @@ def run_failed(run_id: int, *args) -> None:
 
 
 @shared_task(name="reconciliation.reap_stuck_runs", queue=COMPUTE_QUEUE, acks_late=True, **_RETRY)
-def reap_stuck_runs() -> list[int]:
-    return services.runs_reap()
+def reap_stuck_runs() -> dict[str, list[int]]:
+    """Every minute (beat): fail the runs past their deadline, re-drive those whose heartbeat went
+    stale (or fail them after RUN_MAX_ATTEMPTS)."""
+    return {"past_deadline": services.runs_reap(), **services.runs_redrive_stale()}
 
 
 @shared_task(
