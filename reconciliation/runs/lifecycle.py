@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, connections, transaction
@@ -497,11 +497,12 @@ def failed_conservation(run_id: int, *, reason: str, failed_proof: dict | None =
 def run_redrive(
     *,
     run_id: int,
-    stale_before: datetime,
+    now: datetime,
     fetch_queue: str = dispatch.FETCH_QUEUE,
     compute_queue: str = dispatch.COMPUTE_QUEUE,
 ) -> str:
-    """Re-send the step of a run whose heartbeat is older than ``stale_before``: "redriven", "failed"
+    """Re-send the step of a run whose heartbeat is older than RUN_STALE_HEARTBEAT_SECONDS before
+    ``now`` (the reaper's clock): "redriven", "failed"
     (it has been driven RUN_MAX_ATTEMPTS times already) or "fresh" (it beat, or ended, meanwhile).
 
     A compare-and-set under the run's row lock: the staleness is checked again there and the re-drive
@@ -510,17 +511,18 @@ def run_redrive(
     and does nothing), a matching one its compute (which takes the next attempt, so the lost attempt
     can no longer commit, and re-sends a sharded run's shards: a finished shard finds its row)."""
     max_attempts = settings.RUN_MAX_ATTEMPTS
+    stale_before = now - timedelta(seconds=settings.RUN_STALE_HEARTBEAT_SECONDS)
     with transaction.atomic():
         run = Run.objects.select_for_update(of=("self",)).filter(pk=run_id).first()
         if run is None or run.is_terminal or (run.heartbeat_at or run.created_at) >= stale_before:
             return "fresh"
-        stale_for = round((timezone.now() - (run.heartbeat_at or run.created_at)).total_seconds())
+        stale_for = round((now - (run.heartbeat_at or run.created_at)).total_seconds())
         if run.redrives + 1 >= max_attempts:
             give_up = True
         else:
             give_up = False
             Run.objects.filter(pk=run_id, status=run.status, redrives=run.redrives).update(
-                redrives=run.redrives + 1, heartbeat_at=timezone.now()
+                redrives=run.redrives + 1, heartbeat_at=now
             )
             audit.record(
                 tenant=run.tenant,

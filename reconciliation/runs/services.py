@@ -685,9 +685,7 @@ def runs_redrive_stale(
     )
     outcomes: dict[str, list[int]] = {"redriven": [], "failed": []}
     for run_id in list(stale):
-        outcome = run_redrive(
-            run_id=run_id, stale_before=stale_before, fetch_queue=fetch_queue, compute_queue=compute_queue
-        )
+        outcome = run_redrive(run_id=run_id, now=now, fetch_queue=fetch_queue, compute_queue=compute_queue)
         if outcome in outcomes:
             outcomes[outcome].append(run_id)
     return outcomes
