@@ -515,10 +515,6 @@ def _dispatch(run_id: int) -> None:
 # --- runs: fetch (chord headers) --------------------------------------------------------------------
 
 
-def _heartbeat(run_id: int, **fields) -> None:
-    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), **fields)
-
-
 def run_fetch_side(*, run_id: int, side: str) -> str:
     """Header task body: pull the side's sources through the connectors, then freeze its scope.
 
