@@ -92,9 +92,10 @@ SHARDED_WORKERS = {"two_way": (2,), "three_way": (2,), "depth": (1, 2)}
 
 
 def month_of(size_index: int) -> date:
-    """Each size gets its own month (its own partition), far from anyone's data."""
+    """Each size gets its own month (its own partition), far from anyone's data: in the past, as a
+    run's as-of date must be (a future one is refused, services.run_window)."""
     today = date.today()
-    index = (today.year + 40) * 12 + size_index * 2
+    index = (today.year - 40) * 12 + size_index * 2
     return date(index // 12, index % 12 + 1, 1)
 
 

@@ -241,6 +241,19 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 # phase of a run whose rules never pair across accounts is split into this many shards.
 RECON_SHARD_THRESHOLD = env.int("RECON_SHARD_THRESHOLD", default=200_000)
 RECON_SHARD_COUNT = env.int("RECON_SHARD_COUNT", default=4)
+# Stale runs (reconciliation.runs.lifecycle, docs/reconciliation.md "A worker that dies"): a run
+# in flight writes its heartbeat every RUN_HEARTBEAT_SECONDS from a thread of its own, whatever
+# phase it is in; the reaper re-drives a run whose heartbeat is older than
+# RUN_STALE_HEARTBEAT_SECONDS (well below the broker's visibility timeout, which is what redelivers
+# otherwise), until the run has been driven RUN_MAX_ATTEMPTS times; then it fails it, loudly.
+# RUN_MAX_ATTEMPTS=1 turns re-drive off.
+RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=15.0)
+RUN_STALE_HEARTBEAT_SECONDS = env.int("RUN_STALE_HEARTBEAT_SECONDS", default=120)
+RUN_MAX_ATTEMPTS = env.int("RUN_MAX_ATTEMPTS", default=3)
+if not RUN_HEARTBEAT_SECONDS * 4 <= RUN_STALE_HEARTBEAT_SECONDS < CELERY_VISIBILITY_TIMEOUT:
+    raise ValueError(
+        "RUN_STALE_HEARTBEAT_SECONDS must be at least 4 heartbeats and below CELERY_VISIBILITY_TIMEOUT"
+    )
 
 PERIODIC_TASKS = {
     "audit.verify_chains": {
@@ -269,7 +282,8 @@ PERIODIC_TASKS = {
         "queue": "default",
         "expire_seconds": 240,
     },
-    # Fails reconciliation runs still in flight after their deadline, loudly (reconciliation.runs).
+    # Fails reconciliation runs still in flight after their deadline, loudly, and re-drives runs
+    # whose heartbeat went stale (reconciliation.runs.services.runs_reap, runs_redrive_stale).
     "reconciliation.reap_stuck_runs": {
         "task": "reconciliation.reap_stuck_runs",
         "crontab": {"minute": "*"},

@@ -10,6 +10,9 @@ devservices.export_missing()
 os.environ.setdefault("CELERY_VISIBILITY_TIMEOUT", "30")
 os.environ.setdefault("CELERY_TASK_TIME_LIMIT", "25")
 os.environ.setdefault("CELERY_TASK_SOFT_TIME_LIMIT", "20")
+# A heartbeat every second, so a test can let one go stale in a few (RUN_STALE_HEARTBEAT_SECONDS).
+os.environ.setdefault("RUN_HEARTBEAT_SECONDS", "1")
+os.environ.setdefault("RUN_STALE_HEARTBEAT_SECONDS", "10")
 # Every test session (and xdist worker) gets private broker and result keys on a shared Redis;
 # the worker subprocesses it starts inherit this, so sessions never consume each other's tasks.
 os.environ.setdefault("CELERY_KEY_PREFIX", f"jftest-{uuid.uuid4().hex[:10]}:")

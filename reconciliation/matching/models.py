@@ -85,6 +85,7 @@ class RunShard(models.Model):
     breaks_by_type = models.JSONField(default=dict, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     by_kind = models.JSONField(default=list, blank=True)  # [[kind, outcome, n], ...] for the metrics
+    conservation = models.JSONField(default=dict, blank=True)  # the shard's own proof (engine)
     worker = models.CharField(max_length=200, blank=True)
     completed_at = models.DateTimeField(auto_now_add=True)
 

@@ -18,7 +18,7 @@ identical to the unsharded run.
   second does the work. Each shard proves conservation over its part.
 - The finish task waits for every shard (retrying until the run's deadline, then failing the run),
   checks that the shards' parts add up to the whole scope, syncs the cases and completes the run
-  through the same service as the unsharded path (runs.services.run_complete).
+  through the same service as the unsharded path (runs.lifecycle.run_complete).
 - A shard reads its part of the scope in the one scan of the records the engine makes anyway (the
   frozen multirange of ids and the column's hash, engine.shard_filter), never a join.
 """
@@ -28,7 +28,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from celery import chord
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
@@ -38,7 +37,8 @@ from jfintech.observability.logging import get_logger
 from reconciliation.matching import engine
 from reconciliation.matching.models import RunShard
 from reconciliation.matching.passes import parse_rules
-from reconciliation.runs import services as runs
+from reconciliation.runs import dispatch
+from reconciliation.runs import lifecycle as runs
 from reconciliation.runs.models import SIDES_OF_KIND, Run, RunPart, RunStatus
 
 log = get_logger(__name__)
@@ -65,18 +65,6 @@ def shard_count_for(run: Run) -> int | None:
     return count
 
 
-def shard_chord(run_id: int, shard_count: int, queue: str = SHARD_QUEUE):
-    """The second chord: one matching task per shard, then the finish (which fails the run loudly
-    through the runs' ``run_failed`` if it raises)."""
-    from reconciliation.matching import tasks  # tasks import this module
-    from reconciliation.runs.tasks import run_failed
-
-    callback = tasks.finish_sharded_run.si(run_id).set(queue=queue)
-    callback.link_error(run_failed.si(run_id).set(queue=queue))
-    headers = [tasks.match_shard.si(run_id, i, shard_count).set(queue=queue) for i in range(shard_count)]
-    return chord(headers, callback)
-
-
 def run_dispatch_shards(*, run_id: int, queue: str) -> str | None:
     """In the compute callback: "sharded" once the second chord is sent, None when the run is to be
     computed in one piece (or is not ready: the normal compute path says so)."""
@@ -87,18 +75,18 @@ def run_dispatch_shards(*, run_id: int, queue: str) -> str | None:
     if shard_count is None:
         return None
     try:
-        runs.progress_conn_update(run_id)  # -> matching, attempts + 1 (a redelivery re-sends the chord)
-    except runs._Superseded:
+        runs.run_begin_matching(run_id)  # -> matching, attempts + 1 (a redelivery re-sends the chord)
+    except runs.Superseded:
         return "terminal"
-    shard_chord(run_id, shard_count, queue).apply_async()
+    dispatch.shard_chord(run_id, shard_count, queue=queue).apply_async()
     log.info("recon_run_sharded", shards=shard_count, **{"recon.run_id": run_id})
     return "sharded"
 
 
 _CLAIM_SHARD = """
 INSERT INTO reconciliation_runshard (run_id, shard_no, shard_count, records_in_scope, matched, suggested,
-    in_breaks, excluded, matches, breaks_by_type, timings, by_kind, worker, completed_at)
-VALUES (%s, %s, %s, 0, 0, 0, 0, 0, 0, '{}', '{}', '[]', %s, now())
+    in_breaks, excluded, matches, breaks_by_type, timings, by_kind, conservation, worker, completed_at)
+VALUES (%s, %s, %s, 0, 0, 0, 0, 0, 0, '{}', '{}', '[]', '{}', %s, now())
 ON CONFLICT (run_id, shard_no) DO NOTHING RETURNING id
 """
 
@@ -111,7 +99,7 @@ def run_match_shard(*, run_id: int, shard_no: int, shard_count: int, worker: str
     if RunShard.objects.filter(run_id=run_id, shard_no=shard_no).exists():
         return "done"
     try:
-        with transaction.atomic():
+        with runs.RunHeartbeat(run_id, (RunStatus.MATCHING,)), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(_CLAIM_SHARD, [run_id, shard_no, shard_count, worker[:200]])
                 claimed = cursor.fetchone()
@@ -132,6 +120,7 @@ def run_match_shard(*, run_id: int, shard_no: int, shard_count: int, worker: str
                 breaks_by_type=result.breaks_by_type,
                 timings=result.timings,
                 by_kind=[[kind, outcome, n] for (kind, outcome), n in result.by_kind.items()],
+                conservation=result.conservation,
             )
             Run.objects.filter(pk=run_id, status=RunStatus.MATCHING).update(
                 heartbeat_at=timezone.now(), progress_done=F("progress_done") + result.records_in_scope
@@ -170,8 +159,8 @@ def run_finish_sharded(*, run_id: int) -> str:
     since = (timezone.now() - (run.fetched_at or run.created_at)).total_seconds()
     started = time.perf_counter() - since  # the compute phase: from the dispatch to now
     try:
-        with transaction.atomic():
-            if not runs.lock_run_for_compute(run_id):
+        with runs.RunHeartbeat(run_id, (RunStatus.MATCHING,)), transaction.atomic():
+            if not runs.run_lock_for_compute(run_id):
                 return "busy"
             if Run.objects.filter(pk=run_id).values_list("status", flat=True).get() != RunStatus.MATCHING:
                 return "terminal"
@@ -181,18 +170,20 @@ def run_finish_sharded(*, run_id: int) -> str:
     except engine.ConservationError as exc:
         runs.run_fail(run_id=run_id, error=str(exc), code="conservation", conservation=exc.conservation)
         return "failed"
-    except runs._Superseded:
+    except runs.Superseded:
         return "terminal"
     runs.run_observe_completed(run, result, timings)
     return "completed"
 
 
 def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
-    """The shards' outcomes as one EngineResult, and conservation over the whole run.
+    """The shards' outcomes as one EngineResult, and conservation over the whole run, with the same
+    fields as an unsharded run's (engine._conserve) plus the number of shards.
 
     Each shard proved, in its own transaction, that every record of its part of the scope is in
-    exactly one outcome. The parts are disjoint by construction (a record's shard is a function of
-    its shard column, and records are immutable), so the whole run conserves exactly when the parts
+    exactly one outcome (its ``conservation``: strays, double counts and the slots each table got
+    are summed here). The parts are disjoint by construction (a record's shard is a function of its
+    shard column, and records are immutable), so the whole run conserves exactly when the parts
     add up to the scope: a scope row in no part shows as a difference of counts."""
     result = engine.EngineResult()
     breaks: Counter = Counter()
@@ -221,7 +212,14 @@ def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
             [run.pk],
         )
         in_scope = cursor.fetchone()[0]
-    accounted = result.matched + result.suggested + result.in_breaks + result.excluded
+    proofs = [shard.conservation for shard in shards]
+    accounted = sum(p["accounted"] for p in proofs)
+    stray = sum(p["stray"] for p in proofs)
+    doubled = sum(p["double_counted"] for p in proofs)
+    written: Counter = Counter()
+    for p in proofs:
+        written.update(p["written"])
+    totals = result.matched + result.suggested + result.in_breaks + result.excluded
     result.conservation = {
         "in_scope": in_scope,
         "matched": result.matched,
@@ -229,9 +227,17 @@ def _combined(run: Run, shards: list[RunShard]) -> engine.EngineResult:
         "in_breaks": result.in_breaks,
         "excluded": result.excluded,
         "accounted": accounted,
-        "unaccounted": in_scope - result.records_in_scope,
+        "unaccounted": in_scope - accounted,
+        "stray": stray,
+        "double_counted": doubled,
+        "written": {key: written[key] for key in ("match_items", "excluded", "in_breaks")},
         "shards": len(shards),
-        "ok": in_scope == result.records_in_scope == accounted,
+        "ok": bool(
+            all(p["ok"] for p in proofs)
+            and in_scope == result.records_in_scope == accounted == totals
+            and not stray
+            and not doubled
+        ),
     }
     if not result.conservation["ok"]:
         raise engine.ConservationError(result.conservation)
@@ -271,9 +277,11 @@ def _balanced_positions(run: Run) -> None:
 def run_execute_sharded_inline(run: Run, shard_count: int) -> Run:
     """A sharded run in this process, shard after shard (no chord): for the tests that compare it
     with the unsharded run and for the benchmark's baseline. Same services, same effects."""
+    from reconciliation.runs import services  # the fetch; services never import this module
+
     for side in SIDES_OF_KIND[run.kind]:
-        runs.run_fetch_side(run_id=run.pk, side=side)
-    runs.progress_conn_update(run.pk)
+        services.run_fetch_side(run_id=run.pk, side=side)
+    runs.run_begin_matching(run.pk)
     for shard_no in range(shard_count):
         run_match_shard(run_id=run.pk, shard_no=shard_no, shard_count=shard_count)
     outcome = run_finish_sharded(run_id=run.pk)

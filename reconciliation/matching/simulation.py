@@ -33,6 +33,8 @@ from jfintech.observability.logging import get_logger
 from reconciliation.matching import decisions, engine, metrics
 from reconciliation.matching.models import SimulationKind, SimulationReport, SimulationStatus
 from reconciliation.matching.passes import parse_rules
+from reconciliation.runs import dispatch as messages
+from reconciliation.runs import lifecycle
 from reconciliation.runs import services as runs
 from reconciliation.runs.models import (
     SIDES_OF_KIND,
@@ -124,9 +126,9 @@ def simulation_request(
             },
         )
         if dispatch:
-            from reconciliation.matching import tasks  # tasks import this module
-
-            transaction.on_commit(lambda: tasks.execute_simulation.delay(report.pk))
+            transaction.on_commit(
+                lambda: messages.task(messages.SIMULATION_TASK, report.pk, queue=SIMULATION_QUEUE).delay()
+            )
     return report
 
 
@@ -186,9 +188,9 @@ def _compute(report: SimulationReport) -> tuple[dict, dict]:
         else:
             for side in SIDES_OF_KIND[run.kind]:
                 sources = list(run.definition.sources.filter(side=side).values_list("source_id", flat=True))
-                runs._freeze_scope(cursor, run, side, sources)  # the scope a run would freeze now
+                lifecycle.run_freeze_scope(cursor, run, side, sources)  # the scope a run would freeze now
                 if run.kind == DefinitionKind.THREE_WAY and side == Side.LEFT:
-                    runs._freeze_trade_flow(cursor, run, sources)
+                    lifecycle.run_freeze_trade_flow(cursor, run, sources)
     ctx = engine.RunContext(
         run_id=run.pk,
         tenant_id=run.tenant_id,

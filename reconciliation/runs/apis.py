@@ -93,6 +93,7 @@ class RunOutput(serializers.ModelSerializer):
             "trigger",
             "requested_by",
             "attempts",
+            "redrives",
             "created_at",
             "started_at",
             "fetched_at",

@@ -33,3 +33,14 @@ RUNS = Counter(
     "Runs that reached a terminal state, by definition kind and outcome.",
     ["kind", "outcome"],
 )
+RUN_REDRIVES = Counter(
+    "recon_run_redrives_total",
+    "Steps of runs re-sent by the reaper because their heartbeat went stale (a worker died), by"
+    " definition kind and the status the run was in.",
+    ["kind", "status"],
+)
+RUNS_FAILED_STALE = Counter(
+    "recon_runs_failed_stale_total",
+    "Runs the reaper failed because their heartbeat was stale after RUN_MAX_ATTEMPTS drives.",
+    ["kind"],
+)

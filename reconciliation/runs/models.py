@@ -172,7 +172,11 @@ class Run(TenantOwned):
     requested_by = models.CharField(max_length=200, blank=True)
     # Beat passes its message id, the API its Idempotency-Key: the same request starts one run.
     request_key = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveIntegerField(default=0)  # compute deliveries that began
+    # Compute deliveries that began; each one's number fences the ones before it (run_complete is a
+    # compare-and-set on it, so an older attempt cannot commit).
+    attempts = models.PositiveIntegerField(default=0)
+    # Times the reaper re-sent the step of a run whose heartbeat went stale (lifecycle.run_redrive).
+    redrives = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)

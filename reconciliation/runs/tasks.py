@@ -13,16 +13,15 @@ the chord counter early). ``link_error`` and the reaper fail a run loudly.
 
 from __future__ import annotations
 
-from celery import chord, shared_task
+from celery import shared_task
 from django.db import OperationalError
 
 from jfintech.observability import bind_run_context
 from reconciliation.matching import sharding
-from reconciliation.runs import services
-from reconciliation.runs.models import DefinitionKind, Run, Side
+from reconciliation.runs import dispatch, lifecycle, services
+from reconciliation.runs.dispatch import COMPUTE_QUEUE, FETCH_QUEUE
+from reconciliation.runs.models import Run, Side
 
-FETCH_QUEUE = "fetch"
-COMPUTE_QUEUE = "reconciliation"
 # Transient database trouble (a failover, a dropped connection) is retried, not fatal.
 _RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 30, "max_retries": 5}
 
@@ -61,12 +60,6 @@ def fetch_right(run_id: int) -> None:
     _fetch(run_id, Side.RIGHT)
 
 
-HEADERS = {
-    DefinitionKind.THREE_WAY: (fetch_positions, fetch_trades, fetch_settlements),
-    DefinitionKind.TWO_WAY: (fetch_left, fetch_right),
-}
-
-
 @shared_task(
     name="reconciliation.compute_reconciliation",
     bind=True,
@@ -97,14 +90,16 @@ def compute_reconciliation(self, run_id: int) -> str:
 def run_failed(run_id: int, *args) -> None:
     """link_error of the chord: a header or the callback raised. Fails the run if it is not terminal."""
     _bind(run_id)
-    services.run_fail(
+    lifecycle.run_fail(
         run_id=run_id, error="a task of the run raised (see the task logs for the trace)", code="task_error"
     )
 
 
 @shared_task(name="reconciliation.reap_stuck_runs", queue=COMPUTE_QUEUE, acks_late=True, **_RETRY)
-def reap_stuck_runs() -> list[int]:
-    return services.runs_reap()
+def reap_stuck_runs() -> dict[str, list[int]]:
+    """Every minute (beat): fail the runs past their deadline, re-drive those whose heartbeat went
+    stale (or fail them after RUN_MAX_ATTEMPTS)."""
+    return {"past_deadline": services.runs_reap(), **services.runs_redrive_stale()}
 
 
 @shared_task(
@@ -117,8 +112,6 @@ def start_scheduled_run(self, definition_id: int) -> int | None:
 
 
 def run_chord(run_id: int, *, fetch_queue: str = FETCH_QUEUE, compute_queue: str = COMPUTE_QUEUE):
-    """The run's chord (the queues are parameters so a test can route a run to a private worker)."""
-    run = Run.objects.only("kind").get(pk=run_id)
-    callback = compute_reconciliation.si(run_id).set(queue=compute_queue)
-    callback.link_error(run_failed.si(run_id).set(queue=compute_queue))
-    return chord([task.si(run_id).set(queue=fetch_queue) for task in HEADERS[run.kind]], callback)
+    """The run's chord (dispatch.run_chord; the queues route a test's run to a private worker)."""
+    kind = Run.objects.only("kind").get(pk=run_id).kind
+    return dispatch.run_chord(run_id, kind, fetch_queue=fetch_queue, compute_queue=compute_queue)

@@ -2,14 +2,14 @@
 
 ``make demo`` ends with this. It prints the URLs, proves the pipeline end to end (a chord through
 every queue), prints ``READY <url>`` and serves until Ctrl-C or SIGTERM, then stops its children
-(and the embedded PostgreSQL/Redis if this checkout started them).
+(and the embedded PostgreSQL/Redis if this checkout started them). A child that dies meanwhile is
+restarted with backoff and said loudly; only a crash loop stops everything (jfintech.supervisor).
 """
 
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jfintech import devservices
 from jfintech.health import services as health
+from jfintech.supervisor import CrashLoop, Supervisor
 
 # queue -> (pool, concurrency). fetch is I/O-bound: threads, so parallel fetches overlap on 2 cores.
 WORKERS = {
@@ -30,6 +31,8 @@ WORKERS = {
 }
 FIRST_WORKER_METRICS_PORT = 9808
 BEAT_METRICS_PORT = 9807  # the platform metrics (queue depth, runs per state, open cases)
+# A crash loop: one child exiting more than this many times within the window stops the demo.
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0
 
 
 def _port_free(port: int) -> bool:
@@ -42,8 +45,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", 8000)))
+        parser.add_argument("--max-restarts", type=int, default=MAX_RESTARTS)
+        parser.add_argument("--restart-window", type=float, default=RESTART_WINDOW_S)
 
-    def handle(self, *args, port, **options):
+    def handle(self, *args, port, max_restarts, restart_window, **options):
         if not _port_free(port):
             port = devservices._free_port()
         base_url = f"http://127.0.0.1:{port}/"
@@ -59,14 +64,21 @@ class Command(BaseCommand):
             "beat": [py, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"],
         }  # fmt: skip
         worker_ports = {}
+        beat_port = BEAT_METRICS_PORT if _port_free(BEAT_METRICS_PORT) else devservices._free_port()
         for i, (queue, (pool, concurrency)) in enumerate(WORKERS.items()):
-            worker_ports[queue] = FIRST_WORKER_METRICS_PORT + i
+            wanted = FIRST_WORKER_METRICS_PORT + i
+            worker_ports[queue] = wanted if _port_free(wanted) else devservices._free_port()
             commands[f"worker-{queue}"] = [
                 py, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-n", f"{queue}@%h",
                 "--pool", pool, "--concurrency", str(concurrency), "--without-gossip",
                 "--without-mingle", "--loglevel", "INFO",
             ]  # fmt: skip
-        children: dict[str, subprocess.Popen] = {}
+        supervisor = Supervisor(
+            cwd=settings.BASE_DIR,
+            write=lambda line: (self.stdout.write(line), self.stdout.flush()),
+            max_restarts=max_restarts,
+            window_s=restart_window,
+        )
         stopping = False
 
         def stop(*_):
@@ -74,16 +86,8 @@ class Command(BaseCommand):
             if stopping:
                 return
             stopping = True
-            self.stdout.write("stopping: " + ", ".join(children))
-            for proc in children.values():
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            for proc in children.values():
-                try:
-                    proc.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            self.stdout.write("stopping: " + ", ".join(supervisor.children))
+            supervisor.stop()
             embedded = os.environ.get("JFINTECH_EMBEDDED_SERVICES")
             if embedded:
                 self.stdout.write("stopped embedded services: " + ", ".join(devservices.stop(Path(embedded))))
@@ -98,27 +102,27 @@ class Command(BaseCommand):
                 (prom_dir / name).mkdir()
                 child_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir / name)}
                 if name == "beat":
-                    child_env["BEAT_METRICS_PORT"] = str(BEAT_METRICS_PORT)
+                    child_env["BEAT_METRICS_PORT"] = str(beat_port)
                 if name.startswith("worker-"):
                     child_env["WORKER_METRICS_PORT"] = str(worker_ports[name.removeprefix("worker-")])
-                # Own session: Ctrl-C reaches us, and we stop the children in order.
-                children[name] = subprocess.Popen(
-                    argv, cwd=settings.BASE_DIR, env=child_env, start_new_session=True
-                )
+                supervisor.add(name, argv, child_env)
+            supervisor.start_all()
+            children = {name: child.proc for name, child in supervisor.children.items()}
             self._wait_ready(base_url, children)
             check = health.pipeline_check_start(timeout_s=60)
             self._wait_pipeline(check)
             self.stdout.write(f"admin:    {base_url}admin/")
             self.stdout.write(f"API:      {base_url}api/v1/   (docs: {base_url}api/docs/)")
             workers = ", ".join(f"{q}=:{p}" for q, p in worker_ports.items())
-            self.stdout.write(f"metrics:  {base_url}metrics  beat: :{BEAT_METRICS_PORT}  workers: {workers}")
+            self.stdout.write(f"metrics:  {base_url}metrics  beat: :{beat_port}  workers: {workers}")
             self.stdout.write(f"READY {base_url}", ending="\n")
             self.stdout.flush()
             while not stopping:
-                for name, proc in children.items():
-                    if proc.poll() is not None and not stopping:
-                        stop()
-                        raise CommandError(f"{name} exited with {proc.returncode}")
+                try:
+                    supervisor.poll()
+                except CrashLoop as exc:
+                    stop()
+                    raise CommandError(str(exc)) from None
                 time.sleep(0.5)
         finally:
             stop()

@@ -130,6 +130,8 @@ def test_a_sharded_run_in_this_process_gives_the_unsharded_outcome():
     assert counts(split) == counts(baseline)
     assert split.conservation["ok"]
     assert split.conservation["shards"] == 3
+    # The same proof as the unsharded run's, field for field (strays, double counts, slots written).
+    assert {k: v for k, v in split.conservation.items() if k != "shards"} == baseline.conservation
     # Each run's span is its matches' first and last id, the sharded one's across its shards.
     for run in (baseline, split):
         ids = Match.objects.filter(run_id=run.pk).values_list("id", flat=True)

@@ -305,8 +305,12 @@ def test_a_run_that_fails_conservation_ends_failed_and_writes_nothing(monkeypatc
     run = reconcile(defn)
     assert run.status == RunStatus.FAILED
     assert run.error_code == "conservation"
-    assert run.conservation["unaccounted"] == 1
-    assert run.conservation["ok"] is False
+    # The engine's failed proof is kept; the run accounts for its scope as unprocessed (rolled back).
+    assert run.conservation["failed_proof"]["unaccounted"] == 1
+    assert run.conservation["failed_proof"]["ok"] is False
+    proof = run.conservation
+    assert (proof["in_scope"], proof["unprocessed"], proof["ok"]) == (3, 3, True)
+    assert run.conservation["unprocessed_reason"].startswith("conservation: ")
     assert not Match.objects.filter(run_id=run.pk).exists()  # rolled back with the compute
     assert not Break.objects.filter(run=run).exists()
     from exceptions.models import Case
@@ -494,7 +498,8 @@ def test_a_frozen_record_that_disappears_before_the_compute_fails_the_run_loudly
     assert services.run_compute(run_id=run.pk) == "failed"
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
-    assert run.conservation["in_scope"] == 3
-    assert run.conservation["unaccounted"] == 1
-    assert not run.conservation["ok"]
+    assert run.conservation["failed_proof"]["in_scope"] == 3
+    assert run.conservation["failed_proof"]["unaccounted"] == 1
+    assert not run.conservation["failed_proof"]["ok"]
+    assert (run.conservation["in_scope"], run.conservation["unprocessed"]) == (3, 3)
     assert not MatchItem.objects.filter(record_id=l1).exists()  # nothing of the failed compute stays
