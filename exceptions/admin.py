@@ -39,6 +39,7 @@ from exceptions.workflow import MANUAL_REASONS
 from jfintech.audit import Actor
 from jfintech.common.admin_actions import intermediate_form_action
 from jfintech.common.errors import ApplicationError
+from jfintech.common.money import money_html
 from jfintech.tenancy import calendar
 from jfintech.tenancy.admin import TenantScopedAdminMixin
 from jfintech.tenancy.models import Membership
@@ -130,6 +131,24 @@ class AssigneeFilter(admin.SimpleListFilter):
         if value and value.isdigit():
             return queryset.filter(assignee_id=int(value))
         return queryset
+
+
+class MyRequestsFilter(admin.SimpleListFilter):
+    """The cases where I asked for a write-off / force-match: waiting, or rejected with a reason."""
+
+    title = "my requests"
+    parameter_name = "my_requests"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "waiting for an approver"), ("rejected", "rejected"), ("all", "all")]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        mine = ApprovalRequest.objects.filter(requested_by_principal=f"user:{request.user.pk}")
+        if self.value() in ("pending", "rejected"):
+            mine = mine.filter(status=self.value())
+        return queryset.filter(pk__in=mine.values("case_id"))
 
 
 class SlaBreachedFilter(admin.SimpleListFilter):
@@ -375,6 +394,7 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "break_type",
         AgeBucketFilter,
         AssigneeFilter,
+        MyRequestsFilter,
         SlaBreachedFilter,
         DefinitionFilter,
         CurrencyFilter,
@@ -414,11 +434,7 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="amount at stake", ordering="amount_at_stake")
     def amount(self, case):
-        if case.amount_at_stake is None:
-            return "—"
-        return format_html(
-            '<span class="jf-amount">{} {}</span>', case.currency, f"{case.amount_at_stake:,.2f}"
-        )
+        return money_html(case.amount_at_stake, case.currency)
 
     @admin.display(description="age (bd)", ordering="first_seen_at")
     def age(self, case):
@@ -496,6 +512,10 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             "priority": lambda: services.case_set_priority(
                 **common, case_id=case.pk, priority=post.get("priority")
             ),
+            # A failed run's case: raised to the most urgent priority (its SLA follows).
+            "escalate": lambda: services.case_set_priority(
+                **common, case_id=case.pk, priority=Priority.CRITICAL
+            ),
             "root_cause": lambda: services.case_set_root_cause(
                 **common,
                 case_id=case.pk,
@@ -506,8 +526,8 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Unknown action '{op}'.", messages.ERROR)
         else:
             try:
-                handlers[op]()
-                self.message_user(request, f"Case {case.pk}: {op.replace('_', ' ')} done.", messages.SUCCESS)
+                result = handlers[op]()
+                self.message_user(request, presentation.act_message(op, case, result), messages.SUCCESS)
             except ApplicationError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
         return HttpResponseRedirect(reverse("admin:exceptions_case_change", args=[case.pk]))
@@ -668,7 +688,11 @@ class RootCauseCategoryAdmin(_DeskConfigAdmin):
 @admin.register(ApprovalThreshold)
 class ApprovalThresholdAdmin(_DeskConfigAdmin):
     permission_area = "approval_threshold"  # removal ("delete") is audited by the service
-    list_display = ["tenant", "currency", "amount", "updated_at"]
+    list_display = ["tenant", "currency", "threshold", "updated_at"]
+
+    @admin.display(description="four-eyes above", ordering="amount")
+    def threshold(self, obj):
+        return money_html(obj.amount, obj.currency)
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), *(["currency"] if obj else [])]
@@ -709,8 +733,7 @@ class ApprovalRequestAdmin(_DeskConfigAdmin):
         "case",
         "kind",
         "status",
-        "amount",
-        "currency",
+        "amount_display",
         "requested_by_display",
         "requested_at",
         "decided_by_display",
@@ -718,6 +741,10 @@ class ApprovalRequestAdmin(_DeskConfigAdmin):
     ]
     list_filter = ["status", "kind"]
     list_select_related = ["case"]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj):
+        return money_html(obj.amount, obj.currency)
 
 
 @admin.register(WebhookDelivery)

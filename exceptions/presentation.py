@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from django.utils import timezone
 
-from exceptions import selectors, workflow
-from exceptions.models import CaseStatus
+from exceptions import selectors, services, workflow
+from exceptions.models import ApprovalStatus, BreakType, Case, CaseStatus
 from jfintech.audit import Actor
+from jfintech.common.money import format_amount, format_money, format_quantity
 from jfintech.tenancy import permissions
 from jfintech.tenancy.selectors import role_of
 
 SIDE_LABELS = {"left": "Left", "right": "Right"}
+AMOUNT_FIELDS = {"amount", "raw_amount", "amount_at_stake"}
+QUANTITY_FIELDS = {"quantity", "opening", "traded", "expected_closing", "closing"}
+
+
+def _readable(kind: str, value, currency: str):
+    """An amount by its currency's minor units, a quantity without trailing zeros; else as stored."""
+    if value is None or not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        return value
+    if kind == "amount":
+        return format_amount(value, currency)
+    if kind == "quantity":
+        return format_quantity(value)
+    return value
+
+
+def _kind(field: str) -> str:
+    return "amount" if field in AMOUNT_FIELDS else "quantity" if field in QUANTITY_FIELDS else ""
 
 
 def records_side_by_side(case) -> dict:
@@ -42,6 +61,11 @@ def records_side_by_side(case) -> dict:
     for field in fields:
         values = [(c["record"] or {}).get(field) if c["record"] is not None else None for c in columns]
         present = {str(v) for v, c in zip(values, columns, strict=True) if c["record"] is not None}
+        if field in AMOUNT_FIELDS or field in QUANTITY_FIELDS:
+            values = [
+                _readable(_kind(field), v, (c["record"] or {}).get("currency") or case.currency)
+                for v, c in zip(values, columns, strict=True)
+            ]
         differs = field in named or len(present) > 1
         rows.append({"field": field, "values": values, "differs": differs})
     return {"columns": columns, "rows": rows}
@@ -53,7 +77,12 @@ def differences_rows(case) -> list[tuple[str, str]]:
     rows = []
     for field, detail in sorted(diffs.items()):
         if isinstance(detail, dict):
-            text = " · ".join(f"{k} {'—' if v is None else v}" for k, v in detail.items())
+            # An amount's left/right/delta in the case's currency; a quantity's without zeros.
+            kind = "" if field == "value_date" else _kind(field)
+            text = " · ".join(
+                f"{k} {'—' if v is None else _readable('' if 'date' in k else kind, v, case.currency)}"
+                for k, v in detail.items()
+            )
         else:
             text = str(detail)
         rows.append((field, text))
@@ -79,6 +108,8 @@ def history_rows(case) -> list[dict]:
 
 def case_page_context(request, case) -> dict:
     role = role_of(request.user, case.tenant)
+    last = case.approvals.order_by("-requested_at", "-id").first()
+    last_rejected = last if last is not None and last.status == ApprovalStatus.REJECTED else None
     pending = selectors.case_pending_approval(case=case)
     maker = pending is not None and pending.requested_by_principal == f"user:{request.user.pk}"
     return {
@@ -99,4 +130,72 @@ def case_page_context(request, case) -> dict:
         "is_final_decision": case.resolution_reason in workflow.FINAL_REASONS,
         "is_pending": case.status == CaseStatus.PENDING_APPROVAL,
         "actor": Actor.for_user(request.user),
+        "last_rejected": last_rejected,
+        "rejected_mine": last_rejected is not None
+        and last_rejected.requested_by_principal == f"user:{request.user.pk}",
+        # A failed run has no records to write off or force-match: it is re-run or escalated.
+        "is_run_failed": case.break_type == BreakType.RUN_FAILED,
+        "links": case_links(case),
     }
+
+
+def case_links(case) -> dict:
+    """Where the case's facts live in reconciliation, by URL name (exceptions never imports it)."""
+    breaks = reverse("admin:reconciliation_break_changelist")
+    return {
+        "first_run": reverse("admin:reconciliation_run_change", args=[case.first_run_id]),
+        "last_run": reverse("admin:reconciliation_run_change", args=[case.last_run_id]),
+        # One break per run that found the item: the list is every run the case appeared in.
+        "runs": f"{breaks}?fingerprint={case.fingerprint}",
+        "last_break": f"{breaks}?fingerprint={case.fingerprint}&run__id__exact={case.last_run_id}",
+        "matches": f"{reverse('admin:reconciliation_matchreview_changelist')}?case_id={case.pk}",
+        "rerun": reverse("admin:reconciliation_definition_change", args=[case.definition_id]),
+    }
+
+
+def _threshold_text(currency: str, threshold) -> str:
+    return f"the {format_money(threshold, currency)} threshold" if threshold is not None else "threshold"
+
+
+def act_message(op: str, case: Case, result=None) -> str:
+    """What happened, in words: "Case 44 resolved (written off, at or below the GBP 10,000.00 threshold)"."""
+    case.refresh_from_db()
+    reason = (case.resolution_reason or "").replace("_", " ")
+    if op == "request" and isinstance(result, dict):
+        approval = result.get("approval")
+        if approval is None:
+            limit = _threshold_text(
+                case.currency, services.approval_threshold_for(tenant=case.tenant, currency=case.currency)
+            )
+            return f"Case {case.pk} resolved ({reason}, at or below {limit})."
+        amount = (
+            format_money(approval.amount, approval.currency) if approval.amount is not None else "no amount"
+        )
+        if approval.threshold is None:
+            why = f"no four-eyes threshold is set for {approval.currency or 'its currency'}"
+        else:
+            why = f"above {_threshold_text(approval.currency, approval.threshold)}"
+        return (
+            f"Case {case.pk}: {approval.get_kind_display().lower()} of {amount} requested; {why}, "
+            "so an approver decides."
+        )
+    if op in ("resolve", "approve") and case.status == CaseStatus.RESOLVED:
+        extra = ", approved by you" if op == "approve" else ""
+        return f"Case {case.pk} resolved ({reason}{extra})."
+    if op == "reject":
+        status = case.status.replace("_", " ")
+        return (
+            f"Case {case.pk}: request rejected, the case is {status} again; the requester sees your reason."
+        )
+    words = {
+        "comment": "comment added",
+        "assign_me": "assigned to you",
+        "unassign": "unassigned",
+        "investigate": "investigation started",
+        "reopen": "reopened",
+        "withdraw": "request withdrawn",
+        "priority": f"priority set to {case.priority}",
+        "root_cause": f"root cause set to {case.root_cause or 'none'}",
+        "escalate": f"escalated (priority {case.priority})",
+    }
+    return f"Case {case.pk}: {words.get(op, op.replace('_', ' ') + ' done')}."

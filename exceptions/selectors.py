@@ -141,3 +141,14 @@ def desk_summary(*, tenants, now: datetime | None = None) -> dict:
         ],
         "at_stake": at_stake,
     }
+
+
+def case_id_by_fingerprint_subquery(*, tenant_ref: str = "tenant_id", fingerprint_ref: str = "fingerprint"):
+    """The case id of a break (one case per tenant and fingerprint), to annotate another app's rows."""
+    from django.db.models import OuterRef, Subquery
+
+    return Subquery(
+        Case.objects.filter(tenant_id=OuterRef(tenant_ref), fingerprint=OuterRef(fingerprint_ref)).values(
+            "pk"
+        )[:1]
+    )

@@ -52,13 +52,24 @@ def bar_chart(summary: dict) -> dict:
                 "end": x,
             }
         )
-    legend_y = len(buckets) * ROW_H + 6
+    # The legend is HTML below the chart (it wraps, so no label is ever cut), with readable names.
     legend = [
-        {"type": row["break_type"], "colour": COLOURS.get(row["break_type"], "#888"), "x": LABEL_W + j * 140}
-        for j, row in enumerate(summary["by_bucket_type"])
+        {
+            "type": row["break_type"],
+            "label": _label(row["break_type"]),
+            "colour": COLOURS.get(row["break_type"], "#888"),
+        }
+        for row in summary["by_bucket_type"]
     ]
-    width = max(LABEL_W + BAR_W + 60, LABEL_W + len(legend) * 140)
-    return {"bars": bars, "legend": legend, "legend_y": legend_y, "width": width, "height": legend_y + 20}
+    width = LABEL_W + BAR_W + 60
+    return {"bars": bars, "legend": legend, "width": width, "height": len(buckets) * ROW_H}
+
+
+def _label(break_type: str) -> str:
+    try:
+        return BreakType(break_type).label
+    except ValueError:  # a type this code does not know yet: its code, readable
+        return break_type.replace("_", " ")
 
 
 @register.inclusion_tag("admin/exceptions/desk_glance.html", takes_context=True)

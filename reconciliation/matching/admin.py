@@ -21,10 +21,19 @@ from django.utils.safestring import mark_safe
 from jfintech.audit import Actor
 from jfintech.common.admin_actions import intermediate_form_action
 from jfintech.common.errors import ApplicationError
+from jfintech.common.money import money_html, quantity_html
 from jfintech.tenancy.admin import TenantScopedAdminMixin
 from reconciliation.matching import approval, manual, selectors, simulation, suggestions
 from reconciliation.matching.models import MatchReview, RuleVersionApproval, SimulationKind, SimulationReport
-from reconciliation.runs.models import Definition, MatchStatus, RuleVersion, RuleVersionStatus, Run
+from reconciliation.matching.passes import parse_rules
+from reconciliation.runs.models import (
+    MANUAL_PASS_NAME,
+    Definition,
+    MatchStatus,
+    RuleVersion,
+    RuleVersionStatus,
+    Run,
+)
 
 
 def _actor(request) -> Actor:
@@ -95,6 +104,29 @@ class ManualMatchForm(forms.Form):
         return [int(p) for p in parts]
 
 
+class PassFilter(admin.SimpleListFilter):
+    """Every pass the rules define (each rule version of the user's definitions), not only the passes
+    that happen to have matches; plus matches made by hand."""
+
+    title = "pass"
+    parameter_name = "pass_name"
+
+    def lookups(self, request, model_admin):
+        names: dict[str, None] = {}
+        versions = RuleVersion.objects.filter(tenant__in=model_admin.tenants_where(request, "view"))
+        for rules in versions.order_by("definition_id", "version").values_list("rules", flat=True):
+            try:
+                for p in parse_rules(rules).passes:
+                    names.setdefault(p.name)
+            except ApplicationError:  # a rejected draft that never ran: its passes matched nothing
+                continue
+        names.setdefault(MANUAL_PASS_NAME)
+        return [(n, n) for n in names]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(pass_name=self.value()) if self.value() else queryset
+
+
 @admin.register(MatchReview)
 class MatchReviewAdmin(_MemberAdmin):
     permission_area = "match"
@@ -102,19 +134,19 @@ class MatchReviewAdmin(_MemberAdmin):
     list_display = [
         "id",
         "definition_id",
-        "run_id",
+        "run_link",
         "pass_name",
         "status",
         "score",
         "created_at",
         "decided_by",
     ]
-    list_filter = ["status", "pass_name"]
+    list_filter = ["status", PassFilter]
     search_fields = ["=id", "=run_id", "=definition_id"]
     actions = ["accept", "reject", "unmatch"]
     readonly_fields = [
-        "definition_id", "run_id", "pass_no", "pass_name", "status", "run_outcome", "score", "differences",
-        "created_at", "created_by", "decided_by", "decided_at", "decision_note", "records",
+        "definition_id", "run_link", "pass_no", "pass_name", "status", "run_outcome", "score", "differences",
+        "case_link", "created_at", "created_by", "decided_by", "decided_at", "decision_note", "records",
     ]  # fmt: skip
     fields = readonly_fields
     change_list_template = "admin/reconciliation/matching/match_changelist.html"
@@ -124,20 +156,47 @@ class MatchReviewAdmin(_MemberAdmin):
     def records(self, obj):
         rows = selectors.match_records(match=obj)
         header = mark_safe(
-            "<tr><th>side</th><th>id</th><th>external id</th><th>date</th><th>reference</th><th>account</th>"
-            "<th>currency</th><th>amount</th><th>holds it</th></tr>"
+            "<tr><th>side</th><th>id</th><th>batch</th><th>line</th><th>external id</th><th>date</th>"
+            "<th>value date</th><th>reference</th><th>account</th><th>amount</th><th>quantity</th>"
+            "<th>holds it</th></tr>"
         )
         body = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-            "<td>{}</td></tr>",
+            "<tr>" + "<td>{}</td>" * 12 + "</tr>",
             (
-                (r["side"], r["id"], r["external_id"], r["business_date"], r["reference"], r["account"],
-                 r["currency"], r["amount"], "yes" if r["is_active"] else "no")
+                (r["side"], r["id"],
+                 format_html('<a href="{}">batch {}</a>',
+                             reverse("admin:reconciliation_ingestionbatch_change", args=[r["batch_id"]]),
+                             r["batch_id"]),
+                 "—" if r["line_no"] is None else r["line_no"], r["external_id"], r["business_date"],
+                 r["value_date"] or "—", r["reference"] or "—", r["account"] or "—",
+                 money_html(r["amount"], r["currency"]),
+                 quantity_html(r["quantity"]) if r["quantity"] is not None else "—",
+                 "yes" if r["is_active"] else "no")
                 for r in rows
             ),
         )  # fmt: skip
-        return format_html("<table>{}{}</table>", header, body)
+        return format_html('<table class="jf-match-records">{}{}</table>', header, body)
+
+    @admin.display(description="run", ordering="run_id")
+    def run_link(self, obj):
+        if obj.run_id is None:
+            return "manual"
+        return format_html(
+            '<a href="{}">run {}</a>',
+            reverse("admin:reconciliation_run_change", args=[obj.run_id]),
+            obj.run_id,
+        )
+
+    @admin.display(description="case")
+    def case_link(self, obj):
+        if obj.case_id is None:
+            return "—"
+        return format_html(
+            '<a href="{}">case {}</a>',
+            reverse("admin:exceptions_case_change", args=[obj.case_id]),
+            obj.case_id,
+        )
 
     @_text_action("Accept the selected suggestions", required=False)
     def accept(self, request, queryset, note):

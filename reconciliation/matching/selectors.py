@@ -43,7 +43,7 @@ def match_records(*, match: Match) -> list[dict]:
             """
             SELECT mi.side, mi.is_active, r.id, r.external_id, r.business_date, r.kind, r.account,
                    r.instrument, r.reference, r.counterparty, r.currency, r.amount::text,
-                   r.quantity::text, r.value_date
+                   r.quantity::text, r.value_date, r.batch_id, r.line_no
             FROM reconciliation_match_item mi
             JOIN reconciliation_record r ON r.id = mi.record_id AND r.business_date = mi.business_date
             WHERE mi.match_id = %s AND r.tenant_id = %s

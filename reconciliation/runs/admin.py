@@ -8,16 +8,24 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponseRedirect
-from django.utils.html import format_html
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
+from exceptions.selectors import case_id_by_fingerprint_subquery
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
+from jfintech.common.money import format_money, money_html, quantity_html
+from jfintech.observability.admin import trace_links
 from jfintech.tenancy.admin import TenantScopedAdminMixin
 from reconciliation.matching.passes import DEFAULT_RULES, parse_rules
-from reconciliation.models import DataSource
-from reconciliation.runs import services
+from reconciliation.models import DataSource, Record
+from reconciliation.runs import selectors, services
 from reconciliation.runs.models import Break, Definition, RuleVersion, Run, RunTrigger, Side
+
+BREAKS_SHOWN = 50  # on the run page; the rest through the breaks list filtered by the run
 
 
 class _Refused(Exception):
@@ -122,7 +130,12 @@ class DefinitionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         run = obj.runs.order_by("-id").first()
         if run is None:
             return "-"
-        return format_html('<a href="../run/{}/change/">{} {}</a>', run.pk, run.pk, run.status)
+        return format_html(
+            '<a href="{}">{} ({})</a>',
+            reverse("admin:reconciliation_run_change", args=[run.pk]),
+            run,
+            run.status,
+        )
 
     def save_model(self, request, obj, form, change):
         actor = Actor.for_user(request.user)
@@ -212,11 +225,26 @@ class RuleVersionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return format_html("<pre>{}</pre>", json.dumps(obj.rules, indent=2))
 
 
+def _link(name: str, pk, text) -> str:
+    return format_html('<a href="{}">{}</a>', reverse(name, args=[pk]), text)
+
+
+def _list(items) -> str:
+    items = list(items)
+    return (
+        format_html(
+            '<ul class="jf-links">{}</ul>', format_html_join("", "<li>{}</li>", ((i,) for i in items))
+        )
+        if items
+        else "—"
+    )
+
+
 @admin.register(Run)
 class RunAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
-        "definition",
+        "title",
         "as_of",
         "status",
         "progress",
@@ -226,23 +254,139 @@ class RunAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "excluded",
         "trigger",
         "attempts",
-        "trace_id",
         "created_at",
     ]
+    list_display_links = ["id", "title"]
     list_filter = ["status", "kind", "trigger"]
     search_fields = ["trace_id", "definition__name"]
     list_select_related = ["definition"]
-    readonly_fields = [f.name for f in Run._meta.concrete_fields] + ["progress"]
+    # The page leads with what the run found, each a link; the row's own fields follow.
+    found = ["progress", "breaks_found", "cases_links", "matches_by_pass", "batches_in_scope", "trace"]
+    readonly_fields = [*found, *(f.name for f in Run._meta.concrete_fields)]
+    fieldsets = [
+        ("What this run found", {"fields": found}),
+        ("The run", {"fields": [f.name for f in Run._meta.concrete_fields]}),
+    ]
     actions = ["fail_runs"]
     permission_area = "run"  # no "change" verb: a run is read-only (no SAVE button)
     action_verbs = {"fail_runs": "fail"}
 
+    class Media:
+        js = ["reconciliation/run_progress.js"]
+
+    @admin.display(description="run", ordering="definition__name")
+    def title(self, obj):
+        return str(obj)
+
     @admin.display(description="progress")
     def progress(self, obj):
-        if not obj.progress_total:
-            return "-" if obj.status in ("pending", "fetching") else "0 / 0"
-        percent = 100 * obj.progress_done / obj.progress_total
-        return f"{obj.progress_done} / {obj.progress_total} ({percent:.0f}%)"
+        # The page's script polls progress.json while the run is in flight (docs/reconciliation.md).
+        return format_html(
+            '<span class="jf-progress" data-run="{}" data-terminal="{}">{}</span>',
+            obj.pk,
+            "1" if obj.is_terminal else "",
+            progress_text(obj),
+        )
+
+    @admin.display(description="breaks")
+    def breaks_found(self, obj):
+        rows = (
+            Break.objects.filter(run=obj)
+            .annotate(case_id=case_id_by_fingerprint_subquery())
+            .order_by("id")[:BREAKS_SHOWN]
+        )
+        items = [
+            format_html(
+                "{} {} {} {} · {}",
+                _link("admin:reconciliation_break_change", b.pk, f"break {b.pk}"),
+                b.get_break_type_display(),
+                b.reference or b.account or "",
+                format_money(b.amount_at_stake, b.currency) if b.amount_at_stake is not None else "",
+                _link("admin:exceptions_case_change", b.case_id, f"case {b.case_id}")
+                if b.case_id
+                else "no case",
+            )
+            for b in rows
+        ]
+        more = format_html(
+            '<a href="{}?run__id__exact={}">all {} breaks of this run</a>',
+            reverse("admin:reconciliation_break_changelist"),
+            obj.pk,
+            sum((obj.breaks_by_type or {}).values()),
+        )
+        return format_html("{}{}", _list(items), more)
+
+    @admin.display(description="cases")
+    def cases_links(self, obj):
+        cases = reverse("admin:exceptions_case_changelist")
+        counts = obj.cases or {}
+        resolved_note = f"records matched in run {obj.pk}"  # exceptions.services.cases_resolve_matched
+        return _list(
+            [
+                format_html('<a href="{}?first_run_id={}&amp;status=all">opened by this run</a>: {}', cases,
+                            obj.pk, counts.get("opened", 0) - counts.get("reopened", 0)),
+                format_html("reopened by this run: {} (each reached from its break above)",
+                            counts.get("reopened", 0)),
+                format_html('<a href="{}?resolution_note={}&amp;status=resolved">resolved by it</a>: {}',
+                            cases, resolved_note, counts.get("resolved", 0)),
+                format_html('<a href="{}?last_run_id={}&amp;status=all">last seen in this run</a>',
+                            cases, obj.pk),
+            ]
+        )  # fmt: skip
+
+    @admin.display(description="matches by pass")
+    def matches_by_pass(self, obj):
+        matches = reverse("admin:reconciliation_matchreview_changelist")
+        return _list(
+            format_html(
+                '<a href="{}?run_id={}&amp;pass_name={}">pass {} {}</a>: {} {}',
+                matches, obj.pk, row["pass_name"], row["pass_no"], row["pass_name"], row["n"],
+                "suggested" if row["run_outcome"] == "suggested" else "matched",
+            )
+            for row in selectors.run_matches_by_pass(run=obj)
+        )  # fmt: skip
+
+    @admin.display(description="batches in scope")
+    def batches_in_scope(self, obj):
+        return _list(
+            format_html(
+                "{}: {} records",
+                _link(
+                    "admin:reconciliation_ingestionbatch_change", row["batch_id"], f"batch {row['batch_id']}"
+                ),
+                row["records"],
+            )
+            for row in selectors.run_batches(run=obj)
+        )
+
+    @admin.display(description="trace")
+    def trace(self, obj):
+        return trace_links(obj.trace_id)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/progress.json",
+                self.admin_site.admin_view(self.progress_view),
+                name="reconciliation_run_progress",
+            ),
+            *super().get_urls(),
+        ]
+
+    def progress_view(self, request, object_id):
+        """Records done / total and the phase, for the list's and the page's poll."""
+        run = get_object_or_404(self.get_queryset(request), pk=object_id)
+        self.require(request, "view", run)
+        return JsonResponse(
+            {
+                "id": run.pk,
+                "status": run.status,
+                "progress_done": run.progress_done,
+                "progress_total": run.progress_total,
+                "terminal": run.is_terminal,
+                "text": progress_text(run),
+            }
+        )
 
     @admin.action(description="Fail the selected runs that are still in flight (loudly, with a case)")
     def fail_runs(self, request, queryset):
@@ -256,21 +400,89 @@ class RunAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                 self.message_user(request, f"Run {run.pk} failed.")
 
 
+def progress_text(run) -> str:
+    if not run.progress_total:
+        return f"{run.status}: -" if run.status in ("pending", "fetching") else f"{run.status}: 0 / 0"
+    percent = 100 * run.progress_done / run.progress_total
+    return f"{run.status}: {run.progress_done:,} / {run.progress_total:,} ({percent:.0f}%)"
+
+
+class BreakRunFilter(admin.SimpleListFilter):
+    """Which run found it (the links from a run and from a case land here)."""
+
+    title = "run"
+    parameter_name = "run__id__exact"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, f"run {value}")] if value else []
+
+    def queryset(self, request, queryset):
+        return queryset.filter(run_id=int(self.value())) if (self.value() or "").isdigit() else queryset
+
+
 @admin.register(Break)
 class BreakAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     """What a run found (the analysts work on the cases, in the exceptions desk)."""
 
     list_display = [
         "id",
-        "run",
+        "run_link",
         "break_type",
         "reference",
         "account",
         "instrument",
-        "currency",
-        "amount_at_stake",
+        "amount",
+        "case_link",
     ]
-    list_filter = ["break_type"]
+    list_filter = ["break_type", BreakRunFilter]
+    list_select_related = ["run__definition"]
     search_fields = ["reference", "fingerprint", "account", "instrument"]
-    readonly_fields = [f.name for f in Break._meta.concrete_fields]
+    readonly_fields = [
+        "case_link",
+        "run_link",
+        "amount",
+        "records",
+        *(f.name for f in Break._meta.concrete_fields),
+    ]
     permission_area = "break"  # view only
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(case_id=case_id_by_fingerprint_subquery())
+
+    @admin.display(description="run", ordering="run_id")
+    def run_link(self, obj):
+        return _link("admin:reconciliation_run_change", obj.run_id, str(obj.run))
+
+    @admin.display(description="case")
+    def case_link(self, obj):
+        return (
+            _link("admin:exceptions_case_change", obj.case_id, f"case {obj.case_id}") if obj.case_id else "—"
+        )
+
+    @admin.display(description="amount at stake", ordering="amount_at_stake")
+    def amount(self, obj):
+        return money_html(obj.amount_at_stake, obj.currency)
+
+    @admin.display(description="records (batch, line)")
+    def records(self, obj):
+        rows = Record.objects.filter(
+            tenant_id=obj.tenant_id, id__in=obj.record_ids, business_date__in=obj.record_dates
+        ).order_by("id")
+        header = mark_safe(
+            "<tr><th>id</th><th>kind</th><th>batch</th><th>line</th><th>external id</th><th>reference</th>"
+            "<th>date</th><th>amount</th><th>quantity</th></tr>"
+        )
+        body = format_html_join(
+            "",
+            "<tr>" + "<td>{}</td>" * 9 + "</tr>",
+            (
+                (r.pk, r.kind,
+                 _link("admin:reconciliation_ingestionbatch_change", r.batch_id, f"batch {r.batch_id}"),
+                 r.line_no if r.line_no is not None else "—", r.external_id, r.reference or "—",
+                 r.business_date, money_html(r.amount, r.currency),
+                 quantity_html(r.quantity) if r.quantity is not None else "—")
+                for r in rows
+            ),
+        )  # fmt: skip
+        return format_html('<table class="jf-break-records">{}{}</table>', header, body)

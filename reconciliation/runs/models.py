@@ -131,7 +131,7 @@ class RuleVersion(TenantOwned):
         ordering = ["definition", "-version"]
 
     def __str__(self):
-        return f"{self.definition_id} v{self.version}"
+        return f"{self.definition.name} rules v{self.version}"
 
     @property
     def label(self) -> str:
@@ -236,7 +236,8 @@ class Run(TenantOwned):
         ordering = ["-id"]
 
     def __str__(self):
-        return f"run {self.pk} {self.definition_id} {self.as_of} ({self.status})"
+        # A name an analyst reads: "securities-3way — 30 Nov 2026 (#12)" (the id tells reruns apart).
+        return f"{self.definition.name} — {self.as_of:%d %b %Y} (#{self.pk})"
 
     @property
     def is_terminal(self) -> bool:
