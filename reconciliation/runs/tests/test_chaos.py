@@ -22,6 +22,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from jfintech.testing import chaos, processes
 from jfintech.testing.processes import ROOT, wait_until
@@ -414,3 +417,92 @@ def _write_table():
         )
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(["", "fault suite results:", *lines]))  # noqa: T201 (the suite's table, in the test output)
+
+
+# --- a seeded random sequence of requests and faults (a nemesis) on top of the fixed trials -------
+
+
+class Nemesis(RuleBasedStateMachine):
+    """Runs started through the API while a nemesis kills the worker (main or a child), restarts
+    Redis or redelivers a compute, at whatever moment the sequence lands on; beat's reaper runs when
+    the sequence says. At the end every run must be terminal and every invariant hold."""
+
+    env: Env = None  # set by the test below (hypothesis builds the machine without fixtures)
+
+    @initialize()
+    def setup(self):
+        self.env.ensure_worker()
+        self.trials: list[dict] = []  # {definition, acknowledged, unacknowledged}
+
+    @rule()
+    def start_run(self):
+        seeded = self.env.driver("seed", accounts=6)
+        idem = f"nemesis-{uuid.uuid4().hex[:10]}"
+        answer = self.env.driver("start", definition=seeded["definition"], key=seeded["key"], idem=idem)
+        acknowledged = {idem: answer["body"]["id"]} if answer["status"] == 202 else {}
+        self.trials.append({"definition": seeded["definition"], "acknowledged": acknowledged,
+                            "unacknowledged": int(answer["status"] != 202)})  # fmt: skip
+
+    @rule(pause=st.sampled_from([0.0, 0.3, 1.0]))
+    def wait(self, pause):
+        time.sleep(pause)
+
+    @rule()
+    def kill_worker_main(self):
+        sigkill_main(self.env, None)
+
+    @rule()
+    def kill_pool_child(self):
+        self.env.ensure_worker()
+        children = chaos.pid_children(self.env.worker.proc.pid)
+        if children:
+            os.kill(children[0], signal.SIGKILL)
+
+    @rule(persistent=st.booleans())
+    def restart_redis(self, persistent):
+        self.env.redis.restart(persistent=persistent, down_for=0.5)
+
+    @rule()
+    def redeliver_compute(self):
+        if self.trials and self.trials[-1]["acknowledged"]:
+            run = next(iter(self.trials[-1]["acknowledged"].values()))
+            self.env.driver("send", run=run, what="compute")
+
+    @rule()
+    def reap(self):
+        self.env.driver("reap")
+
+    @invariant()
+    def the_worker_is_there(self):
+        self.env.ensure_worker()  # a killed worker is restarted, as its supervisor would
+
+    def teardown(self):
+        definitions = [t["definition"] for t in self.trials]
+
+        def all_terminal():
+            self.env.driver("reap")
+            states = [s for d in definitions for _, s in self.env.driver("runs", definition=d)]
+            return all(s in ("completed", "failed") for s in states)
+
+        wait_until(all_terminal, timeout=180, interval=1.0, message="a run never ended")
+        for t in self.trials:
+            invariants = self.env.driver("check", **t)
+            broken = {name: v for name, v in invariants.items() if not v["ok"]}
+            assert not broken, json.dumps(broken, default=str)
+        RESULTS.append({"fault": "nemesis (random sequence)", "point": "random", "runs": [
+            (0, s) for d in definitions for _, s in self.env.driver("runs", definition=d)],
+            "lost": 0, "duplicated": 0, "seconds_to_terminal": "-", "attempts": "-", "redrives": "-",
+            "alerts": [], "invariants": {"all": True}})  # fmt: skip
+
+
+def test_a_random_sequence_of_requests_and_faults(chaos_env):
+    from hypothesis.stateful import run_state_machine_as_test
+
+    Nemesis.env = chaos_env
+    run_state_machine_as_test(
+        Nemesis,
+        settings=settings(
+            max_examples=2, stateful_step_count=6, deadline=None, derandomize=True, database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )  # fmt: skip
