@@ -433,6 +433,7 @@ class Nemesis(RuleBasedStateMachine):
     def setup(self):
         self.env.ensure_worker()
         self.trials: list[dict] = []  # {definition, acknowledged, unacknowledged}
+        self.start_run()  # every sequence has at least one run under its faults
 
     @rule()
     def start_run(self):
