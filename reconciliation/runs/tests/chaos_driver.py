@@ -1,0 +1,238 @@
+"""The fault suite's scenario driver: a Django process on the suite's PRIVATE PostgreSQL and Redis
+(docs/reliability.md, "Isolation"), which the test process talks to in JSON lines on a pipe.
+
+The test process keeps its own database (the shared server's test database) untouched; everything a
+trial does to the system goes through this driver or the worker subprocesses, all pointed at the
+private servers by DATABASE_URL/REDIS_URL. One request per line on stdin, one answer per line on the
+original stdout (everything else this process prints, its logs included, goes to stderr).
+
+    python -m reconciliation.runs.tests.chaos_driver
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+import uuid
+
+
+def _setup():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+    import django
+
+    django.setup()
+
+
+# An independent count (not the engine's, not failed_conservation's): every record id of the frozen
+# scope, every outcome row the run wrote, and how they overlap.
+_ACCOUNTING = """
+WITH scope AS (
+  SELECT g.id FROM reconciliation_run_scope s, unnest(s.record_ids) r,
+       generate_series(lower(r), upper(r) - 1) g(id)
+  WHERE s.run_id = %(run)s
+), outcomes AS (
+  SELECT mi.record_id AS id FROM reconciliation_match m
+    JOIN reconciliation_match_item mi ON mi.match_id = m.id WHERE m.run_id = %(run)s
+  UNION ALL
+  SELECT unnest(record_ids) FROM reconciliation_break
+    WHERE run_id = %(run)s AND break_type <> 'position_break'
+  UNION ALL
+  SELECT record_id FROM reconciliation_run_exclusion WHERE run_id = %(run)s
+)
+SELECT (SELECT count(*) FROM scope), (SELECT count(DISTINCT id) FROM scope),
+       (SELECT count(*) FROM outcomes), (SELECT count(DISTINCT id) FROM outcomes),
+       (SELECT count(*) FROM outcomes WHERE id NOT IN (SELECT id FROM scope))
+"""
+
+
+def check(definition: int, acknowledged: dict[str, int], unacknowledged: int = 0) -> dict[str, dict]:
+    """The invariants of docs/reliability.md for every run of ``definition`` and the requests the
+    API acknowledged ({Idempotency-Key: run id}). Each entry: {"ok": bool, "detail": ...}."""
+    from django.db import connection
+    from django.db.models import Count
+
+    from exceptions.models import Case
+    from jfintech.audit.models import AuditEvent
+    from jfintech.audit.services import audit_chains_verify
+    from reconciliation.runs.models import Break, Run, RunStatus
+
+    runs = list(Run.objects.filter(definition_id=definition).order_by("pk"))
+    out: dict[str, dict] = {}
+
+    # Each acknowledged request had exactly one effect: the run its 202 named exists, once, and no
+    # other run exists beyond one per request that was not acknowledged (its work may still have
+    # been done: the client was not told it was, and its retry finds it by the Idempotency-Key).
+    ids = [r.pk for r in runs]
+    missing = [k for k, pk in acknowledged.items() if ids.count(pk) != 1]
+    unasked = [pk for pk in ids if pk not in acknowledged.values()]
+    out["one_effect_per_request"] = {
+        "ok": not missing and len(unasked) <= unacknowledged and bool(runs),
+        "detail": {"runs": ids, "missing": missing, "unasked": unasked},
+    }
+
+    late = [
+        (r.pk, r.status)
+        for r in runs
+        if r.status not in (RunStatus.COMPLETED, RunStatus.FAILED)
+        or not r.completed_at
+        or r.completed_at > r.deadline
+    ]
+    out["terminal_before_deadline"] = {"ok": not late, "detail": late}
+
+    accounting = []
+    for r in runs:
+        with connection.cursor() as cursor:
+            cursor.execute(_ACCOUNTING, {"run": r.pk})
+            scope, scope_distinct, outcomes, distinct, stray = cursor.fetchone()
+        proof = r.conservation or {}
+        unprocessed = proof.get("unprocessed", 0)
+        ok = (
+            scope == scope_distinct == proof.get("in_scope")
+            and outcomes == distinct  # no record with two outcomes
+            and stray == 0  # no outcome outside the scope
+            and distinct + unprocessed == scope  # every record accounted exactly once
+            and (unprocessed == 0 or bool(proof.get("unprocessed_reason")))
+            and (r.status != RunStatus.COMPLETED or (proof.get("ok") is True and unprocessed == 0))
+        )
+        accounting.append(
+            {"run": r.pk, "status": r.status, "scope": scope, "outcomes": outcomes, "distinct": distinct,
+             "stray": stray, "unprocessed": unprocessed, "ok": ok}
+        )  # fmt: skip
+    out["every_record_accounted_once"] = {"ok": all(a["ok"] for a in accounting), "detail": accounting}
+
+    fingerprints = set(
+        Break.objects.filter(run__definition_id=definition).values_list("fingerprint", flat=True)
+    )
+    cases = Case.objects.filter(definition_id=definition)
+    case_ids = [str(pk) for pk in cases.values_list("pk", flat=True)]
+    opened_twice = list(
+        AuditEvent.objects.filter(action="case.opened", object_id__in=case_ids)
+        .values("object_id").annotate(n=Count("id")).filter(n__gt=1).values_list("object_id", flat=True)
+    )  # fmt: skip
+    case_fps = list(cases.values_list("fingerprint", flat=True))
+    run_failed_cases = [c for c in cases.values_list("break_type", flat=True) if c == "run_failed"]
+    ok = not opened_twice and len(case_fps) == len(set(case_fps))
+    ok = ok and set(case_fps) - fingerprints <= set(
+        cases.filter(break_type="run_failed").values_list("fingerprint", flat=True)
+    )
+    out["no_case_opened_twice"] = {
+        "ok": ok,
+        "detail": {"cases": len(case_fps), "break_fingerprints": len(fingerprints),
+                   "run_failed_cases": len(run_failed_cases), "opened_twice": opened_twice},
+    }  # fmt: skip
+
+    tenant = runs[0].tenant if runs else None
+    reports = audit_chains_verify(tenants=[tenant]) if tenant else []
+    out["audit_chain_verifies"] = {"ok": bool(reports) and all(r.ok for r in reports),
+                                   "detail": [r.describe() for r in reports]}  # fmt: skip
+    return out
+
+
+def metrics() -> dict[str, float]:
+    """Every recon_* counter sample of every process sharing PROMETHEUS_MULTIPROC_DIR (the workers,
+    dead or alive, and this driver, which runs the reaper): {'name{labels}': value}."""
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    samples = {}
+    for family in registry.collect():
+        for s in family.samples:
+            if s.name.startswith("recon_") and s.name.endswith("_total"):
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                samples[f"{s.name}{{{labels}}}"] = s.value
+    return samples
+
+
+def handle(request: dict):
+    from django.db import connections
+
+    connections.close_all()  # a server restarted since the last request: connect afresh
+    op = request["op"]
+    if op == "migrate":
+        from django.core.management import call_command
+
+        call_command("migrate", interactive=False, verbosity=0)
+        return {}
+    if op == "seed":
+        from jfintech.tenancy import services as tenancy
+        from reconciliation.matching.tests.test_sharding import RULES, load
+        from reconciliation.runs.tests.factories import ACTOR, TenantFactory, definition
+
+        tenant = TenantFactory()
+        defn = definition(tenant, rules=RULES, deadline_seconds=request.get("deadline", 240))
+        load(defn, accounts=request.get("accounts", 12))
+        key = tenancy.api_key_create(tenant=tenant, actor=ACTOR, name=f"chaos-{uuid.uuid4().hex[:6]}",
+                                     role=request.get("role", "integration"))  # fmt: skip
+        return {"definition": defn.pk, "tenant": tenant.pk, "key": key.plaintext}
+    if op == "start":  # through the API, as a client does: 202 is the acknowledgement
+        from rest_framework.test import APIClient
+
+        client = APIClient(raise_request_exception=False)  # what a real client sees: the status
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {request['key']}")
+        response = client.post("/api/v1/reconciliation/runs/", {"definition": str(request["definition"])},
+                               format="json", HTTP_IDEMPOTENCY_KEY=request["idem"])  # fmt: skip
+        body = response.json() if response.get("Content-Type", "").startswith("application/json") else {}
+        return {"status": response.status_code, "body": body}
+    if op == "send":  # a raw message, as a broker redelivery or a lost callback would leave it
+        from celery import group
+
+        from reconciliation.runs import dispatch
+        from reconciliation.runs.models import Run
+
+        run = Run.objects.get(pk=request["run"])
+        what = request["what"]
+        if what == "header":  # the chord's parts without its callback: the callback is lost
+            group(
+                dispatch.task(name, run.pk, queue=dispatch.FETCH_QUEUE)
+                for name in dispatch.FETCH_TASKS[run.kind]
+            ).apply_async()
+        elif what == "compute":
+            dispatch.compute(run.pk).apply_async()
+        elif what == "chord":
+            dispatch.run_chord(run.pk, run.kind).apply_async()
+        return {}
+    if op == "reap":
+        from reconciliation.runs import services
+
+        return services.runs_redrive_stale()
+    if op == "run":
+        from reconciliation.runs.models import Run
+
+        r = Run.objects.filter(pk=request["run"]).values(
+            "status", "attempts", "redrives", "error_code", "error", "created_at", "completed_at"
+        ).first()  # fmt: skip
+        return {k: (str(v) if k.endswith("_at") else v) for k, v in (r or {}).items()}
+    if op == "runs":
+        from reconciliation.runs.models import Run
+
+        return list(Run.objects.filter(definition_id=request["definition"]).values_list("pk", "status"))
+    if op == "check":
+        return check(request["definition"], request.get("acknowledged", {}), request.get("unacknowledged", 0))
+    if op == "metrics":
+        return metrics()
+    raise ValueError(f"unknown op {op}")
+
+
+def main() -> None:
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # logs and prints go to stderr; stdout carries only answers
+    sys.stdout = sys.stderr
+    _setup()
+    answers.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        try:
+            answer = {"ok": True, "result": handle(json.loads(line))}
+        except Exception as exc:  # the test sees every failure, with its traceback
+            answer = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        answers.write(json.dumps(answer, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

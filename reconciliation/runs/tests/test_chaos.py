@@ -1,0 +1,509 @@
+"""The fault suite (docs/reliability.md): faults injected at points of a run, on PRIVATE PostgreSQL
+and Redis servers with real worker processes, each trial followed by the same invariant check.
+
+Isolation: this test process never touches a database. The servers, the worker and the scenario
+driver (chaos_driver.py, a Django process speaking JSON lines) are subprocesses pointed at the
+private servers; the test holds a phase open with a raw psycopg connection to the private server
+(a table lock the phase must wait for), injects the fault, releases, and plays beat's reaper.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from jfintech.testing import chaos, processes
+from jfintech.testing.processes import ROOT, wait_until
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+
+STALE = 6  # RUN_STALE_HEARTBEAT_SECONDS for the suite: a dead worker's run is re-driven within seconds
+RESULTS: list[dict] = []  # one row per trial, written to the table at the end of the session
+ALERT_RULES = ROOT / "alerts" / "jfintech.rules.yaml"
+
+# A phase of the run held open: the table its statements write, which the test locks.
+POINTS = {
+    "fetching": "reconciliation_run_scope",
+    "matching": "reconciliation_match",
+    "persisting": "reconciliation_break",
+    "syncing-cases": "exceptions_case",
+}
+
+
+class Driver:
+    def __init__(self, env: dict, log: Path):
+        self._log = open(log, "ab")  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciliation.runs.tests.chaos_driver"], cwd=ROOT, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1,
+        )  # fmt: skip
+        assert json.loads(self.proc.stdout.readline()) == {"ready": True}
+
+    def __call__(self, op: str, **kwargs):
+        self.proc.stdin.write(json.dumps({"op": op, **kwargs}) + "\n")
+        answer = json.loads(self.proc.stdout.readline())
+        if not answer["ok"]:
+            raise AssertionError(f"driver {op}: {answer['error']}\n{answer['traceback']}")
+        return answer["result"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(30)
+        self._log.close()
+
+
+class Env:
+    """The private servers, the worker, the driver."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.pg = chaos.PrivatePostgres(base).start()
+        self.redis = chaos.PrivateRedis(base).start(persistent=False)
+        self.metrics_dir = base / "prometheus"
+        self.metrics_dir.mkdir()
+        self.env = processes.base_env(
+            base, DATABASE_URL=self.pg.url, REDIS_URL=self.redis.url, CELERY_KEY_PREFIX="chaos:",
+            RUN_STALE_HEARTBEAT_SECONDS=STALE, RUN_HEARTBEAT_SECONDS=1,
+            PROMETHEUS_MULTIPROC_DIR=self.metrics_dir,
+        )  # fmt: skip
+        self.driver = Driver(self.env, base / "driver.log")
+        self.driver("migrate")
+        self.worker = None
+        self.generation = 0
+        self.start_worker()
+
+    def start_worker(self):
+        self.generation += 1
+        worker = processes.celery_worker(f"chaos{self.generation}", "default,ingest,reconciliation,fetch",
+                                         self.base, concurrency=2)  # fmt: skip
+        worker.env = self.env
+        self.worker = worker.start()
+        worker.wait_for_log(" ready.", timeout=90)
+
+    def ensure_worker(self):
+        if self.worker.proc.poll() is not None:
+            self.worker.stop()
+            self.start_worker()
+
+    def sql(self, query: str, params=None):
+        with psycopg.connect(self.pg.url, autocommit=True, connect_timeout=5) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def close(self):
+        for stop in (self.worker.stop, self.driver.close, self.redis.stop, self.pg.stop):
+            try:
+                stop()
+            except Exception as exc:  # stop the rest, then say so
+                print(f"chaos teardown: {stop} failed: {exc}")  # noqa: T201 (the suite's table, in the test output)
+
+
+@pytest.fixture(scope="session")
+def chaos_env():
+    # Not under pytest's basetemp: the embedded PostgreSQL runs as its own user (when we are root)
+    # and must reach its data directory; a directory of our own, readable, removed at the end.
+    base = Path(tempfile.mkdtemp(prefix="jfintech-chaos-"))
+    base.chmod(0o755)
+    env = Env(base)
+    try:
+        yield env
+    finally:
+        _write_table()
+        env.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class Hold:
+    """A phase held open: the table the phase writes, locked by the test until release()."""
+
+    def __init__(self, env: Env, point: str | None):
+        self.env, self.table = env, POINTS.get(point)
+        self.conn = None
+        if self.table:
+            self.conn = psycopg.connect(env.pg.url, connect_timeout=5)
+            self.conn.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
+
+    def waiting(self) -> list[int]:
+        """The backends (a worker's) blocked on the held table."""
+        rows = self.env.sql(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE %s",
+            [f"%{self.table}%"],
+        )
+        return [r[0] for r in rows]
+
+    def release(self):
+        if self.conn is not None and not self.conn.closed:
+            try:
+                self.conn.rollback()
+                self.conn.close()
+            except psycopg.OperationalError:  # the server restarted under it
+                pass
+
+
+def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), duplicate_start=False,
+          redis_down_at_start=False) -> dict:  # fmt: skip
+    """One trial: a fresh definition, a run started through the API, the fault at ``point``, then
+    the reaper every second (beat's job) until every run is terminal, then the invariant check."""
+    env.ensure_worker()
+    seeded = env.driver("seed", accounts=12)
+    before = env.driver("metrics")
+    hold = Hold(env, point)
+    idem = f"chaos-{uuid.uuid4().hex[:10]}"
+    started = time.monotonic()
+    acknowledged: dict[str, int] = {}
+    responses = []
+    try:
+        if redis_down_at_start:
+            env.redis.stop()
+        answer = env.driver("start", definition=seeded["definition"], key=seeded["key"], idem=idem)
+        responses.append(answer["status"])
+        if redis_down_at_start:
+            env.redis.start()
+        if answer["status"] == 202:
+            acknowledged[idem] = answer["body"]["id"]
+        if duplicate_start:  # the client retries the same request
+            again = env.driver("start", definition=seeded["definition"], key=seeded["key"], idem=idem)
+            responses.append(again["status"])
+            if again["status"] == 202:
+                acknowledged.setdefault(idem, again["body"]["id"])
+        if hold.table:
+            wait_until(
+                hold.waiting, timeout=90, message=f"the run never reached {point}:\n{env.worker.tail()}"
+            )
+        inject(env, hold)
+    finally:
+        hold.release()
+    runs = env.driver("runs", definition=seeded["definition"])
+
+    def all_terminal():
+        env.driver("reap")
+        states = env.driver("runs", definition=seeded["definition"])
+        return states if states and all(s in ("completed", "failed") for _, s in states) else None
+
+    try:
+        runs = wait_until(all_terminal, timeout=180, interval=1.0)
+    except TimeoutError:
+        runs = env.driver("runs", definition=seeded["definition"])
+    elapsed = time.monotonic() - started
+    unacknowledged = sum(1 for status in responses if status != 202)
+    invariants = env.driver("check", definition=seeded["definition"], acknowledged=acknowledged,
+                            unacknowledged=unacknowledged)  # fmt: skip
+    after = env.driver("metrics")
+    moved = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+    fired = alerts_firing(moved)
+    invariants["alert_fires_as_expected"] = {
+        "ok": fired == sorted(expect_alerts),
+        "detail": {"fired": fired, "expected": sorted(expect_alerts)},
+    }
+    details = [env.driver("run", run=pk) for pk, _ in runs]
+    row = {
+        "fault": fault,
+        "point": point or "-",
+        "responses": responses,
+        "runs": [(pk, s) for pk, s in runs],
+        "attempts": [d.get("attempts") for d in details],
+        "redrives": [d.get("redrives") for d in details],
+        "lost": sum(1 for pk, s in runs if s not in ("completed", "failed")) + (0 if runs else 1),
+        "duplicated": max(0, len(runs) - 1),
+        "seconds_to_terminal": round(elapsed, 1),
+        "metrics_moved": moved,
+        "alerts": fired,
+        "invariants": {name: v["ok"] for name, v in invariants.items()},
+    }
+    RESULTS.append(row)
+    print(json.dumps(row, default=str))  # noqa: T201 (the suite's table, in the test output)
+    broken = {name: v for name, v in invariants.items() if not v["ok"]}
+    assert not broken, f"{fault} at {point}: {json.dumps(broken, default=str)}\n{env.worker.tail()}"
+    return row
+
+
+def alerts_firing(moved: dict[str, float]) -> list[str]:
+    """The alerts of alerts/jfintech.rules.yaml that fire on these counter increases (each series
+    flat at 0, then at its increase; evaluated by promtool, namespace="chaos"): the alert names."""
+    series = [
+        {
+            "series": key.replace("{", '{namespace="chaos",', 1).replace(",}", "}"),
+            "values": f"0x5 {int(v)}x20",
+        }
+        for key, v in moved.items()
+    ]
+    names = []
+    for candidate in _alert_names():
+        test = {
+            "rule_files": [str(ALERT_RULES)],
+            "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": [{
+                "expr": f'count(ALERTS{{alertname="{candidate}", alertstate="firing"}})', "eval_time": "10m",
+                "exp_samples": [{"labels": "{}", "value": 1}]}]}],
+        }  # fmt: skip
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"chaos-promtool-{uuid.uuid4().hex[:8]}.yaml"
+        path.write_text(json.dumps(test))  # JSON is YAML
+        try:
+            result = subprocess.run(
+                ["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60
+            )
+        finally:
+            path.unlink()
+        if result.returncode == 0:
+            names.append(candidate)
+    return sorted(names)
+
+
+def _alert_names() -> list[str]:
+    """The alerts that read a recon_ counter (the ones a run's fault can move)."""
+    import yaml
+
+    rules = yaml.safe_load(ALERT_RULES.read_text())
+    return [
+        r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r and "recon_run" in r["expr"]
+    ]
+
+
+# --- the faults -------------------------------------------------------------------------------
+
+
+def sigkill_main(env: Env, hold: Hold):
+    os.kill(env.worker.proc.pid, signal.SIGKILL)  # its pool children die with it (parent-death signal)
+    env.worker.proc.wait(10)
+    env.start_worker()
+
+
+def sigkill_child(env: Env, hold: Hold):
+    """The pool child whose backend is blocked: the main process survives and starts a new child;
+    the task is rejected and requeued (task_reject_on_worker_lost)."""
+    children = chaos.pid_children(env.worker.proc.pid)
+    assert children, "no pool child"
+    blocked_backends = set(hold.waiting())
+    ports = {
+        r[1]: r[0]
+        for r in env.sql(
+            "SELECT pid, client_port FROM pg_stat_activity WHERE pid = ANY(%s)", [list(blocked_backends)]
+        )
+    }
+    victim = _owner_of_ports(children, ports) or children[0]
+    os.kill(victim, signal.SIGKILL)
+
+
+def _owner_of_ports(pids: list[int], ports: dict) -> int | None:
+    """Which of ``pids`` holds a TCP connection from one of ``ports`` (via ss)."""
+    out = subprocess.run(["ss", "-tnp"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        for port in ports:
+            if f"127.0.0.1:{port} " in line:
+                for pid in pids:
+                    if f"pid={pid}," in line:
+                        return pid
+    return None
+
+
+def sigterm_main(env: Env, hold: Hold):
+    """Warm shutdown: the worker stops taking work and finishes what it runs (once released)."""
+    os.kill(env.worker.proc.pid, signal.SIGTERM)
+    hold.release()
+    env.worker.proc.wait(60)
+    env.start_worker()
+
+
+def redis_restart(persistent: bool):
+    def inject(env: Env, hold: Hold):
+        env.redis.restart(persistent=persistent, down_for=1.0)
+
+    return inject
+
+
+def postgres_restart(env: Env, hold: Hold):
+    hold.release()
+    env.pg.restart(mode="immediate")  # a crash: every backend gone, recovery on start
+
+
+def duplicate_compute(env: Env, hold: Hold):
+    """The compute delivered a second time while the first runs (visibility timeout elapsed)."""
+    run = env.driver("runs", definition=_definition_of(env, hold))[0][0]
+    env.driver("send", run=run, what="compute")
+
+
+def _definition_of(env: Env, hold: Hold) -> int:
+    return env.sql("SELECT definition_id FROM reconciliation_run ORDER BY id DESC LIMIT 1")[0][0]
+
+
+def nothing(env: Env, hold: Hold):
+    pass
+
+
+REDRIVEN = ("JfintechRunsRedriven",)
+
+
+@pytest.mark.parametrize("point", ["fetching", "persisting", "syncing-cases"])
+def test_sigkill_of_the_worker_main_process(chaos_env, point):
+    row = trial(chaos_env, "SIGKILL worker main", point, sigkill_main, expect_alerts=REDRIVEN)
+    assert [s for _, s in row["runs"]] == ["completed"]
+
+
+def test_sigkill_of_a_pool_child(chaos_env):
+    row = trial(chaos_env, "SIGKILL pool child", "matching", sigkill_child)
+    assert [s for _, s in row["runs"]] == ["completed"]
+
+
+def test_sigterm_mid_task_is_a_warm_shutdown(chaos_env):
+    row = trial(chaos_env, "SIGTERM worker (warm)", "persisting", sigterm_main)
+    assert [s for _, s in row["runs"]] == ["completed"]
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["no-persistence", "aof"])
+def test_redis_restarted_mid_chord(chaos_env, persistent):
+    fault = f"Redis restart ({'AOF' if persistent else 'no persistence'})"
+    row = trial(chaos_env, fault, "fetching", redis_restart(persistent), expect_alerts=REDRIVEN)
+    assert [s for _, s in row["runs"]] == ["completed"]
+
+
+def test_postgres_restarted_mid_run(chaos_env):
+    row = trial(
+        chaos_env, "PostgreSQL restart (crash)", "persisting", postgres_restart, expect_alerts=REDRIVEN
+    )
+    assert [s for _, s in row["runs"]] == ["completed"]
+
+
+def test_a_compute_delivered_twice(chaos_env):
+    row = trial(chaos_env, "compute delivered twice", "persisting", duplicate_compute)
+    assert [s for _, s in row["runs"]] == ["completed"]
+
+
+def test_the_same_request_sent_twice(chaos_env):
+    row = trial(chaos_env, "API request sent twice", None, nothing, duplicate_start=True)
+    assert row["responses"] == [202, 202]
+
+
+def test_redis_down_when_a_request_enqueues(chaos_env):
+    """The run's row commits before its chord is sent; with the broker down the client must not be
+    told 202 for work that was never enqueued, and the run must still end (the reaper re-drives a
+    pending run whose heartbeat, its creation, went stale)."""
+    row = trial(
+        chaos_env, "Redis down at enqueue", None, nothing, redis_down_at_start=True, expect_alerts=REDRIVEN
+    )
+    assert row["responses"] != [202] or row["redrives"] == [1]
+
+
+def _write_table():
+    if not RESULTS:
+        return
+    out = Path(os.environ.get("CHAOS_RESULTS", ROOT / ".local" / "chaos-results.md"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "| fault | point | runs | lost | duplicated | s to terminal | attempts | redrives | alerts"
+        " | invariants |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in RESULTS:
+        held = all(r["invariants"].values())
+        failed = [k for k, v in r["invariants"].items() if not v]
+        lines.append(
+            f"| {r['fault']} | {r['point']} | {', '.join(s for _, s in r['runs'])} | {r['lost']}"
+            f" | {r['duplicated']} | {r['seconds_to_terminal']} | {r['attempts']} | {r['redrives']}"
+            f" | {', '.join(r['alerts']) or '-'}"
+            f" | {'all hold' if held else 'BROKEN: ' + ', '.join(failed)} |"
+        )
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(["", "fault suite results:", *lines]))  # noqa: T201 (the suite's table, in the test output)
+
+
+# --- a seeded random sequence of requests and faults (a nemesis) on top of the fixed trials -------
+
+
+class Nemesis(RuleBasedStateMachine):
+    """Runs started through the API while a nemesis kills the worker (main or a child), restarts
+    Redis or redelivers a compute, at whatever moment the sequence lands on; beat's reaper runs when
+    the sequence says. At the end every run must be terminal and every invariant hold."""
+
+    env: Env = None  # set by the test below (hypothesis builds the machine without fixtures)
+
+    @initialize()
+    def setup(self):
+        self.env.ensure_worker()
+        self.trials: list[dict] = []  # {definition, acknowledged, unacknowledged}
+        self.start_run()  # every sequence has at least one run under its faults
+
+    @rule()
+    def start_run(self):
+        seeded = self.env.driver("seed", accounts=6)
+        idem = f"nemesis-{uuid.uuid4().hex[:10]}"
+        answer = self.env.driver("start", definition=seeded["definition"], key=seeded["key"], idem=idem)
+        acknowledged = {idem: answer["body"]["id"]} if answer["status"] == 202 else {}
+        self.trials.append({"definition": seeded["definition"], "acknowledged": acknowledged,
+                            "unacknowledged": int(answer["status"] != 202)})  # fmt: skip
+
+    @rule(pause=st.sampled_from([0.0, 0.3, 1.0]))
+    def wait(self, pause):
+        time.sleep(pause)
+
+    @rule()
+    def kill_worker_main(self):
+        sigkill_main(self.env, None)
+
+    @rule()
+    def kill_pool_child(self):
+        self.env.ensure_worker()
+        children = chaos.pid_children(self.env.worker.proc.pid)
+        if children:
+            os.kill(children[0], signal.SIGKILL)
+
+    @rule(persistent=st.booleans())
+    def restart_redis(self, persistent):
+        self.env.redis.restart(persistent=persistent, down_for=0.5)
+
+    @rule()
+    def redeliver_compute(self):
+        if self.trials and self.trials[-1]["acknowledged"]:
+            run = next(iter(self.trials[-1]["acknowledged"].values()))
+            self.env.driver("send", run=run, what="compute")
+
+    @rule()
+    def reap(self):
+        self.env.driver("reap")
+
+    @invariant()
+    def the_worker_is_there(self):
+        self.env.ensure_worker()  # a killed worker is restarted, as its supervisor would
+
+    def teardown(self):
+        definitions = [t["definition"] for t in self.trials]
+
+        def all_terminal():
+            self.env.driver("reap")
+            states = [s for d in definitions for _, s in self.env.driver("runs", definition=d)]
+            return all(s in ("completed", "failed") for s in states)
+
+        wait_until(all_terminal, timeout=180, interval=1.0, message="a run never ended")
+        for t in self.trials:
+            invariants = self.env.driver("check", **t)
+            broken = {name: v for name, v in invariants.items() if not v["ok"]}
+            assert not broken, json.dumps(broken, default=str)
+        RESULTS.append({"fault": "nemesis (random sequence)", "point": "random", "runs": [
+            (0, s) for d in definitions for _, s in self.env.driver("runs", definition=d)],
+            "lost": 0, "duplicated": 0, "seconds_to_terminal": "-", "attempts": "-", "redrives": "-",
+            "alerts": [], "invariants": {"all": True}})  # fmt: skip
+
+
+def test_a_random_sequence_of_requests_and_faults(chaos_env):
+    from hypothesis.stateful import run_state_machine_as_test
+
+    Nemesis.env = chaos_env
+    run_state_machine_as_test(
+        Nemesis,
+        settings=settings(
+            max_examples=2, stateful_step_count=6, deadline=None, derandomize=True, database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )  # fmt: skip
