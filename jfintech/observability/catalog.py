@@ -95,6 +95,8 @@ CATALOG: tuple[MetricSpec, ...] = (
        "Runs reaching a terminal state, by kind and outcome."),
     _m("recon_run_redrives_total", "counter", ["kind", "status"], "recon", "process",
        "Steps of runs the reaper re-sent because their heartbeat went stale, by the status they were in."),
+    _m("recon_run_enqueue_failures_total", "counter", ["kind"], "recon", "process",
+       "Runs committed whose chord the broker refused; the reaper re-drives them."),
     _m("recon_runs_failed_stale_total", "counter", ["kind"], "recon", "process",
        "Runs the reaper failed after RUN_MAX_ATTEMPTS drives with a stale heartbeat."),
     _m("recon_simulations_total", "counter", ["kind", "outcome"], "recon", "process",

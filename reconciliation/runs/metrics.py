@@ -39,6 +39,12 @@ RUN_REDRIVES = Counter(
     " definition kind and the status the run was in.",
     ["kind", "status"],
 )
+RUN_ENQUEUE_FAILURES = Counter(
+    "recon_run_enqueue_failures_total",
+    "Runs committed whose chord the broker refused (left PENDING for the reaper's re-drive), by"
+    " definition kind.",
+    ["kind"],
+)
 RUNS_FAILED_STALE = Counter(
     "recon_runs_failed_stale_total",
     "Runs the reaper failed because their heartbeat was stale after RUN_MAX_ATTEMPTS drives.",

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from jfintech import audit
 from jfintech.audit import Actor
@@ -35,7 +36,7 @@ from reconciliation.ingestion.connectors import fetch_for_window
 from reconciliation.matching import approval, engine
 from reconciliation.matching.passes import DEFAULT_RULES, parse_rules
 from reconciliation.models import DataSource, RecordKind
-from reconciliation.runs import dispatch
+from reconciliation.runs import dispatch, metrics
 from reconciliation.runs.lifecycle import (
     RUNNER,
     RunHeartbeat,
@@ -509,7 +510,22 @@ def run_start_scheduled(*, definition_id: int, request_key: str) -> int | None:
 
 
 def _dispatch(run_id: int) -> None:
-    dispatch.run_chord(run_id, Run.objects.only("kind").get(pk=run_id).kind).apply_async()
+    """Send a committed run's chord. The committed PENDING row is the outbox: when the broker is
+    unreachable the request still answers with its run (it exists and will be driven), the failure
+    is loud (error log, ``recon_run_enqueue_failures_total``) and the reaper re-sends the chord once
+    the run's heartbeat is stale, as for a run whose worker died (docs/reconciliation.md)."""
+    kind = Run.objects.only("kind").get(pk=run_id).kind
+    try:
+        dispatch.run_chord(run_id, kind).apply_async()
+    except KombuOperationalError as exc:
+        metrics.RUN_ENQUEUE_FAILURES.labels(kind=kind).inc()
+        log.error(
+            "recon_run_enqueue_failed",
+            error_type=type(exc).__name__,
+            error=str(exc)[:500],
+            outcome="left pending for the reaper's re-drive",
+            **{"recon.run_id": run_id},
+        )
 
 
 # --- runs: fetch (chord headers) --------------------------------------------------------------------
