@@ -118,6 +118,7 @@ EXPECTED_API = {
     "v1:pipeline-check-detail": {"GET": PLATFORM},
     "v1:tenant": {"GET": EVERY, "PATCH": "as"},
     "v1:tenant-holidays": {"POST": "as"},
+    "v1:tenant-list": {"GET": PLATFORM, "POST": PLATFORM},
     "v1:membership-list": {"GET": "as", "POST": "as"},
     "v1:membership-detail": {"GET": "as", "PATCH": "as", "DELETE": "as"},
     "v1:api-key-list": {"GET": "as", "POST": "as"},
