@@ -306,3 +306,8 @@ DEMO_SEEDERS = [
     "reconciliation.runs.demo.seed_recon_demo",
     "exceptions.demo.seed_demo_cases",
 ]
+# The demo users' passwords, kept (mode 0600, in the checkout's local directory, never in git) so a
+# restarted `make demo` logs in with the same ones; delete the file for fresh ones (jfintech/demo.py).
+DEMO_CREDENTIALS_FILE = (
+    Path(env("JFINTECH_LOCAL_DIR", default=str(BASE_DIR / ".local"))) / "demo-credentials.json"
+)
