@@ -1,6 +1,7 @@
 """`make demo` prints credentials; the admin must accept exactly what it printed."""
 
 import io
+import logging
 import re
 
 import pytest
@@ -11,9 +12,14 @@ from django.core.management import call_command
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_seed_demo_prints_superuser_credentials_the_admin_accepts(client):
+def test_seed_demo_prints_superuser_credentials_the_admin_accepts(client, caplog):
     out = io.StringIO()
-    call_command("seed_demo", stdout=out)
+    with caplog.at_level(logging.ERROR):
+        call_command("seed_demo", stdout=out)
+    # The seeded failed run is logged at error level: the line says it is demo data.
+    errors = [r.msg for r in caplog.records if r.levelno >= logging.ERROR and isinstance(r.msg, dict)]
+    assert any(e.get("event") == "case_opened_for_failed_run" for e in errors), errors
+    assert all(e.get("demo_data") for e in errors), errors
     username, password = re.search(r"demo superuser: (\S+) / (\S+)", out.getvalue()).groups()
 
     response = client.post("/admin/login/?next=/admin/", {"username": username, "password": password})
