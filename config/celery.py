@@ -10,7 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 app = Celery("jfintech")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in ("default", "ingest", "reconciliation", "fetch")]
-# Tasks name their queue explicitly (queue=...); anything that does not lands on "default".
+# Each task's queue is in settings.CELERY_TASK_ROUTES; anything not routed lands on "default".
 app.conf.task_default_queue = "default"
 app.autodiscover_tasks()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from exceptions.models import ApprovalRequest, ApprovalStatus, Case, CaseComment, CaseStatus
@@ -29,6 +29,14 @@ def case_list(*, tenant) -> QuerySet[Case]:
 
 def case_get(*, tenant, case_id: int) -> Case | None:
     return case_list(tenant=tenant).filter(pk=case_id).first()
+
+
+def case_id_of_break() -> Subquery:
+    """For ``.annotate(case_id=...)`` on a queryset of breaks (rows with ``tenant`` and
+    ``fingerprint``): the id of the break's case, one per tenant and fingerprint (NULL if none)."""
+    return Subquery(
+        Case.objects.filter(tenant=OuterRef("tenant"), fingerprint=OuterRef("fingerprint")).values("pk")[:1]
+    )
 
 
 def case_history(*, case) -> QuerySet[AuditEvent]:

@@ -7,12 +7,12 @@ from celery import shared_task
 from exceptions import services
 
 
-@shared_task(name="exceptions.flag_sla_breaches", queue="default", acks_late=True)
+@shared_task(name="exceptions.flag_sla_breaches", acks_late=True)
 def flag_sla_breaches() -> int:
     return services.cases_flag_sla_breaches()
 
 
-@shared_task(name="exceptions.deliver_webhook", queue="default", bind=True, acks_late=True, max_retries=None)
+@shared_task(name="exceptions.deliver_webhook", bind=True, acks_late=True, max_retries=None)
 def deliver_webhook(self, delivery_id: int, backoff_s: float | None = None, max_attempts: int | None = None):
     backoff_s = services.WEBHOOK_BACKOFF_S if backoff_s is None else backoff_s
     max_attempts = services.WEBHOOK_MAX_ATTEMPTS if max_attempts is None else max_attempts

@@ -152,6 +152,38 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES_NAMES = ["default", "ingest", "reconciliation", "fetch"]
+# Each task's queue, by task name (Celery's `queue=` task attribute is deprecated). A queue given
+# when sending (`.set(queue=...)`, `signature(..., queue=...)`: a test's private worker, a run's
+# chord) still wins over this table. A task not listed goes to "default"; the table and the
+# registered tasks are compared by jfintech/tests/test_celery_routes.py.
+CELERY_TASK_ROUTES = {
+    **{
+        f"reconciliation.{name}": {"queue": "fetch"}
+        for name in ("fetch_positions", "fetch_trades", "fetch_settlements", "fetch_left", "fetch_right")
+    },
+    **{
+        f"reconciliation.{name}": {"queue": "reconciliation"}
+        for name in (
+            "compute_reconciliation",
+            "run_failed",
+            "reap_stuck_runs",
+            "start_scheduled_run",
+            "execute_simulation",
+            "match_shard",
+            "finish_sharded_run",
+        )
+    },
+    **{
+        name: {"queue": "default"}
+        for name in (
+            "api.purge_idempotency_keys",
+            "audit.verify_chains",
+            "exceptions.deliver_webhook",
+            "exceptions.flag_sla_breaches",
+            "ingestion.ensure_partitions_ahead",
+        )
+    },
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
@@ -306,3 +338,8 @@ DEMO_SEEDERS = [
     "reconciliation.runs.demo.seed_recon_demo",
     "exceptions.demo.seed_demo_cases",
 ]
+# The demo users' passwords, kept (mode 0600, in the checkout's local directory, never in git) so a
+# restarted `make demo` logs in with the same ones; delete the file for fresh ones (jfintech/demo.py).
+DEMO_CREDENTIALS_FILE = (
+    Path(env("JFINTECH_LOCAL_DIR", default=str(BASE_DIR / ".local"))) / "demo-credentials.json"
+)

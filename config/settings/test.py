@@ -1,7 +1,9 @@
 """Test settings: real PostgreSQL and Redis (embedded ones when none is configured)."""
 
 import os
+import tempfile
 import uuid
+from pathlib import Path
 
 from jfintech import devservices
 
@@ -19,6 +21,8 @@ os.environ.setdefault("CELERY_KEY_PREFIX", f"jftest-{uuid.uuid4().hex[:10]}:")
 
 from config.settings.base import *  # noqa: E402,F403
 
+# Tests never read or overwrite the checkout's demo passwords (make demo's).
+DEMO_CREDENTIALS_FILE = Path(tempfile.mkdtemp(prefix="jftest-demo-")) / "demo-credentials.json"
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

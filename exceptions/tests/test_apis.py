@@ -200,9 +200,12 @@ def test_a_retried_post_with_the_same_idempotency_key_acts_once(tenant, people):
     assert case.comments.count() == 1
 
 
-def test_a_member_without_a_desk_role_is_refused(tenant):
+def test_a_member_without_a_desk_role_reads_cases_but_is_refused_work(tenant):
+    # docs/tenancy.md, Decisions: an integration reads cases (case.view), never works them.
+    [case] = make_cases(tenant, {})
     integration = member(tenant, Role.INTEGRATION, username="erp")
-    r = client(integration, tenant).get(f"{BASE}/cases/")
+    assert client(integration, tenant).get(f"{BASE}/cases/").status_code == 200
+    r = client(integration, tenant).post(f"{BASE}/cases/{case.pk}/comments/", {"body": "hi"}, format="json")
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "permission_denied"
 

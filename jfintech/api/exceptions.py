@@ -57,13 +57,50 @@ def error_response(code: str, message: str, details, http_status: int, headers=N
     return Response(_body(code, message, details), status=http_status, headers=headers)
 
 
+def field_errors(detail, path: str | None = None) -> list[dict]:
+    """DRF's nested validation detail as a flat list of ``{"field", "code", "message"}``: the field
+    as a dotted path (``lines.2.amount``; None for the body as a whole), the problem's stable code
+    (DRF's: ``required``, ``invalid``, ``max_length``, ``min_value``, ``invalid_choice``, …) and the
+    message for a person. A program branches on field and code, never on the message."""
+    if isinstance(detail, dict):
+        return [
+            error
+            for key, value in detail.items()
+            for error in field_errors(
+                value,
+                path if key in ("non_field_errors", "__all__") else f"{path}.{key}" if path else str(key),
+            )
+        ]
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            return [e for item in detail for e in field_errors(item, path)]
+        return [
+            e for i, item in enumerate(detail) for e in field_errors(item, f"{path}.{i}" if path else str(i))
+        ]
+    return [{"field": path, "code": getattr(detail, "code", None) or "invalid", "message": str(detail)}]
+
+
+def _django_field_errors(exc: DjangoValidationError) -> list[dict]:
+    by_field = exc.error_dict if hasattr(exc, "error_dict") else {None: exc.error_list}
+    return [
+        {
+            "field": None if field in (None, "__all__") else field,
+            "code": error.code or "invalid",
+            "message": next(iter(error)),  # the message with its params applied
+        }
+        for field, errors in by_field.items()
+        for error in errors
+    ]
+
+
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         log.info("application_error", code=exc.code, message=exc.message)
         return error_response(exc.code, exc.message, exc.extra, exc.status)
     if isinstance(exc, DjangoValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return error_response("invalid", "The request is not valid.", details, 400)
+        return error_response(
+            "invalid", "The request is not valid.", {"errors": _django_field_errors(exc)}, 400
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -73,7 +110,8 @@ def exception_handler(exc, context):
     if response is None:
         return None  # unexpected: Django logs it with the trace id and answers 500 (handler500)
     if isinstance(exc, exceptions.ValidationError):
-        code, message, details = "invalid", "The request is not valid.", response.data
+        code, message = "invalid", "The request is not valid."
+        details = {"errors": field_errors(exc.detail)}
     else:
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         code = codes if isinstance(codes, str) else "error"

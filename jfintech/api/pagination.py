@@ -13,4 +13,6 @@ def get_paginated_response(*, queryset, serializer_class, request, view, paginat
     """Paginate a selector's queryset in a plain APIView (HackSoft styleguide helper)."""
     paginator = (pagination_class or CreatedCursorPagination)()
     page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+    return paginator.get_paginated_response(
+        serializer_class(page, many=True, context={"request": request}).data
+    )

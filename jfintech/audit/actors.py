@@ -21,5 +21,18 @@ class Actor:
     def for_system(cls, name: str) -> "Actor":
         return cls("system", name, name)
 
+    @classmethod
+    def for_cli(cls, command: str) -> "Actor":
+        """A management command: the platform acting, naming the command and the OS user who ran it
+        (``cli:apikey (os user alice)``), so the audit trail says who typed it."""
+        import getpass
+
+        try:
+            os_user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+            os_user = "unknown"
+        name = f"cli:{command} (os user {os_user})"
+        return cls("system", name[:64], name[:200])
+
 
 SYSTEM = Actor.for_system("system")

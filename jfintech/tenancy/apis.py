@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from jfintech.api.idempotency import idempotent
 from jfintech.api.pagination import get_paginated_response
-from jfintech.api.permissions import actor_for_request, request_api_key, tenant_may
+from jfintech.api.permissions import PlatformOnly, actor_for_request, request_api_key, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy import selectors, services
@@ -69,6 +69,52 @@ class TenantApi(APIView):
             holidays=v.get("holidays"),
         )
         return Response(TenantOutput(tenant).data)
+
+
+class TenantCreateInput(serializers.Serializer):
+    slug = serializers.SlugField(max_length=64)
+    name = serializers.CharField(max_length=200)
+    timezone = serializers.CharField(max_length=64, default="UTC")
+    weekend_days = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=7), required=False
+    )
+    holidays = serializers.ListField(child=serializers.DateField(), required=False)
+    window_months_back = serializers.IntegerField(min_value=0, max_value=32767, required=False)
+    window_months_ahead = serializers.IntegerField(min_value=0, max_value=32767, required=False)
+
+
+class TenantListApi(APIView):
+    """Every tenant, and a new one: a platform act (superusers; no ``X-Tenant``). The same as
+    ``manage.py tenant create``."""
+
+    permission_classes = [PlatformOnly]
+
+    @extend_schema(responses=TenantOutput(many=True))
+    def get(self, request):
+        return get_paginated_response(
+            queryset=Tenant.objects.order_by("slug"),
+            serializer_class=TenantOutput,
+            request=request,
+            view=self,
+        )
+
+    @extend_schema(request=TenantCreateInput, responses={201: TenantOutput})
+    @idempotent(tenant_scoped=False)  # a platform request names no tenant
+    def post(self, request):
+        data = TenantCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        tenant = services.tenant_create(
+            actor=actor_for_request(request),
+            slug=v["slug"],
+            name=v["name"],
+            timezone_name=v["timezone"],
+            weekend_days=v.get("weekend_days"),
+            holidays=v.get("holidays"),
+            window_months_back=v.get("window_months_back"),
+            window_months_ahead=v.get("window_months_ahead"),
+        )
+        return Response(TenantOutput(tenant).data, status=status.HTTP_201_CREATED)
 
 
 class HolidayInput(serializers.Serializer):

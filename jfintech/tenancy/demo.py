@@ -1,16 +1,17 @@
-"""`make demo`: the demo tenant and one user per role, with fresh passwords printed each start.
+"""`make demo`: the demo tenant and one user per role, with their passwords (kept across restarts,
+jfintech.demo.demo_password) printed each start.
 
 Other apps' demo seeders (listed after this one in settings.DEMO_SEEDERS) find the tenant with
 ``demo_tenant()`` and act as ``DEMO_ACTOR``.
 """
 
-import secrets
 from datetime import date
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from jfintech.audit import Actor
+from jfintech.demo import demo_password
 from jfintech.tenancy import services
 from jfintech.tenancy.models import Membership, Role, Tenant
 
@@ -56,13 +57,12 @@ def seed_demo_tenant(out) -> None:
         )
         lines = [f"demo tenant: {tenant.slug} ({tenant.name}, {tenant.timezone})"]
         for role, username in DEMO_USERS.items():
-            password = secrets.token_urlsafe(12)
             user, _ = get_user_model().objects.get_or_create(
                 username=username, defaults={"email": f"{username}@demo.invalid"}
             )
             user.is_staff, user.is_superuser = True, False
-            user.set_password(password)
             user.save()
+            password = demo_password(user, label=f"{role} of tenant {tenant.slug}")
             membership = Membership.objects.filter(tenant=tenant, user=user).first()
             if membership is None:
                 services.membership_create(tenant=tenant, actor=DEMO_ACTOR, user=user, role=role)

@@ -15,7 +15,7 @@ def validate_timezone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationError(f"'{value}' is not an IANA time zone.") from exc
+        raise ValidationError(f"'{value}' is not an IANA time zone.", code="invalid_timezone") from exc
 
 
 class Tenant(models.Model):

@@ -47,7 +47,9 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
     "break": {"view": EVERYONE},
     "match": {"view": EVERYONE, "decide": DESK},
     "simulation": {"view": EVERYONE, "add": DESK},
-    "case": {"view": DESK, "work": DESK, "approve": frozenset({APPROVER})},
+    # An integration reads cases (the state of the breaks it loaded, for its own systems), never works
+    # them: view is everyone's, work and approve the desk's (docs/tenancy.md, Decisions).
+    "case": {"view": EVERYONE, "work": DESK, "approve": frozenset({APPROVER})},
     "approval": {"view": DESK},
     "root_cause": {"view": DESK, "add": frozenset({ADMIN, APPROVER}), "change": frozenset({ADMIN, APPROVER})},
     "approval_threshold": {"view": DESK, **{v: frozenset({ADMIN}) for v in ("add", "change", "delete")}},

@@ -55,14 +55,26 @@ def tenant_create(
     timezone_name: str = "UTC",
     weekend_days: list[int] | None = None,
     holidays: list[date] | None = None,
+    window_months_back: int | None = None,
+    window_months_ahead: int | None = None,
 ) -> Tenant:
+    """A new tenant (a platform act). None keeps the model's default (Saturday/Sunday weekend, no
+    holidays, a window of 24 months back and 3 ahead)."""
     permissions.require_platform(actor)
     with transaction.atomic():
+        if Tenant.objects.filter(slug=slug).exists():
+            raise ApplicationError(
+                f"A tenant '{slug}' exists.", code="tenant_exists", status=409, extra={"field": "slug"}
+            )
         tenant = Tenant(slug=slug, name=name, timezone=timezone_name)
         if weekend_days is not None:
             tenant.weekend_days = sorted(set(weekend_days))
         if holidays is not None:
             tenant.holidays = sorted(set(holidays))
+        if window_months_back is not None:
+            tenant.window_months_back = window_months_back
+        if window_months_ahead is not None:
+            tenant.window_months_ahead = window_months_ahead
         tenant.full_clean()
         tenant.save()
         audit.record(

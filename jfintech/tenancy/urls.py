@@ -4,6 +4,7 @@ from jfintech.tenancy import apis
 
 urlpatterns = [
     path("tenant/", apis.TenantApi.as_view(), name="tenant"),
+    path("tenants/", apis.TenantListApi.as_view(), name="tenant-list"),
     path("tenant/holidays/", apis.TenantHolidayApi.as_view(), name="tenant-holidays"),
     path("memberships/", apis.MembershipListApi.as_view(), name="membership-list"),
     path("memberships/<int:membership_id>/", apis.MembershipDetailApi.as_view(), name="membership-detail"),

@@ -8,6 +8,8 @@ from jfintech.tests.factories import MembershipFactory
 
 # Pipeline checks prove the platform (web, broker, workers): staff only, no tenant.
 platform_endpoint("pipeline-check-list", "pipeline-check-detail")
+# Tenants are created by the platform (superusers), never by a tenant's own admin or key.
+platform_endpoint("tenant-list")
 
 
 @tenant_object("membership-detail", bodies={"membership-detail": {"role": "analyst"}})

@@ -42,6 +42,9 @@ def test_a_worker_killed_under_serve_is_restarted_and_nothing_else_stops(tmp_pat
     serve.start()
     try:
         serve.wait_for_log("READY ", timeout=240)
+        serve.wait_for_log("log in with", timeout=10)  # the demo logins, again after READY
+        log = serve.log_path.read_text(errors="replace")
+        assert log.index("log in with") > log.index("READY ")
         before = dict(_started(serve))
         assert {"web", "beat", "worker-reconciliation", "worker-fetch"} <= set(before)
         killed = before["worker-reconciliation"]

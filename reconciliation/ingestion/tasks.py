@@ -5,6 +5,6 @@ from celery import shared_task
 from reconciliation.ingestion import services
 
 
-@shared_task(name="ingestion.ensure_partitions_ahead", queue="default", acks_late=True)
+@shared_task(name="ingestion.ensure_partitions_ahead", acks_late=True)
 def ensure_partitions_ahead() -> int:
     return len(services.partitions_ensure_ahead())

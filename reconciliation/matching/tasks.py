@@ -11,16 +11,12 @@ from reconciliation.matching import sharding, simulation
 _RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 30, "max_retries": 5}
 
 
-@shared_task(
-    name="reconciliation.execute_simulation", queue=simulation.SIMULATION_QUEUE, acks_late=True, **_RETRY
-)
+@shared_task(name="reconciliation.execute_simulation", acks_late=True, **_RETRY)
 def execute_simulation(report_id: int) -> str:
     return simulation.simulation_execute(report_id=report_id)
 
 
-@shared_task(
-    name="reconciliation.match_shard", queue=sharding.SHARD_QUEUE, acks_late=True, bind=True, **_RETRY
-)
+@shared_task(name="reconciliation.match_shard", acks_late=True, bind=True, **_RETRY)
 def match_shard(self, run_id: int, shard_no: int, shard_count: int) -> str:
     bind_run_context(run_id=run_id)
     return sharding.run_match_shard(
@@ -31,7 +27,6 @@ def match_shard(self, run_id: int, shard_no: int, shard_count: int) -> str:
 @shared_task(
     name="reconciliation.finish_sharded_run",
     bind=True,
-    queue=sharding.SHARD_QUEUE,
     acks_late=True,
     max_retries=None,
     autoretry_for=(OperationalError,),

@@ -6,11 +6,13 @@ Thin views: input serializer -> service -> output serializer; the tenant is the 
 from __future__ import annotations
 
 import django_filters
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from exceptions import selectors as case_selectors
 from jfintech.api.idempotency import idempotent
 from jfintech.api.pagination import get_paginated_response
 from jfintech.api.permissions import actor_for_request, tenant_may
@@ -127,10 +129,16 @@ class RunOutput(serializers.ModelSerializer):
 
 
 class BreakOutput(serializers.ModelSerializer):
+    # The case the break is worked on (one per fingerprint, across runs): its id and API address.
+    case_id = serializers.IntegerField(read_only=True, allow_null=True, default=None)
+    case_url = serializers.SerializerMethodField()
+
     class Meta:
         model = Break
         fields = [
             "id",
+            "case_id",
+            "case_url",
             "break_type",
             "fingerprint",
             "record_ids",
@@ -143,6 +151,14 @@ class BreakOutput(serializers.ModelSerializer):
             "snapshot",
             "rule",
         ]
+
+    def get_case_url(self, brk) -> str | None:
+        case_id = getattr(brk, "case_id", None)
+        if case_id is None:
+            return None
+        path = reverse("v1:case-detail", kwargs={"case_id": case_id})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
 
 
 class RunStartInput(serializers.Serializer):
@@ -252,7 +268,9 @@ class RunBreakListApi(APIView):
     def get(self, request, run_id: int):
         run = _run_or_404(request, run_id)
         return get_paginated_response(
-            queryset=selectors.breaks_for_run(tenant=run.tenant, run=run),
+            queryset=selectors.breaks_for_run(tenant=run.tenant, run=run).annotate(
+                case_id=case_selectors.case_id_of_break()
+            ),
             serializer_class=BreakOutput,
             request=request,
             view=self,

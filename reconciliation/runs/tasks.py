@@ -35,27 +35,27 @@ def _fetch(run_id: int, side: str) -> None:
     services.run_fetch_side(run_id=run_id, side=side)
 
 
-@shared_task(name="reconciliation.fetch_positions", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+@shared_task(name="reconciliation.fetch_positions", acks_late=True, **_RETRY)
 def fetch_positions(run_id: int) -> None:
     _fetch(run_id, Side.POSITION)
 
 
-@shared_task(name="reconciliation.fetch_trades", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+@shared_task(name="reconciliation.fetch_trades", acks_late=True, **_RETRY)
 def fetch_trades(run_id: int) -> None:
     _fetch(run_id, Side.LEFT)
 
 
-@shared_task(name="reconciliation.fetch_settlements", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+@shared_task(name="reconciliation.fetch_settlements", acks_late=True, **_RETRY)
 def fetch_settlements(run_id: int) -> None:
     _fetch(run_id, Side.RIGHT)
 
 
-@shared_task(name="reconciliation.fetch_left", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+@shared_task(name="reconciliation.fetch_left", acks_late=True, **_RETRY)
 def fetch_left(run_id: int) -> None:
     _fetch(run_id, Side.LEFT)
 
 
-@shared_task(name="reconciliation.fetch_right", queue=FETCH_QUEUE, acks_late=True, **_RETRY)
+@shared_task(name="reconciliation.fetch_right", acks_late=True, **_RETRY)
 def fetch_right(run_id: int) -> None:
     _fetch(run_id, Side.RIGHT)
 
@@ -63,7 +63,6 @@ def fetch_right(run_id: int) -> None:
 @shared_task(
     name="reconciliation.compute_reconciliation",
     bind=True,
-    queue=COMPUTE_QUEUE,
     acks_late=True,
     max_retries=None,
     autoretry_for=(OperationalError,),
@@ -86,7 +85,7 @@ def compute_reconciliation(self, run_id: int) -> str:
     return outcome
 
 
-@shared_task(name="reconciliation.run_failed", queue=COMPUTE_QUEUE, acks_late=True, **_RETRY)
+@shared_task(name="reconciliation.run_failed", acks_late=True, **_RETRY)
 def run_failed(run_id: int, *args) -> None:
     """link_error of the chord: a header or the callback raised. Fails the run if it is not terminal."""
     _bind(run_id)
@@ -95,16 +94,14 @@ def run_failed(run_id: int, *args) -> None:
     )
 
 
-@shared_task(name="reconciliation.reap_stuck_runs", queue=COMPUTE_QUEUE, acks_late=True, **_RETRY)
+@shared_task(name="reconciliation.reap_stuck_runs", acks_late=True, **_RETRY)
 def reap_stuck_runs() -> dict[str, list[int]]:
     """Every minute (beat): fail the runs past their deadline, re-drive those whose heartbeat went
     stale (or fail them after RUN_MAX_ATTEMPTS)."""
     return {"past_deadline": services.runs_reap(), **services.runs_redrive_stale()}
 
 
-@shared_task(
-    name="reconciliation.start_scheduled_run", bind=True, queue=COMPUTE_QUEUE, acks_late=True, **_RETRY
-)
+@shared_task(name="reconciliation.start_scheduled_run", bind=True, acks_late=True, **_RETRY)
 def start_scheduled_run(self, definition_id: int) -> int | None:
     """Beat's entry point: one run per tick (the message id is the run's request key, so a
     redelivered tick starts nothing new); a tick while a run is in flight is logged and skipped."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jfintech import devservices
+from jfintech import demo, devservices
 from jfintech.health import services as health
 from jfintech.supervisor import CrashLoop, Supervisor
 
@@ -116,6 +116,8 @@ class Command(BaseCommand):
             workers = ", ".join(f"{q}=:{p}" for q, p in worker_ports.items())
             self.stdout.write(f"metrics:  {base_url}metrics  beat: :{beat_port}  workers: {workers}")
             self.stdout.write(f"READY {base_url}", ending="\n")
+            # Again after READY: the seed printed them ~300 lines up, behind the workers' banners.
+            self.stdout.write(demo.login_block())
             self.stdout.flush()
             while not stopping:
                 try:

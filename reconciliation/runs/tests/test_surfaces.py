@@ -194,3 +194,30 @@ def test_admin_edit_of_rules_publishes_a_new_version_and_sets_the_schedule(admin
     assert latest.status == "pending"  # four-eyes: runs keep version 1 until another person approves
     assert services.rule_version_current(defn).version == 1
     assert services.schedule_snapshot(Definition.objects.get(pk=defn.pk))["cron"] == "0 6 * * 1-5"
+
+
+def test_a_break_in_the_api_names_its_case_which_an_integration_key_reads_but_cannot_work():
+    from jfintech.audit import Actor
+    from jfintech.tenancy import services as tenancy
+
+    defn = _defn_with_data()
+    run = services.run_start(
+        tenant=defn.tenant, actor=ACTOR, definition=defn, trigger="cli", as_of=AS_OF, dispatch=False
+    )
+    run = services.run_execute_inline(run)
+    key = tenancy.api_key_create(
+        tenant=defn.tenant, actor=Actor.for_system("test"), name="erp", role=Role.INTEGRATION
+    )
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Api-Key {key.plaintext}")
+    [brk] = c.get(f"{BASE}/runs/{run.pk}/breaks/").json()["results"]
+    case_id = brk["case_id"]
+    assert case_id is not None
+    assert brk["case_url"] == f"http://testserver/api/v1/exceptions/cases/{case_id}/"
+    case = c.get(brk["case_url"])
+    assert case.status_code == 200, case.content
+    assert case.json()["fingerprint"] == brk["fingerprint"]
+    assert [x["id"] for x in c.get("/api/v1/exceptions/cases/").json()["results"]] == [case_id]
+    # Read-only: working a case is the desk's.
+    refused = c.post(f"/api/v1/exceptions/cases/{case_id}/priority/", {"priority": "high"}, format="json")
+    assert refused.status_code == 403
