@@ -23,7 +23,6 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from jfintech import audit
 from jfintech.audit import Actor
@@ -517,10 +516,13 @@ def _dispatch(run_id: int) -> None:
     kind = Run.objects.only("kind").get(pk=run_id).kind
     try:
         dispatch.run_chord(run_id, kind).apply_async()
-    except KombuOperationalError as exc:
+    except Exception as exc:  # kombu's OperationalError, or the Redis result
+        # backend's RuntimeError when it gives up reconnecting: either way the run is durable and
+        # the reaper re-drives it, and a bug here fails it loudly after RUN_MAX_ATTEMPTS.
         metrics.RUN_ENQUEUE_FAILURES.labels(kind=kind).inc()
         log.error(
             "recon_run_enqueue_failed",
+            exc_info=True,
             error_type=type(exc).__name__,
             error=str(exc)[:500],
             outcome="left pending for the reaper's re-drive",
