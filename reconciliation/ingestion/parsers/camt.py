@@ -35,6 +35,7 @@ from reconciliation.ingestion.parsers import (
     balance_control,
     malformed,
     statement_totals,
+    truncated,
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "iso20022"
@@ -137,7 +138,8 @@ def _rows(stream, message: str, version: str, parsed: Parsed):
     ns = f"urn:iso:std:iso:20022:tech:xsd:camt.{message}.001.{version}"
     n = _Names(ns, version)
     container = "Stmt" if message == "053" else "Ntfctn"
-    tags = [n.q("Bal"), n.q("Ntry"), n.q(container), n.q("GrpHdr")]
+    # The root too: a document is complete only when </Document> was read (see below).
+    tags = [n.q("Bal"), n.q("Ntry"), n.q(container), n.q("GrpHdr"), n.q("Document")]
     context = etree.iterparse(
         stream,
         events=("end",),
@@ -150,6 +152,7 @@ def _rows(stream, message: str, version: str, parsed: Parsed):
     balances: dict[str, tuple[Decimal, str]] = {}
     entry_no = 0
     checked_doctype = False
+    complete = False
     try:
         for _, elem in context:
             if not checked_doctype:
@@ -159,6 +162,9 @@ def _rows(stream, message: str, version: str, parsed: Parsed):
                         "forbidden_xml", "XML with a DOCTYPE is refused (entities, external references)"
                     )
             local = elem.tag.rsplit("}", 1)[1]
+            if local == "Document":
+                complete = True
+                continue
             if local == "GrpHdr":
                 parsed.declared_totals["message_id"] = n.text(elem, "MsgId")
                 parsed.declared_totals["created"] = n.text(elem, "CreDtTm")
@@ -186,6 +192,13 @@ def _rows(stream, message: str, version: str, parsed: Parsed):
         # well-formedness errors of the parser.
         code = "schema_violation" if 1800 <= (exc.code or 0) < 1900 else "malformed_file"
         raise FileRejected(code, f"line {exc.lineno}: {exc.msg}") from exc
+    if not complete:
+        # libxml2 validating against a schema does not report a premature end of the input (lxml
+        # 6.1 / libxml2 2.14): a file cut anywhere would end the iteration quietly, with the rows
+        # read so far. The root element's end tag is the proof that the document was received.
+        raise truncated(
+            f"the XML document ends before its root element closes (</Document>, {entry_no} entries read)"
+        )
     parsed.declared_totals["statements"] = statement_totals(parsed.statements)
 
 
