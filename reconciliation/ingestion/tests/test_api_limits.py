@@ -131,3 +131,24 @@ def test_one_limit_for_both_transfer_encodings_against_gunicorn(small_limit_serv
         headers={"Authorization": headers["Authorization"], "Content-Type": content_type}, timeout=30,
     )  # fmt: skip
     assert (upload.status_code, upload.json()["rows_accepted"]) == (201, 1), upload.text
+
+
+@pytest.mark.django_db
+def test_a_cut_file_uploaded_with_an_idempotency_key_is_422_and_leaves_nothing_inside_the_request():
+    """With Idempotency-Key the load runs inside the request's transaction (a savepoint)."""
+    from reconciliation.ingestion.samples import camt_chunks
+    from reconciliation.ingestion.tests.test_apis import upload
+    from reconciliation.ingestion.tests.test_empty_and_cut_files import two_statements
+    from reconciliation.models import StatementBalance
+
+    source = SourceFactory(kind="statement", format="camt053", mapping={})
+    data = "".join(camt_chunks(two_statements())).encode()
+    c = key_client(source.tenant)
+    cut = upload(
+        c, source, content=data[: data.index(b"<NtryRef>B3")], name="s.xml", HTTP_IDEMPOTENCY_KEY="cut-1"
+    )
+    assert (cut.status_code, cut.json()["reject_code"]) == (422, "truncated_file"), cut.content
+    assert not Record.objects.filter(source=source).exists()
+    assert not StatementBalance.objects.filter(source=source).exists()
+    complete = upload(c, source, content=data, name="s.xml", HTTP_IDEMPOTENCY_KEY="full-1")
+    assert (complete.status_code, complete.json()["rows_accepted"]) == (201, 10), complete.content
