@@ -50,6 +50,9 @@ class DataSource(TenantOwned):
     # Connector used by reconciliation fetches: "database" (records already loaded), "http", "directory".
     connector = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
+    # A delivery with no records (a 0-byte file, a header-only CSV, {"records": []}) is rejected as
+    # `empty_file` unless the source says an empty day is normal for it (docs/ingestion.md).
+    accept_empty = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -329,6 +329,9 @@ PERIODIC_TASKS = {
 INGEST_MAX_UPLOAD_BYTES = env.int("INGEST_MAX_UPLOAD_BYTES", default=256 * 1024 * 1024)
 # MT940, BAI2 and JSON documents are read whole by their parsers: a cap keeps memory bounded.
 INGEST_MAX_WHOLE_FILE_BYTES = env.int("INGEST_MAX_WHOLE_FILE_BYTES", default=64 * 1024 * 1024)
+# Currency codes accepted beyond ISO 4217's active ones (which exclude XXX and XTS), e.g. XTS in a
+# test environment (reconciliation/ingestion/currencies.py).
+INGEST_EXTRA_CURRENCIES = env.list("INGEST_EXTRA_CURRENCIES", default=[])
 
 # `make demo` runs these in order (dotted paths, so the core never imports a domain app).
 DEMO_SEEDERS = [

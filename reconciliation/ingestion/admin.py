@@ -23,7 +23,7 @@ INLINE_REJECTIONS = 200
 class DataSourceForm(forms.ModelForm):
     class Meta:
         model = DataSource
-        fields = ["tenant", "name", "kind", "format", "mapping", "connector", "is_active"]
+        fields = ["tenant", "name", "kind", "format", "mapping", "connector", "is_active", "accept_empty"]
 
     def clean(self):
         data = super().clean()
@@ -74,6 +74,7 @@ class DataSourceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             mapping=obj.mapping,
             connector=obj.connector,
             is_active=obj.is_active,
+            accept_empty=obj.accept_empty,
         )
         obj.pk = saved.pk
 

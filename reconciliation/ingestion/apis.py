@@ -8,9 +8,11 @@ batch, with its reason, is stored and returned either way).
 from __future__ import annotations
 
 import json
+import tempfile
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
@@ -27,10 +29,29 @@ from reconciliation.ingestion.formats import FORMATS
 from reconciliation.models import DataSource, IngestionBatch, Rejection
 
 FIRST_REJECTIONS = 20
+_CHUNK_READ = 64 * 1024
 
 
-def max_upload_bytes() -> int:
-    return settings.INGEST_MAX_UPLOAD_BYTES
+def max_upload_bytes() -> tuple[int, str]:
+    """The upload limit and the setting that sets it."""
+    return settings.INGEST_MAX_UPLOAD_BYTES, "INGEST_MAX_UPLOAD_BYTES"
+
+
+def max_push_bytes() -> tuple[int, str]:
+    """A JSON push is parsed in memory: the smaller of the upload limit and Django's in-memory
+    request limit, named by whichever of the two it is."""
+    limits = [max_upload_bytes()]
+    if settings.DATA_UPLOAD_MAX_MEMORY_SIZE is not None:
+        limits.append((settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "DATA_UPLOAD_MAX_MEMORY_SIZE"))
+    return min(limits)
+
+
+def _too_large(size: str, limit: int, setting: str, extra: dict) -> ApplicationError:
+    return ApplicationError(
+        f"The upload is {size} bytes; the maximum is {limit} bytes ({setting}). Split the file or ask "
+        f"an administrator to raise {setting}.",
+        code="upload_too_large", status=413, extra={"max_bytes": limit, "setting": setting, **extra},
+    )  # fmt: skip
 
 
 def _source_or_404(request, source_id: int) -> DataSource:
@@ -58,6 +79,7 @@ class SourceOutput(serializers.ModelSerializer):
             "mapping",
             "connector",
             "is_active",
+            "accept_empty",
             "created_at",
             "updated_at",
         ]
@@ -70,6 +92,7 @@ class SourceInput(serializers.Serializer):
     mapping = serializers.DictField(default=dict)
     connector = serializers.DictField(default=dict)
     is_active = serializers.BooleanField(default=True)
+    accept_empty = serializers.BooleanField(default=False)
 
 
 class RejectionOutput(serializers.ModelSerializer):
@@ -113,24 +136,42 @@ def batch_response(batch: IngestionBatch, *, created: bool = True) -> Response:
 
 
 class SizeLimitedMixin:
-    """413 before the body is read when the declared size is over the limit (clear message)."""
+    """One size limit per endpoint, enforced before the body is parsed, whatever the transfer
+    encoding: a declared Content-Length over it is refused unread (413); a chunked body has no
+    length to declare, so it is read into a spooled file, and refused (413) as soon as it passes
+    the limit. Django reads a WSGI body only up to CONTENT_LENGTH (none: nothing, so a chunked
+    JSON push used to arrive empty, 400); the buffered body is handed on with its length."""
 
-    def size_limit(self) -> int:
+    def size_limit(self) -> tuple[int, str]:
         return max_upload_bytes()
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        limit = self.size_limit()
+        limit, setting = self.size_limit()
+        meta = request._request.META
+        if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower() and not meta.get("CONTENT_LENGTH"):
+            self._buffer_chunked(request._request, limit, setting)
+            return
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
+            length = int(meta.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if length > limit:
-            raise ApplicationError(
-                f"The upload is {length} bytes; the maximum is {limit} bytes. Split the file or ask an "
-                "administrator to raise INGEST_MAX_UPLOAD_BYTES.",
-                code="upload_too_large", status=413, extra={"max_bytes": limit, "size_bytes": length},
-            )  # fmt: skip
+            raise _too_large(str(length), limit, setting, {"size_bytes": length})
+
+    @staticmethod
+    def _buffer_chunked(django_request, limit: int, setting: str) -> None:
+        body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115
+        size, source = 0, django_request.META["wsgi.input"]
+        while chunk := source.read(_CHUNK_READ):
+            size += len(chunk)
+            if size > limit:
+                body.close()
+                raise _too_large(f"more than {limit}", limit, setting, {})
+            body.write(chunk)
+        body.seek(0)
+        django_request.META["CONTENT_LENGTH"] = str(size)
+        django_request._stream = LimitedStream(body, size)  # what WSGIRequest builds from a length
 
 
 class SourceListApi(APIView):
@@ -184,9 +225,9 @@ class BatchUploadApi(SizeLimitedMixin, APIView):
         upload = request.FILES.get("file")
         if upload is None:
             raise ApplicationError("Send the file as the multipart field 'file'.", code="file_required")
-        if upload.size > self.size_limit():
-            raise ApplicationError(f"The file is {upload.size} bytes; the maximum is {self.size_limit()}.",
-                                   code="upload_too_large", status=413)  # fmt: skip
+        limit, setting = self.size_limit()
+        if upload.size > limit:
+            raise _too_large(str(upload.size), limit, setting, {"size_bytes": upload.size})
         fmt = request.data.get("format") or "auto"
         batch = services.batch_ingest_file(
             tenant=request_tenant(request), actor=actor_for_request(request), source=source,
@@ -211,8 +252,8 @@ class RecordsPushApi(SizeLimitedMixin, APIView):
     permission_classes = [tenant_may("source", "upload")]
     parser_classes = [DecimalJSONParser]
 
-    def size_limit(self) -> int:
-        return min(max_upload_bytes(), settings.DATA_UPLOAD_MAX_MEMORY_SIZE or max_upload_bytes())
+    def size_limit(self) -> tuple[int, str]:
+        return max_push_bytes()
 
     @extend_schema(
         request=inline_serializer(

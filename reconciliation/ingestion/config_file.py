@@ -116,7 +116,7 @@ def config_apply(*, document: dict, actor, dry_run: bool = False) -> dict:
 
 # --- The sources section ---------------------------------------------------------------------
 
-SOURCE_KEYS = {"name", "kind", "format", "mapping", "connector", "active"}
+SOURCE_KEYS = {"name", "kind", "format", "mapping", "connector", "active", "accept_empty"}
 
 
 def _validate_sources(value, tenant) -> list[str]:
@@ -141,8 +141,9 @@ def _validate_sources(value, tenant) -> list[str]:
         elif name in seen:
             errors.append(f"{where}.name: {name!r} appears twice")
         seen.add(name)
-        if not isinstance(item.get("active", True), bool):
-            errors.append(f"{where}.active: must be true or false")
+        for flag, default in (("active", True), ("accept_empty", False)):
+            if not isinstance(item.get(flag, default), bool):
+                errors.append(f"{where}.{flag}: must be true or false")
         try:
             source_validate(
                 kind=item.get("kind", ""), format=item.get("format", "csv"),
@@ -162,6 +163,7 @@ def _apply_sources(value, ctx: ConfigContext) -> dict:
             tenant=ctx.tenant, actor=ctx.actor, name=item["name"], kind=item["kind"],
             format=item.get("format", "csv"), mapping=item.get("mapping") or {},
             connector=item.get("connector") or {}, is_active=item.get("active", True),
+            accept_empty=item.get("accept_empty", False),
         )  # fmt: skip
         counts[outcome] += 1
     return counts

@@ -70,7 +70,14 @@ def statement_controls(*, tenant, source: DataSource, parsed: Parsed) -> tuple[s
     Returns (reason code, message) for the first violation, or None.
     """
     last_closing: dict[str, StatementInfo] = {}
+    seen: set[tuple[str, str]] = set()
     for s in parsed.statements:
+        if (s.account, s.statement_id) in seen:  # else the statement table's unique index fails
+            return (
+                "duplicate_statement",
+                f"statement {s.statement_id} of account {s.account} appears twice in this file",
+            )
+        seen.add((s.account, s.statement_id))
         loaded = (
             StatementBalance.objects.filter(
                 source=source,

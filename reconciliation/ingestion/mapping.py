@@ -11,8 +11,9 @@ A CSV source's ``mapping`` (DataSource.mapping)::
       "thousands_separator": ".",         # default none
       "sign": "as_is" | "negate" | {"column": "DC", "negative": ["D", "DR"], "positive": ["C", "CR"]},
       "default_currency": "EUR",
-      "attributes": ["Desk", "Trader"]    # extra columns kept in the record's attributes
-    }
+      "attributes": ["Desk", "Trader"],   # extra columns kept in the record's attributes
+      "last_line_break": "required"       # default; "optional" when the producer omits it (RFC 4180
+    }                                     # allows that; parsers/csv.py says what is checked then)
 
 Parsers only pick the mapped columns (cheap, C-level); turning text into dates, amounts and signs
 is done by validation.Validator from the ``Normalization`` below.
@@ -140,6 +141,8 @@ def validate_csv_mapping(mapping: dict, kind: str) -> Normalization:
             f"unknown fields in columns: {', '.join(unknown)} (known: {', '.join(FIELDS)})",
             code="invalid_mapping",
         )
+    if mapping.get("last_line_break", "required") not in ("required", "optional"):
+        raise ApplicationError("last_line_break must be 'required' or 'optional'", code="invalid_mapping")
     needed = REQUIRED | {required_value_field(kind)}
     missing = sorted(needed - set(columns))
     if missing:

@@ -185,9 +185,9 @@ def _load(
             closed = _load_staged(tenant=tenant, actor=actor, source=source, batch=batch, parse=parse,
                                   started=started, timings=timings)  # fmt: skip
         return closed
-    except (
-        FileRejected
-    ) as exc:  # the file as a whole cannot be read: whatever either path wrote is rolled back
+    except FileRejected as exc:
+        # The file as a whole cannot be read (cut off, empty, not the format): whatever either path
+        # wrote is rolled back with its transaction; the batch keeps the reason and no rows.
         with transaction.atomic():
             return _finish(batch, actor=actor, status=Status.REJECTED, started=started, code=exc.code,
                            message=exc.message)  # fmt: skip
@@ -196,6 +196,19 @@ def _load(
 def _validated(parsed: Parsed, source: DataSource, tenant):
     validator = Validator(kind=source.kind, normalization=parsed.normalization, window=tenant_window(tenant))
     return map(validator.check, parsed.rows)
+
+
+def _check_not_empty(parsed: Parsed, total: int, source: DataSource) -> None:
+    """No rows and no statements is an empty delivery: refused unless the source accepts them.
+
+    A statement without entries is not empty (its balances carry the account's continuity).
+    """
+    if total == 0 and not parsed.statements and not source.accept_empty:
+        raise FileRejected(
+            "empty_file",
+            f"the delivery has no records; source {source.name} does not accept empty deliveries "
+            "(its accept_empty setting)",
+        )
 
 
 def _lock_and_check_duplicate(cursor, *, source, batch) -> bool:
@@ -229,6 +242,7 @@ def _load_direct(*, tenant, actor, source, batch, parse, started, timings) -> In
             direct = DirectLoad(cursor, tenant_id=tenant.pk, source_id=source.pk, batch_id=batch.pk,
                                 kind=source.kind)  # fmt: skip
             total = direct.copy(_validated(parsed, source, tenant))
+            _check_not_empty(parsed, total, source)
             if parsed.file_rejection or formats.statement_controls(
                 tenant=tenant, source=source, parsed=parsed
             ):
@@ -269,6 +283,7 @@ def _load_staged(*, tenant, actor, source, batch, parse, started, timings) -> In
                 staging.create()
                 parsed: Parsed = parse()
                 total = staging.copy_rows(_validated(parsed, source, tenant))
+                _check_not_empty(parsed, total, source)
             staging.reject_repeated_keys()
             IngestionBatch.objects.filter(pk=batch.pk, status=Status.RECEIVED).update(
                 status=Status.VALIDATED, rows_total=total
@@ -334,12 +349,17 @@ def _run(*, tenant, actor, source, sha256, size, file_name, fmt, parse) -> Inges
     return batch
 
 
-def _hash_stream(stream) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
+_BLANK = b"\xef\xbb\xbf \t\r\n"  # a byte-order mark and white space: no content
+
+
+def _hash_stream(stream) -> tuple[str, int, bool]:
+    """sha256, size, and whether the file is blank (nothing but white space and a BOM)."""
+    digest, size, blank = hashlib.sha256(), 0, True
     while chunk := stream.read(_CHUNK):
         digest.update(chunk)
         size += len(chunk)
-    return digest.hexdigest(), size
+        blank = blank and not chunk.strip(_BLANK)
+    return digest.hexdigest(), size, blank
 
 
 def batch_ingest_file(*, tenant, actor, source: DataSource, path: str | Path | None = None, fileobj=None,
@@ -356,13 +376,15 @@ def batch_ingest_file(*, tenant, actor, source: DataSource, path: str | Path | N
     try:
         file_name = file_name or (Path(path).name if path is not None else getattr(fileobj, "name", "") or "")
         stream.seek(0)
-        sha256, size = _hash_stream(stream)
+        sha256, size, blank = _hash_stream(stream)
         stream.seek(0)
         head = stream.read(4096)
         stream.seek(0)
         fmt = formats.detect(head, declared=format, source=source)
 
         def parse() -> Parsed:  # called again when the staged path takes over
+            if blank:  # no format can read nothing: the loader's empty-delivery rule decides
+                return Parsed(rows=iter(()), format=fmt)
             stream.seek(0)
             return formats.parse(fmt, stream, source=source)
 
@@ -444,7 +466,7 @@ def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> Inges
 
 # --- Sources -----------------------------------------------------------------------------------
 
-SOURCE_FIELDS = ("kind", "format", "mapping", "connector", "is_active")
+SOURCE_FIELDS = ("kind", "format", "mapping", "connector", "is_active", "accept_empty")
 CONNECTOR_TYPES = ("database", "http", "directory")
 
 
@@ -480,11 +502,11 @@ def _source_snapshot(source: DataSource) -> dict:
 
 def source_upsert(
     *, tenant, actor, name: str, kind: str, format: str = "csv", mapping: dict | None = None,
-    connector: dict | None = None, is_active: bool = True,
+    connector: dict | None = None, is_active: bool = True, accept_empty: bool = False,
 ) -> tuple[DataSource, str]:  # fmt: skip
     """Create or update a source by (tenant, name). Returns (source, "created" | "updated" | "unchanged")."""
     values = {"kind": kind, "format": format, "mapping": mapping or {}, "connector": connector or {},
-              "is_active": is_active}  # fmt: skip
+              "is_active": is_active, "accept_empty": accept_empty}  # fmt: skip
     source_validate(kind=kind, format=format, mapping=values["mapping"], connector=values["connector"])
     with transaction.atomic():
         source = DataSource.objects.select_for_update().filter(tenant=tenant, name=name).first()

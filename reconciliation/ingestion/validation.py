@@ -142,9 +142,18 @@ class Validator:
             or (value_date_t is not None and value_date is None)
         ):
             reason = "malformed_date"
+            bad = [
+                f"{name} {quoted(text)}"
+                for name, text, value in (
+                    ("business_date", business_date_t, business_date),
+                    ("trade_date", trade_date_t, trade_date),
+                    ("value_date", value_date_t, value_date),
+                )
+                if text is not None and value is None
+            ]
             message = (
-                f"date {quoted(business_date_t)} / {quoted(trade_date_t)} / {quoted(value_date_t)}"
-                f" does not match {self.normalization.date_format}"
+                f"{' and '.join(bad)} {'is not a date' if len(bad) == 1 else 'are not dates'}"
+                f" in the format {self.normalization.date_format}"
             )
         elif not self.first <= business_date <= self.last:
             reason = "out_of_window"
@@ -170,7 +179,10 @@ class Validator:
         elif amount is not None and currency == "":
             reason, message = "missing_field", "currency is missing (and the source has no default currency)"
         elif currency != "" and currency not in self.currencies:
-            reason, message = "unknown_currency", f"currency {quoted(currency)} is not an ISO 4217 code"
+            reason, message = (
+                "unknown_currency",
+                f"currency {quoted(currency)} is not an active ISO 4217 code",
+            )
 
         return (
             line_no, raw, reason, message, external_id, version or 1, version_t is not None,

@@ -4,6 +4,12 @@ Every parser returns a ``Parsed``: ``rows`` is a (lazy, streamed) iterator of tu
 ``STAGE_COLUMNS`` order, all text except ``line_no``. A parser raises ``FileRejected`` when the file
 as a whole cannot be read (bad XML, XSD violation, missing CSV header column): the batch is then
 rejected with that code and no row is loaded.
+
+Every format must prove it was received to its last byte (``truncated_file`` otherwise): camt's
+root element closes, a CSV ends with a line break and no quoted field open, MT940's last statement
+ends with its ``-`` line, BAI2 ends with its 99 trailer after every 49 and 98, a JSON document is
+complete. A streamed parser may find out only at the end, after it yielded rows: the loader's
+transaction is rolled back then, so nothing read before the error remains (docs/ingestion.md).
 """
 
 from __future__ import annotations
@@ -51,6 +57,10 @@ class Parsed:
     statements: list[StatementInfo] = field(default_factory=list)
     # A control that failed after the rows were read: (code, message); every row is rejected.
     file_rejection: tuple[str, str] | None = None
+
+
+def truncated(message: str) -> FileRejected:
+    return FileRejected("truncated_file", f"{message}: the file is incomplete (cut off?); nothing was loaded")
 
 
 def malformed(line_no: int, raw: str, message: str, code: str = "malformed_row") -> tuple:

@@ -4,6 +4,11 @@ Controls: the package checks every account, group and file trailer (control tota
 counts) — a mismatch rejects the file as ``control_total_mismatch``; where an account carries the
 opening (010) and closing (015) ledger summaries, opening + transactions = closing is checked too.
 Amounts are in cents; the type code says credit (100-399) or debit (400-699).
+
+Complete to the last byte: the records nest 01 (02 (03 16* 49)* 98)* 99 (88 continues any record)
+and the last one ends with ``/``; a missing trailer is ``truncated_file``, a record out of place
+``malformed_file``. Checked before the package reads the file: it loops forever on a file that
+ends inside an account (bai2 0.15), and a worker must never hang on what a sender sent.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from reconciliation.ingestion.parsers import (
     balance_control,
     malformed,
     statement_totals,
+    truncated,
 )
 from reconciliation.ingestion.parsers.mt940 import read_capped
 
@@ -37,8 +43,37 @@ def _sign(code: str) -> int | None:
     return None
 
 
+# record code → {record codes that may follow it}, and the trailer each open level is missing.
+_NEXT = {
+    "start": {"01"}, "01": {"02", "99"}, "02": {"03", "98"}, "03": {"16", "49"}, "16": {"16", "49"},
+    "49": {"03", "98"}, "98": {"02", "99"}, "99": set(),
+}  # fmt: skip
+_MISSING = {"01": "99", "02": "98", "03": "49", "16": "49", "49": "98", "98": "99"}
+_NAMES = {"49": "49 account trailer", "98": "98 group trailer", "99": "99 file trailer"}
+
+
+def check_structure(text: str) -> None:
+    """The record codes nest as BAI2 says and the file ends with its trailers (see above)."""
+    state, lines = "start", [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if lines and not lines[-1][1].endswith("/"):
+        raise truncated(f"line {lines[-1][0]} (the last) does not end with '/'")
+    for i, line in lines:
+        code = line[:2]
+        if code == "88" and state != "start":
+            continue
+        if code not in _NEXT[state]:
+            expected = " or ".join(sorted(_NEXT[state])) or "nothing"
+            raise FileRejected("malformed_file", f"line {i}: record {code!r} where {expected} was expected")
+        state = code
+    if state != "99":
+        raise truncated(f"the file ends without its {_NAMES[_MISSING[state]]}")
+
+
 def parse_bai2(stream, *, max_bytes: int) -> Parsed:
     text = read_capped(stream, max_bytes, "BAI2")
+    if not text.strip():  # an empty file is the loader's rule (empty_file)
+        return Parsed(rows=iter(()), format="bai2", normalization=ISO)
+    check_structure(text)
     try:
         document = bai2_parser.parse_from_string(text, check_integrity=True)
     except IntegrityException as exc:

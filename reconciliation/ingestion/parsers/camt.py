@@ -35,6 +35,7 @@ from reconciliation.ingestion.parsers import (
     balance_control,
     malformed,
     statement_totals,
+    truncated,
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "iso20022"
@@ -42,6 +43,8 @@ NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:camt\.(05[34])\.001\
 SUPPORTED_VERSIONS = ("02", "08")
 CAMT = Normalization(sign_negative=("DBIT",), sign_positive=("CRDT",))
 RAW_LIMIT = 4000
+# The root's end tag (any namespace prefix), then only white space or comments to the end.
+ROOT_END_RE = re.compile(rb"</([A-Za-z_][\w.-]*:)?Document\s*>(\s|<!--.*?-->)*\Z", re.DOTALL)
 
 
 def safe_parser_options() -> dict:
@@ -111,11 +114,23 @@ def _signed(amount: str, cdi: str) -> Decimal:
     return -value if cdi == "DBIT" else value
 
 
+def _ends_with_root(stream) -> bool:
+    """Checked before a row is read: a cut file's parse fails at the cut, but the first error may
+    be a schema violation of the half-read tag (``<A`` of ``<Acct>``) that says nothing of a cut."""
+    stream.seek(0, 2)
+    stream.seek(max(0, stream.tell() - 4096))
+    tail = stream.read()
+    stream.seek(0)
+    return ROOT_END_RE.search(tail) is not None
+
+
 def parse_camt(stream, *, expected: str) -> Parsed:
     head = stream.read(8192)
     stream.seek(0)
     if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
         raise FileRejected("forbidden_xml", "XML with a DOCTYPE or entity declarations is refused")
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") and not _ends_with_root(stream):
+        raise truncated("the XML document does not end with its root element's end tag </Document>")
     found = detect_message(head)
     if found is None:
         raise FileRejected(
@@ -137,7 +152,8 @@ def _rows(stream, message: str, version: str, parsed: Parsed):
     ns = f"urn:iso:std:iso:20022:tech:xsd:camt.{message}.001.{version}"
     n = _Names(ns, version)
     container = "Stmt" if message == "053" else "Ntfctn"
-    tags = [n.q("Bal"), n.q("Ntry"), n.q(container), n.q("GrpHdr")]
+    # The root too: a document is complete only when </Document> was read (see below).
+    tags = [n.q("Bal"), n.q("Ntry"), n.q(container), n.q("GrpHdr"), n.q("Document")]
     context = etree.iterparse(
         stream,
         events=("end",),
@@ -150,6 +166,7 @@ def _rows(stream, message: str, version: str, parsed: Parsed):
     balances: dict[str, tuple[Decimal, str]] = {}
     entry_no = 0
     checked_doctype = False
+    complete = False
     try:
         for _, elem in context:
             if not checked_doctype:
@@ -159,6 +176,9 @@ def _rows(stream, message: str, version: str, parsed: Parsed):
                         "forbidden_xml", "XML with a DOCTYPE is refused (entities, external references)"
                     )
             local = elem.tag.rsplit("}", 1)[1]
+            if local == "Document":
+                complete = True
+                continue
             if local == "GrpHdr":
                 parsed.declared_totals["message_id"] = n.text(elem, "MsgId")
                 parsed.declared_totals["created"] = n.text(elem, "CreDtTm")
@@ -186,6 +206,13 @@ def _rows(stream, message: str, version: str, parsed: Parsed):
         # well-formedness errors of the parser.
         code = "schema_violation" if 1800 <= (exc.code or 0) < 1900 else "malformed_file"
         raise FileRejected(code, f"line {exc.lineno}: {exc.msg}") from exc
+    if not complete:
+        # libxml2 validating against a schema does not report a premature end of the input (lxml
+        # 6.1 / libxml2 2.14): a file cut anywhere would end the iteration quietly, with the rows
+        # read so far. The root element's end tag is the proof that the document was received.
+        raise truncated(
+            f"the XML document ends before its root element closes (</Document>, {entry_no} entries read)"
+        )
     parsed.declared_totals["statements"] = statement_totals(parsed.statements)
 
 

@@ -1,4 +1,18 @@
-"""CSV with the source's mapping, streamed: memory stays flat however long the file is."""
+"""CSV with the source's mapping, streamed: memory stays flat however long the file is.
+
+A CSV has no trailer, so where the file ends is the only evidence that it arrived whole. The rule
+(docs/ingestion.md, "Truncated files"): the file is rejected as ``truncated_file`` when
+
+- a quoted field is still open at the end of the file (everything after its quote is unreadable);
+- the last line has no line break (mapping ``last_line_break``: ``required``, the default): a file
+  cut inside its last field is otherwise indistinguishable from a complete one — ``100.50`` cut to
+  ``100`` is a valid amount. RFC 4180 lets a producer omit the last line break; a source whose
+  producer does says ``last_line_break: optional``, and then a last line without one is still
+  rejected when it has fewer columns than the header.
+
+A file cut exactly at a line break is a well-formed shorter file: no format without a trailer or a
+count can tell, so that is a producer's control (a trailer row, or a count in the file name).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +23,7 @@ import json
 from operator import itemgetter
 
 from reconciliation.ingestion.mapping import FIELDS, validate_csv_mapping
-from reconciliation.ingestion.parsers import STAGE_COLUMNS, FileRejected, Parsed, malformed
+from reconciliation.ingestion.parsers import STAGE_COLUMNS, FileRejected, Parsed, malformed, truncated
 
 assert STAGE_COLUMNS[4 : 4 + len(FIELDS)] == FIELDS
 
@@ -24,28 +38,36 @@ def parse_csv(stream, *, mapping: dict, kind: str) -> Parsed:
     sign = mapping.get("sign")
     if isinstance(sign, dict) and "sign" not in columns:
         columns["sign"] = sign["column"]
+    break_required = mapping.get("last_line_break", "required") == "required"
     return Parsed(
-        rows=_rows(text, mapping.get("delimiter", ","), columns, normalization.attributes),
+        rows=_rows(text, mapping.get("delimiter", ","), columns, normalization.attributes, break_required),
         format="csv",
         normalization=normalization,
     )
 
 
-def _rows(text, delimiter: str, columns: dict, attribute_names: tuple):
+def _rows(text, delimiter: str, columns: dict, attribute_names: tuple, break_required: bool):
     try:
-        yield from _read(text, delimiter, columns, attribute_names)
+        yield from _read(text, delimiter, columns, attribute_names, break_required)
     finally:
         # Hand the binary stream back open: the loader may read the file again (services._load).
         text.detach()
 
 
-def _read(text, delimiter: str, columns: dict, attribute_names: tuple):
+def _unterminated(line: str) -> bool:
+    """Only the file's last line can lack a line break (text iteration splits at them)."""
+    return not line.endswith(("\n", "\r"))
+
+
+def _read(text, delimiter: str, columns: dict, attribute_names: tuple, break_required: bool):
     consumed_lines: list[str] = []
+    at_end = []  # [True] once the text is exhausted: a csv.Error then is a quote left open
 
     def physical_lines():
         for line in text:
             consumed_lines.append(line)
             yield line
+        at_end.append(True)
 
     reader = csv.reader(physical_lines(), delimiter=delimiter, strict=True)
     try:
@@ -53,7 +75,13 @@ def _read(text, delimiter: str, columns: dict, attribute_names: tuple):
     except StopIteration:
         return
     except (UnicodeDecodeError, csv.Error) as exc:
+        if at_end or getattr(exc, "reason", "") == "unexpected end of data":
+            raise truncated(
+                "the file ends inside its header line (a quote or a character left open)"
+            ) from exc
         raise FileRejected("malformed_file", f"cannot read the CSV header: {exc}") from exc
+    if break_required and _unterminated(consumed_lines[-1]):
+        raise truncated("the header line has no line break and no row follows it")
     position = {name: i for i, name in enumerate(header)}
     wanted = list(columns.values()) + list(attribute_names)
     missing = [c for c in wanted if c not in position]
@@ -71,17 +99,29 @@ def _read(text, delimiter: str, columns: dict, attribute_names: tuple):
         except StopIteration:
             return
         except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data":  # a multi-byte character cut at the end
+                raise truncated(f"line {line_no + 1} ends inside a character") from exc
             raise FileRejected("malformed_file", f"line {line_no + 1}: not valid text: {exc}") from exc
         except csv.Error as exc:
+            if at_end:  # strict mode: "unexpected end of data" inside a quoted field
+                raise truncated(f"the quoted field opened on line {line_no + 1} is not closed") from exc
             raw = "".join(consumed_lines)
             first, line_no = line_no + 1, line_no + len(consumed_lines)
             consumed_lines.clear()
             yield malformed(first, raw.rstrip("\r\n"), f"not valid CSV: {exc}")
             continue
         lines = len(consumed_lines)
+        last_line = consumed_lines[-1]
         raw = (consumed_lines[0] if lines == 1 else "".join(consumed_lines)).rstrip("\r\n")
         first, line_no = line_no + 1, line_no + lines
         consumed_lines.clear()
+        if _unterminated(last_line):  # the last row of the file: was it cut?
+            if break_required:
+                raise truncated(f"line {line_no} (the last) has no line break")
+            if len(fields) < width:
+                raise truncated(
+                    f"line {line_no} (the last) has {len(fields)} of the header's {width} columns"
+                )
         if not fields:
             continue  # a blank line is not a row
         if len(fields) != width:

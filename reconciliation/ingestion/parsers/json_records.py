@@ -11,12 +11,18 @@ import json
 from decimal import Decimal
 
 from reconciliation.ingestion.mapping import FIELDS
-from reconciliation.ingestion.parsers import FileRejected, Parsed, malformed
+from reconciliation.ingestion.parsers import FileRejected, Parsed, malformed, truncated
 
 
 def load_json_document(data: bytes) -> list:
     try:
         document = json.loads(data, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        # The input ended before the document did: an error at the end, or a string never closed
+        # (JSON strings hold no raw line breaks, so an open one runs to the end of the input).
+        if exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string"):
+            raise truncated(f"the JSON document ends before it is complete ({exc})") from exc
+        raise FileRejected("malformed_file", f"not valid JSON: {exc}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise FileRejected("malformed_file", f"not valid JSON: {exc}") from exc
     records = document.get("records") if isinstance(document, dict) else document

@@ -4,6 +4,11 @@ The package reads a whole file, so the size is capped (INGEST_MAX_WHOLE_FILE_BYT
 gives a reversal of a credit (``RC``) a positive amount; ``reversal_sign=True`` signs it like the
 debit it is (and ``RD``, a reversal of a debit, stays a credit). Control: opening (:60F:/:60M:) +
 entries = closing (:62F:/:62M:) per statement.
+
+Complete to the last byte: every statement ends with a line ``-`` (``-}`` in a SWIFT envelope,
+whose braces must balance), so a file whose last line is anything else was cut (``truncated_file``)
+— including one cut inside or before its last :62F:. A file cut exactly after a statement's ``-``
+is a complete file of fewer statements: MT940 has no file trailer to tell (docs/ingestion.md).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from reconciliation.ingestion.parsers import (
     StatementInfo,
     balance_control,
     statement_totals,
+    truncated,
 )
 
 OPTIONS = mt940.Options(
@@ -63,8 +69,20 @@ def _balance(data: dict, *keys: str):
     return None
 
 
+def check_complete(text: str) -> None:
+    """The last statement ends with its ``-`` line (SWIFT: CrLf- ends a text block)."""
+    body = text.rstrip()
+    last = body.rsplit("\n", 1)[-1].strip()
+    if not (last == "-" or last.startswith("-}")):
+        raise truncated("the last statement does not end with its closing '-' line")
+    if body.count("{") != body.count("}"):  # braces are not in the SWIFT character set
+        raise truncated("a block of the SWIFT envelope is not closed")
+
+
 def parse_mt940(stream, *, max_bytes: int) -> Parsed:
     text = read_capped(stream, max_bytes, "MT940")
+    if text.strip():  # an empty file is the loader's rule (empty_file)
+        check_complete(text)
     try:
         statements = mt940.parse_statements(text, options=OPTIONS)
     except Exception as exc:  # the package raises plain exceptions for malformed tags
