@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reconciliation", "0013_match_run_brin"),
+        ("reconciliation", "0015_run_redrives_shard_conservation"),
     ]
 
     operations = [
