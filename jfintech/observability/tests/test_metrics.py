@@ -76,7 +76,8 @@ def _answers(url):
 
 
 def _login(base_url, django_user_model):
-    django_user_model.objects.create_user("metrics-ops", password="pw", is_staff=True)
+    # Pipeline checks are a platform act (superusers only, jfintech/tenancy/permissions.py).
+    django_user_model.objects.create_superuser("metrics-ops", password="pw")
     session = requests.Session()
     session.get(f"{base_url}/admin/login/", timeout=10)
     response = session.post(
