@@ -34,8 +34,9 @@ def _case_or_404(request, case_id: int) -> Case:
 
 
 class CaseListOutput(serializers.ModelSerializer):
-    assignee = serializers.CharField(source="assignee.username", default=None)
-    root_cause = serializers.CharField(source="root_cause.code", default=None)
+    # null when unassigned / no root cause (the schema says so: allow_null)
+    assignee = serializers.CharField(source="assignee.username", default=None, allow_null=True)
+    root_cause = serializers.CharField(source="root_cause.code", default=None, allow_null=True)
 
     class Meta:
         model = Case

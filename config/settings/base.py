@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "django_structlog.middlewares.RequestMiddleware",
     # Inside the previous one, so an error it rewrites under /api/ still has its request_id.
     "jfintech.api.exceptions.ApiErrorMiddleware",
+    # Refuses NUL bytes and out-of-range ids in paths and query strings (jfintech/api/boundary.py).
+    "jfintech.api.boundary.InputBoundaryMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 # A CSRF failure under /api/ answers the API's error shape (code csrf_failed); Django's page elsewhere.
@@ -167,10 +169,16 @@ REST_FRAMEWORK = {
         "jfintech.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The input boundary: no NUL byte, integer beyond bigint or NaN in any body (jfintech/api/boundary.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "jfintech.api.boundary.JSONParser",
+        "jfintech.api.boundary.FormParser",
+        "jfintech.api.boundary.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "jfintech.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "jfintech.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "jfintech.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
