@@ -538,7 +538,7 @@ def case_start_investigating(*, tenant, actor, user, case_id: int) -> Case:
                     f"Case {case.pk} has no assignee and an API key cannot take it: assign it to a "
                     "user first.",
                     code="not_a_person",
-                    status=409,
+                    status=403,
                 )
             _check_member(tenant, user)
             case.assignee = user
@@ -635,6 +635,7 @@ def case_transition(
                 "An API key acts as itself, not as a person: assign the case to a user "
                 "(POST .../assign with assignee_id).",
                 code="not_a_person",
+                status=403,
             )
         return case_assign(tenant=tenant, actor=actor, case_id=case_id, assignee=assignee or user)
     if to_status == CaseStatus.INVESTIGATING:

@@ -169,12 +169,10 @@ REST_FRAMEWORK = {
         "jfintech.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # The input boundary: no NUL byte, integer beyond bigint or NaN in any body (jfintech/api/boundary.py).
-    "DEFAULT_PARSER_CLASSES": [
-        "jfintech.api.boundary.JSONParser",
-        "jfintech.api.boundary.FormParser",
-        "jfintech.api.boundary.MultiPartParser",
-    ],
+    # The API speaks JSON (the file upload declares multipart itself), behind the input boundary:
+    # no NUL byte, integer beyond bigint or NaN in any body (jfintech/api/boundary.py).
+    "DEFAULT_PARSER_CLASSES": ["jfintech.api.boundary.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PAGINATION_CLASS": "jfintech.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -6,8 +6,9 @@ beyond bigint fails every comparison with an id column. So, at the edge:
 * :class:`InputBoundaryMiddleware` refuses a NUL byte in the path or in any query parameter's name or
   value (every request: the admin's search box too), and a path integer beyond bigint (no object has
   that id: 404). The API answers 400 ``invalid`` in its error shape; elsewhere Django's 400 page.
-* The parsers (``REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"]``) refuse, anywhere in a body, a NUL byte in
-  a value or a field *name*, an integer beyond bigint and a non-finite number (``NaN``/``Infinity``).
+* The parsers (JSON, ``REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"]``; multipart for the upload)
+  refuse, anywhere in a body, a NUL byte in a value or a field *name*, an integer beyond bigint
+  and a non-finite number (``NaN``/``Infinity``).
 
 Serializer fields keep their own bounds (DRF's CharField already refuses NUL); this is the floor
 under them, so an endpoint that reads ``request.data`` or ``query_params`` raw is covered too.
@@ -50,16 +51,6 @@ def _check_querydict(data, where: str) -> None:
         check(key, where)
         for value in values:
             check(value, f"{where}.{key}")
-
-
-class FormParser(parsers.FormParser):
-    def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
-        try:
-            _check_querydict(data, "body")
-        except HostileInput as exc:
-            raise ParseError(str(exc)) from exc
-        return data
 
 
 class MultiPartParser(parsers.MultiPartParser):

@@ -3,6 +3,7 @@
 Imported from ``JfintechConfig.ready()`` so they are registered before any schema is generated.
 """
 
+from django.core.validators import RegexValidator
 from drf_spectacular import openapi
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -12,6 +13,7 @@ from rest_framework import serializers
 
 from jfintech.api.authentication import ApiKeyAuthentication, SessionAuthentication
 from jfintech.api.pagination import CreatedCursorPagination
+from jfintech.common.inputs import BIGINT_MAX, BIGINT_MIN
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -72,6 +74,22 @@ class AutoSchema(openapi.AutoSchema):
         if paginator is None and not hasattr(self.view, "pagination_class"):
             return CreatedCursorPagination()
         return paginator
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        # Say what the input boundary and DRF enforce, so a schema-valid request is never refused
+        # for its shape: a non-blank string has a non-space character (DRF trims), an integer fits
+        # in 64 bits (jfintech.common.inputs).
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if schema.get("type") == "string" and isinstance(field, serializers.CharField):
+            regexes = [v.regex.pattern for v in field.validators if isinstance(v, RegexValidator)]
+            if regexes:
+                schema["pattern"] = regexes[0]
+            elif not field.allow_blank and "pattern" not in schema and "format" not in schema:
+                schema |= {"minLength": max(schema.get("minLength", 0), 1), "pattern": r"\S"}
+        elif schema.get("type") == "integer":
+            schema.setdefault("minimum", BIGINT_MIN)
+            schema.setdefault("maximum", BIGINT_MAX)
+        return schema
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

@@ -92,8 +92,10 @@ def test_a_case_transition_through_an_api_key_acts_as_the_key():
     c = key_client(tenant, Role.ANALYST)
     url = f"/api/v1/exceptions/cases/{case.pk}/transition/"
     # A key is nobody to assign to, nor to take an unassigned case: a clear refusal, not a crash.
-    refused(c.post(url, {"to_status": "investigating"}, format="json"), 409, "not_a_person")
-    refused(c.post(url, {"to_status": "assigned"}, format="json"), 400, "not_a_person")
+    refused(c.post(url, {"to_status": "investigating"}, format="json"), 403, "not_a_person")
+    refused(c.post(url, {"to_status": "assigned"}, format="json"), 403, "not_a_person")
+    me = f"/api/v1/exceptions/cases/{case.pk}/assign/"
+    refused(c.post(me, {"assignee": "me"}, format="json"), 403, "not_a_person")
     analyst = member(tenant, Role.ANALYST, username="ana")
     assigned = c.post(
         f"/api/v1/exceptions/cases/{case.pk}/assign/", {"assignee": str(analyst.pk)}, format="json"
