@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.models.signals import post_migrate
 
 
@@ -16,6 +17,7 @@ class JfintechConfig(AppConfig):
 
         tracing.instrument()
         metrics.install_db_instrumentation()
+        metrics.initialise_db_pool_errors(settings.DATABASES)
         # After every migrate (all apps' tables exist by then): the runtime role's grants on
         # every table, and the beat schedules declared in settings.
         post_migrate.connect(post_migrate_grant, sender=self, dispatch_uid="jfintech_runtime_grants")
