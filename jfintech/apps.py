@@ -10,7 +10,8 @@ class JfintechConfig(AppConfig):
     def ready(self):
         # Instrument before the first request handler loads its middleware. The tracer provider
         # itself is installed later, after any fork (gunicorn post_fork, Celery process init).
-        import jfintech.api.schema  # noqa: F401 (registers the OpenAPI authentication extensions)
+        import jfintech.api.schema
+        import jfintech.login_throttle  # noqa: F401 (connects the login failure counter)
         from jfintech.db.roles import post_migrate_grant
         from jfintech.observability import metrics, tracing
         from jfintech.scheduling import post_migrate_ensure_schedules

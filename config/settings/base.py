@@ -109,6 +109,12 @@ if env.bool("DB_POOL", default=False):
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Login throttling (jfintech/login_throttle.py): this many failures for one username lock it for
+# LOGIN_LOCKOUT_SECONDS (audited as auth.login_locked).
+AUTHENTICATION_BACKENDS = ["jfintech.login_throttle.ThrottledModelBackend"]
+LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
