@@ -112,6 +112,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Login throttling (jfintech/login_throttle.py): this many failures for one username lock it for
 # LOGIN_LOCKOUT_SECONDS (audited as auth.login_locked).
 AUTHENTICATION_BACKENDS = ["jfintech.login_throttle.ThrottledModelBackend"]
+API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=1200)  # 0: no limit
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
@@ -179,6 +180,8 @@ REST_FRAMEWORK = {
     # no NUL byte, integer beyond bigint or NaN in any body (jfintech/api/boundary.py).
     "DEFAULT_PARSER_CLASSES": ["jfintech.api.boundary.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # 429 with Retry-After beyond API_RATE_LIMIT_PER_MINUTE per API key (jfintech/api/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["jfintech.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "jfintech.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
