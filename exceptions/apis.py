@@ -34,8 +34,9 @@ def _case_or_404(request, case_id: int) -> Case:
 
 
 class CaseListOutput(serializers.ModelSerializer):
-    assignee = serializers.CharField(source="assignee.username", default=None)
-    root_cause = serializers.CharField(source="root_cause.code", default=None)
+    # null when unassigned / no root cause (the schema says so: allow_null)
+    assignee = serializers.CharField(source="assignee.username", default=None, allow_null=True)
+    root_cause = serializers.CharField(source="root_cause.code", default=None, allow_null=True)
 
     class Meta:
         model = Case
@@ -156,8 +157,10 @@ class CaseDetailApi(APIView):
 
 
 class AssignInput(serializers.Serializer):
-    assignee = serializers.CharField(
-        allow_null=True, help_text='a user id, "me", or null to unassign (back to open)'
+    assignee = serializers.RegexField(
+        r"^([0-9]{1,18}|me)$",
+        allow_null=True,
+        help_text='a user id, "me", or null to unassign (back to open)',
     )
 
 
@@ -176,7 +179,7 @@ class CaseAssignApi(APIView):
             assignee = _person(request)
             if assignee is None:
                 raise ApplicationError(
-                    'An API key cannot be assigned ("me" needs a person).', code="not_a_person"
+                    'An API key cannot be assigned ("me" needs a person).', code="not_a_person", status=403
                 )
         else:
             assignee = get_user_model().objects.filter(pk=value).first() if value.isdigit() else None

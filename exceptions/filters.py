@@ -1,11 +1,26 @@
 """The desk's filters for the API (django-filter); the admin's list filters use the same selectors."""
 
 import django_filters
+from django import forms
 from django.db.models import Q
+from drf_spectacular.utils import extend_schema_field
 
 from exceptions import selectors
 from exceptions.models import BreakType, Case, CaseStatus, Priority
 from jfintech.api.tenancy import request_tenant
+
+MAX_AGE_DAYS = 2610
+
+
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": MAX_AGE_DAYS})
+class MinAgeDaysFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
+# django-filter's NumberFilter refuses beyond ±1e50; the schema says so.
+@extend_schema_field({"type": "number", "minimum": -1e50, "maximum": 1e50})
+class AmountFilter(django_filters.NumberFilter):
+    pass
 
 
 class CaseFilter(django_filters.FilterSet):
@@ -17,15 +32,20 @@ class CaseFilter(django_filters.FilterSet):
         method="filter_age_bucket",
         help_text="business days since first seen",
     )
-    min_age_days = django_filters.NumberFilter(
-        method="filter_min_age", help_text="at least N business days old"
+    # Bounded: each business day back is a calendar step (100000 took 3.5 s; 10**8 overflowed
+    # the date). Ten years of business days is more than any open case's age.
+    min_age_days = MinAgeDaysFilter(
+        method="filter_min_age",
+        help_text=f"at least N business days old (0 to {MAX_AGE_DAYS})",
+        min_value=0,
+        max_value=MAX_AGE_DAYS,
     )
     assignee = django_filters.CharFilter(method="filter_assignee", help_text='a user id, "me" or "none"')
     sla_breached = django_filters.BooleanFilter(method="filter_sla_breached")
     definition_id = django_filters.NumberFilter()
     currency = django_filters.CharFilter(lookup_expr="iexact")
-    amount_min = django_filters.NumberFilter(field_name="amount_at_stake", lookup_expr="gte")
-    amount_max = django_filters.NumberFilter(field_name="amount_at_stake", lookup_expr="lte")
+    amount_min = AmountFilter(field_name="amount_at_stake", lookup_expr="gte")
+    amount_max = AmountFilter(field_name="amount_at_stake", lookup_expr="lte")
     root_cause = django_filters.NumberFilter(field_name="root_cause_id")
     q = django_filters.CharFilter(
         method="filter_search", help_text="reference, account or instrument contains"

@@ -19,3 +19,9 @@ WEBHOOK_DELIVERIES = Counter(
     "SLA webhook delivery attempts, by outcome (delivered, retry, failed: alert on failed).",
     ["outcome"],
 )
+
+# Exists at 0 from the start, so JfintechSlaBreaches sees the first breach (increase() needs a
+# sample before it). The priorities are exceptions.models.Priority's (a test checks).
+PRIORITIES = ("critical", "high", "normal", "low")
+for _priority in PRIORITIES:
+    SLA_BREACHES.labels(priority=_priority)

@@ -533,6 +533,13 @@ def case_start_investigating(*, tenant, actor, user, case_id: int) -> Case:
         before = _snapshot(case)
         workflow.check_transition(case, CaseStatus.INVESTIGATING)
         if case.assignee_id is None:
+            if user is None:  # an API key (jfintech.audit Actor) is never an assignee
+                raise ApplicationError(
+                    f"Case {case.pk} has no assignee and an API key cannot take it: assign it to a "
+                    "user first.",
+                    code="not_a_person",
+                    status=403,
+                )
             _check_member(tenant, user)
             case.assignee = user
         case.status = CaseStatus.INVESTIGATING
@@ -623,6 +630,13 @@ def case_transition(
 ) -> Case:
     """One entrance for "move this case to status X" (API, admin, CLI); dispatches to the verbs above."""
     if to_status == CaseStatus.ASSIGNED:
+        if assignee is None and user is None:
+            raise ApplicationError(
+                "An API key acts as itself, not as a person: assign the case to a user "
+                "(POST .../assign with assignee_id).",
+                code="not_a_person",
+                status=403,
+            )
         return case_assign(tenant=tenant, actor=actor, case_id=case_id, assignee=assignee or user)
     if to_status == CaseStatus.INVESTIGATING:
         return case_start_investigating(tenant=tenant, actor=actor, user=user, case_id=case_id)

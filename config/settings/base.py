@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "django_structlog.middlewares.RequestMiddleware",
     # Inside the previous one, so an error it rewrites under /api/ still has its request_id.
     "jfintech.api.exceptions.ApiErrorMiddleware",
+    # Refuses NUL bytes and out-of-range ids in paths and query strings (jfintech/api/boundary.py).
+    "jfintech.api.boundary.InputBoundaryMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 # A CSRF failure under /api/ answers the API's error shape (code csrf_failed); Django's page elsewhere.
@@ -106,6 +108,13 @@ if env.bool("DB_POOL", default=False):
         "name": "default",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Login throttling (jfintech/login_throttle.py): this many failures for one username lock it for
+# LOGIN_LOCKOUT_SECONDS (audited as auth.login_locked).
+AUTHENTICATION_BACKENDS = ["jfintech.login_throttle.ThrottledModelBackend"]
+API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=1200)  # 0: no limit
+LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -199,10 +208,16 @@ REST_FRAMEWORK = {
         "jfintech.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The API speaks JSON (the file upload declares multipart itself), behind the input boundary:
+    # no NUL byte, integer beyond bigint or NaN in any body (jfintech/api/boundary.py).
+    "DEFAULT_PARSER_CLASSES": ["jfintech.api.boundary.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # 429 with Retry-After beyond API_RATE_LIMIT_PER_MINUTE per API key (jfintech/api/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["jfintech.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "jfintech.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "jfintech.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "jfintech.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

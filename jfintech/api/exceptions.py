@@ -6,12 +6,15 @@ DRF views answer it through :func:`exception_handler`. What Django answers itsel
 ``handler400/403/404/500`` views of ``config/urls.py``. The codes are listed in docs/api.md.
 """
 
+import sys
 from http import HTTPStatus
 
+import psycopg
 import structlog
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.db.utils import OperationalError as DjangoOperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from django.middleware.common import CommonMiddleware
 from django.urls import is_valid_path
 from django.views import csrf, defaults
@@ -33,6 +36,7 @@ _STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     500: "server_error",
+    503: "service_unavailable",
 }
 # Headers a client needs to act on an error; kept when an error is rewritten into the shape.
 _KEPT_HEADERS = ("Retry-After", "WWW-Authenticate", "Allow")
@@ -211,7 +215,32 @@ def handler404(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+# Seconds a client waits before retrying when the database is unavailable or its pool exhausted.
+DB_UNAVAILABLE_RETRY_AFTER = 5
+
+
+def _database_unavailable(exc) -> bool:
+    """The pool gave no connection within its timeout, the server refused one, or a statement ran
+    past its timeout: overload or an outage, not a bug (psycopg's OperationalError family)."""
+    while exc is not None:
+        if isinstance(exc, DjangoOperationalError | psycopg.OperationalError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def handler500(request):
+    # Called inside Django's except block: the exception is the one being handled.
+    if _database_unavailable(sys.exc_info()[1]):
+        headers = {"Retry-After": str(DB_UNAVAILABLE_RETRY_AFTER)}
+        message = "The database is unavailable or overloaded; retry after Retry-After seconds."
+        if is_api_request(request):
+            response = api_error(request, 503, code="service_unavailable", message=message)
+        else:
+            response = HttpResponse(message, status=503, content_type="text/plain")
+        for name, value in headers.items():
+            response[name] = value
+        return response
     if is_api_request(request):
         return api_error(request, 500)
     return defaults.server_error(request)

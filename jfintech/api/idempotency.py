@@ -67,7 +67,8 @@ _LOCK_NOT_AVAILABLE = "55P03"
 
 SCHEMA_PARAMETER = OpenApiParameter(
     HEADER,
-    str,
+    # exactly what _validate_key accepts, so the schema tells clients (and schemathesis) the truth
+    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[!-~]+$"},
     OpenApiParameter.HEADER,
     required=False,
     description="Makes the POST safe to retry: a repeat with the same key and body gets the first "

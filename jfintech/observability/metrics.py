@@ -87,6 +87,17 @@ _POOL_COUNTERS = {
     "connections_lost": (DB_POOL_ERRORS, "lost", 1),
     "returns_bad": (DB_POOL_ERRORS, "bad_return", 1),
 }
+POOL_ERROR_KINDS = ("request", "connection", "lost", "bad_return")
+
+
+def initialise_db_pool_errors(aliases) -> None:
+    """Every alias's error series at 0 from the start, so JfintechDbPoolRequestErrors sees the
+    first error (increase() needs a sample before it). Called from JfintechConfig.ready()."""
+    for alias in aliases:
+        for kind in POOL_ERROR_KINDS:
+            DB_POOL_ERRORS.labels(alias, kind)
+
+
 _pool_seen: dict[tuple[str, str], float] = {}
 _pool_lock = threading.Lock()
 

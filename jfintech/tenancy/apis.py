@@ -1,5 +1,7 @@
 """Tenant administration over the API: the tenant's settings, memberships and API keys."""
 
+import zoneinfo
+
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -39,7 +41,8 @@ class TenantOutput(serializers.ModelSerializer):
 
 class TenantUpdateInput(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=200)
-    timezone = serializers.CharField(required=False, max_length=64)
+    # The IANA names the service accepts, as a choice list so the schema says which.
+    timezone = serializers.ChoiceField(choices=sorted(zoneinfo.available_timezones()), required=False)
     weekend_days = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=7), required=False
     )

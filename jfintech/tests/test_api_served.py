@@ -66,8 +66,9 @@ def test_swagger_ui_renders_the_operations_without_the_internet(tmp_path, monkey
     assert outside == [], f"the docs page asked another host for: {outside}"
 
 
-def test_a_crash_answers_500_with_the_trace_id_of_its_trace_and_logged_traceback(tmp_path):
-    # A database that is not there: the API key lookup fails with an error no handler expects.
+def test_a_database_outage_answers_503_with_the_trace_id_of_its_trace_and_logged_traceback(tmp_path):
+    # A database that is not there: the API key lookup fails; an outage, not a bug, so 503 with
+    # Retry-After (docs/reliability.md), still logged with its traceback under the trace id.
     server = _serve(tmp_path, DATABASE_URL="postgres://postgres@127.0.0.1:1/gone", DB_POOL="false")
     try:
         response = requests.get(
@@ -77,10 +78,11 @@ def test_a_crash_answers_500_with_the_trace_id_of_its_trace_and_logged_traceback
         )
     finally:
         server.stop()
-    assert response.status_code == 500, response.text
+    assert response.status_code == 503, response.text
     assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Retry-After"] == "5"
     error = response.json()["error"]
-    assert (error["code"], set(error["details"])) == ("server_error", {"trace_id"})
+    assert (error["code"], set(error["details"])) == ("service_unavailable", {"trace_id"})
     assert "OperationalError" not in response.text  # no exception text or traceback leaks
     assert "Traceback" not in response.text
     trace_id = error["details"]["trace_id"]

@@ -7,17 +7,17 @@ batch, with its reason, is stored and returned either way).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import parsers, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jfintech.api import boundary
 from jfintech.api.idempotency import idempotent
 from jfintech.api.pagination import get_paginated_response
 from jfintech.api.permissions import actor_for_request, tenant_may
@@ -213,7 +213,7 @@ class BatchUploadApi(SizeLimitedMixin, APIView):
     """Upload one file (multipart field ``file``, optional ``format``) to a source as one batch."""
 
     permission_classes = [tenant_may("source", "upload")]
-    parser_classes = [parsers.MultiPartParser]
+    parser_classes = [boundary.MultiPartParser]
 
     @extend_schema(
         request={"multipart/form-data": UPLOAD_SCHEMA},
@@ -236,14 +236,11 @@ class BatchUploadApi(SizeLimitedMixin, APIView):
         return batch_response(batch)
 
 
-class DecimalJSONParser(parsers.JSONParser):
-    """Amounts pushed as JSON numbers are read as Decimal, never float."""
+class DecimalJSONParser(boundary.JSONParser):
+    """Amounts pushed as JSON numbers are read as Decimal, never float (behind the input boundary:
+    a NUL byte in a field name or value is refused before it reaches COPY)."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return json.loads(stream.read(), parse_float=Decimal)
-        except ValueError as exc:
-            raise parsers.ParseError(f"JSON parse error - {exc}") from exc
+    parse_float = Decimal
 
 
 class RecordsPushApi(SizeLimitedMixin, APIView):

@@ -50,3 +50,22 @@ RUNS_FAILED_STALE = Counter(
     "Runs the reaper failed because their heartbeat was stale after RUN_MAX_ATTEMPTS drives.",
     ["kind"],
 )
+
+# Every series an alert reads exists at 0 from the process's start: increase()/rate() need a
+# sample before the first event, else JfintechRunFailed misses the first failed run after a
+# worker starts (the series is born at 1). Label values known upfront, checked against the
+# models' choices by reconciliation/runs/tests/test_metrics_initialised.py. (ERRORS is labelled by
+# an open-ended error code and cannot be; its alert is a ratio over 10 minutes.)
+DEFINITION_KINDS = ("three_way", "two_way")
+ACTIVE_STATUSES = ("pending", "fetching", "matching")
+RECORD_KINDS = ("position", "trade", "settlement", "ledger", "statement")
+PROCESSED_OUTCOMES = ("matched", "break", "excluded", "suggested")
+for _kind in DEFINITION_KINDS:
+    RUNS_FAILED_STALE.labels(kind=_kind)
+    for _outcome in ("completed", "failed"):
+        RUNS.labels(kind=_kind, outcome=_outcome)
+    for _status in ACTIVE_STATUSES:
+        RUN_REDRIVES.labels(kind=_kind, status=_status)
+for _txn_type in RECORD_KINDS:
+    for _outcome in PROCESSED_OUTCOMES:
+        TRANSACTIONS_PROCESSED.labels(txn_type=_txn_type, outcome=_outcome)

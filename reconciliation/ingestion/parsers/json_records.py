@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from jfintech.common import inputs
 from reconciliation.ingestion.mapping import FIELDS
 from reconciliation.ingestion.parsers import FileRejected, Parsed, malformed, truncated
 
@@ -44,6 +45,11 @@ def _rows(records: list):
         raw = json.dumps(record, default=str)
         if not isinstance(record, dict):
             yield malformed(number, raw, "a record must be a JSON object")
+            continue
+        try:  # a NUL byte (in a field name too) would reach COPY; PostgreSQL text cannot hold it
+            inputs.check(record, "record")
+        except inputs.HostileInput as exc:
+            yield malformed(number, raw, str(exc))
             continue
         unknown = set(record) - set(FIELDS) - {"attributes"}
         if unknown:
