@@ -78,6 +78,10 @@ class Env:
         self.env = processes.base_env(
             base, DATABASE_URL=self.pg.url, REDIS_URL=self.redis.url, CELERY_KEY_PREFIX="chaos:",
             RUN_STALE_HEARTBEAT_SECONDS=STALE, RUN_HEARTBEAT_SECONDS=1,
+            # Room for a worker's broker reconnect backoff after a Redis restart (it grows to tens
+            # of seconds on a loaded machine) within the re-drive budget; the bound itself is
+            # tested in runs/tests/test_lifecycle.py and test_redrive.py.
+            RUN_MAX_ATTEMPTS=6,
             PROMETHEUS_MULTIPROC_DIR=self.metrics_dir,
         )  # fmt: skip
         self.driver = Driver(self.env, base / "driver.log")
@@ -204,11 +208,13 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
     after = env.driver("metrics")
     moved = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
     fired = alerts_firing(moved)
+    details = [env.driver("run", run=pk) for pk, _ in runs]
+    if expect_alerts is BY_PATH:  # either recovery is right; the alert must match the one taken
+        expect_alerts = REDRIVEN if any(d.get("redrives") for d in details) else ()
     invariants["alert_fires_as_expected"] = {
         "ok": fired == sorted(expect_alerts),
         "detail": {"fired": fired, "expected": sorted(expect_alerts)},
     }
-    details = [env.driver("run", run=pk) for pk, _ in runs]
     row = {
         "fault": fault,
         "point": point or "-",
@@ -344,6 +350,9 @@ def nothing(env: Env, hold: Hold):
 
 
 REDRIVEN = ("JfintechRunsRedriven",)
+# A PostgreSQL crash is recovered either by the compute task's own retry of the connection error or,
+# when its heartbeat went stale first on a loaded machine, by the re-drive: expect the path's alert.
+BY_PATH = object()
 
 
 @pytest.mark.parametrize("point", ["fetching", "persisting", "syncing-cases"])
@@ -371,7 +380,7 @@ def test_redis_restarted_mid_chord(chaos_env, persistent):
 
 def test_postgres_restarted_mid_run(chaos_env):
     row = trial(
-        chaos_env, "PostgreSQL restart (crash)", "persisting", postgres_restart, expect_alerts=REDRIVEN
+        chaos_env, "PostgreSQL restart (crash)", "persisting", postgres_restart, expect_alerts=BY_PATH
     )
     assert [s for _, s in row["runs"]] == ["completed"]
 
