@@ -75,6 +75,7 @@ def test_the_analysts_path_by_links_alone_at_both_sizes(gunicorn, reconciled, mo
 
                 # The desk's list: money by minor units, right-aligned; no sideways scroll at 1366.
                 page.get_by_role("link", name="Cases", exact=True).first.click()
+                page.wait_for_load_state("load")  # measure with the stylesheets applied, not before
                 rows = page.locator("#result_list tbody tr")
                 expect(rows).to_have_count(2)
                 expect(page.locator("#result_list")).to_contain_text("KWD 0.250")
