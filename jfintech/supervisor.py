@@ -25,7 +25,7 @@ log = get_logger(__name__)
 
 
 class CrashLoop(Exception):
-    pass
+    """A child exited more often than the restart window allows: serve stops everything."""
 
 
 @dataclass

@@ -13,7 +13,7 @@ NUL = "\x00"
 
 
 class HostileInput(ValueError):
-    pass
+    """A value refused at the input boundary (a NUL byte, an integer beyond bigint, NaN)."""
 
 
 def check(value, where: str = "body") -> None:
