@@ -722,6 +722,26 @@ def approval_threshold_for(*, tenant, currency: str) -> Decimal | None:
     )
 
 
+def _approval_request_create(tenant, case, kind, amount, threshold, note, user, actor) -> ApprovalRequest:
+    """A pending request for a second person (maker: ``actor``), from the case's current status."""
+    approval = ApprovalRequest(
+        tenant=tenant,
+        case=case,
+        kind=kind,
+        amount=amount,
+        currency=case.currency,
+        threshold=threshold,
+        note=note,
+        from_status=case.status,
+        requested_by=user,
+        requested_by_principal=_principal(actor),
+        requested_by_display=actor.display,
+    )
+    approval.full_clean(exclude=["tenant", "case", "requested_by"])
+    approval.save()
+    return approval
+
+
 def case_request_resolution(*, tenant, actor, user, case_id: int, kind: str, note: str) -> dict:
     """Write off or force-match a case: at or below the tenant's threshold for its currency it is
     resolved at once; above it (or with no threshold for the currency, or no amount) it waits for
@@ -756,21 +776,7 @@ def case_request_resolution(*, tenant, actor, user, case_id: int, kind: str, not
                 apply_decision=True,
             )
             return {"case": case, "approval": None}
-        approval = ApprovalRequest(
-            tenant=tenant,
-            case=case,
-            kind=kind,
-            amount=amount,
-            currency=case.currency,
-            threshold=threshold,
-            note=note,
-            from_status=case.status,
-            requested_by=user,
-            requested_by_principal=_principal(actor),
-            requested_by_display=actor.display,
-        )
-        approval.full_clean(exclude=["tenant", "case", "requested_by"])
-        approval.save()
+        approval = _approval_request_create(tenant, case, kind, amount, threshold, note, user, actor)
         case.status = CaseStatus.PENDING_APPROVAL
         _save(
             case,
@@ -905,21 +911,10 @@ def case_request_undo(*, tenant, actor, user, case_id: int, note: str) -> dict:
             )
         if ApprovalRequest.objects.filter(case=case, status=ApprovalStatus.PENDING).exists():
             raise ApplicationError("A request is pending on this case.", code="approval_pending", status=409)
-        approval = ApprovalRequest(
-            tenant=tenant,
-            case=case,
-            kind=ApprovalKind.UNDO_DECISION,
-            amount=abs(case.amount_at_stake) if case.amount_at_stake is not None else None,
-            currency=case.currency,
-            threshold=None,
-            note=note,
-            from_status=case.status,
-            requested_by=user,
-            requested_by_principal=_principal(actor),
-            requested_by_display=actor.display,
+        amount = abs(case.amount_at_stake) if case.amount_at_stake is not None else None
+        approval = _approval_request_create(
+            tenant, case, ApprovalKind.UNDO_DECISION, amount, None, note, user, actor
         )
-        approval.full_clean(exclude=["tenant", "case", "requested_by"])
-        approval.save()
         _audit_case(
             tenant,
             actor,
