@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -141,3 +142,35 @@ def desk_summary(*, tenants, now: datetime | None = None) -> dict:
         ],
         "at_stake": at_stake,
     }
+
+
+# --- Reads for reporting (reporting reads cases only through these; docs/reporting.md) ------------
+# The SQL over exceptions_case and the case history lives here, with the model it reads.
+
+# Scrape-time buckets of the platform metric exception_cases_open: calendar time since first seen
+# (cheap at every scrape, the same for every tenant); the reports use business days (case_aging).
+METRIC_AGE_BUCKETS = (
+    ("lt_1d", "interval '0'", "interval '1 day'"),
+    ("1d_3d", "interval '1 day'", "interval '3 days'"),
+    ("3d_7d", "interval '3 days'", "interval '7 days'"),
+    ("7d_30d", "interval '7 days'", "interval '30 days'"),
+    ("ge_30d", "interval '30 days'", None),
+)
+
+
+def open_case_counts_by_priority_and_age(*, now=None) -> list[tuple[str, str, int, int]]:
+    """(priority, age bucket, unresolved cases, of which past their SLA) over every tenant."""
+    bucket_sql = " ".join(
+        f"WHEN %(now)s - first_seen_at >= {low}"
+        + (f" AND %(now)s - first_seen_at < {high}" if high else "")
+        + f" THEN '{name}'"
+        for name, low, high in METRIC_AGE_BUCKETS
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT priority, CASE {bucket_sql} ELSE 'lt_1d' END, count(*),"
+            " count(*) FILTER (WHERE sla_due_at < %(now)s)"
+            " FROM exceptions_case WHERE status <> 'resolved' GROUP BY 1, 2",
+            {"now": now or timezone.now()},
+        )
+        return cursor.fetchall()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.utils import timezone
 
-from reconciliation.runs.models import Break, Definition, Run
+from reconciliation.runs.models import TERMINAL_RUN_STATUSES, Break, Definition, Run
 
 
 def definitions_for_tenant(*, tenant) -> QuerySet[Definition]:
@@ -31,3 +32,20 @@ def run_get(*, tenant, run_id: int) -> Run | None:
 
 def breaks_for_run(*, tenant, run: Run) -> QuerySet[Break]:
     return Break.objects.filter(tenant=tenant, run=run).order_by("id")
+
+
+# --- Reads for reporting (reporting reads runs only through these; docs/reporting.md) -------------
+
+
+def run_counts_by_state() -> dict[str, int]:
+    """Every run ever, counted by its current state (all tenants: the platform metrics)."""
+    return dict(Run.objects.order_by().values_list("status").annotate(n=Count("id")))
+
+
+def runs_past_deadline_count(*, now=None) -> int:
+    """Runs not in a terminal state whose deadline has passed (the reaper should fail them)."""
+    return (
+        Run.objects.filter(deadline__lt=now or timezone.now())
+        .exclude(status__in=TERMINAL_RUN_STATUSES)
+        .count()
+    )
