@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from django.conf import settings
+
 from exceptions import selectors as cases
 from reconciliation.runs import selectors as runs
 from reporting import charts
@@ -226,8 +228,16 @@ def run_report(*, tenant, run_id: int, user, now: datetime) -> Report | None:
     report.links.append(
         (f"Breaks of run {run.pk} on the desk", f"/admin/exceptions/case/?last_run_id={run.pk}")
     )
+    template = getattr(settings, "TRACE_URL_TEMPLATE", "")  # e.g. a Grafana explore URL
     if run.trace_id:
-        report.links.append((f"Trace {run.trace_id}", f"/admin/reconciliation/run/{run.pk}/change/"))
+        report.links.append(
+            (
+                f"Trace {run.trace_id}",
+                template.format(trace_id=run.trace_id)
+                if template
+                else f"/admin/reconciliation/run/{run.pk}/change/",
+            )
+        )
     return report
 
 

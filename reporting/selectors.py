@@ -1,0 +1,16 @@
+"""Reads of reporting's own rows (artifacts), scoped by tenant. Other apps' rows are read through
+their selectors (reporting.reports), never here."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from reporting.models import ReportArtifact
+
+
+def artifact_list(*, tenant) -> QuerySet[ReportArtifact]:
+    return ReportArtifact.objects.filter(tenant=tenant).defer("content")
+
+
+def artifact_get(*, tenant, artifact_id: int) -> ReportArtifact | None:
+    return ReportArtifact.objects.filter(tenant=tenant, pk=artifact_id).first()
