@@ -21,7 +21,10 @@ EXPORTS = ("html", "json", "pdf", "csv", "xlsx")
 def _date(value: str | None, name: str, default: date) -> date:
     if not value:
         return default
-    parsed = parse_date(value) if len(value) <= 10 else None
+    try:  # parse_date raises on a well-formed but impossible date (2026-13-01)
+        parsed = parse_date(value) if len(value) <= 10 else None
+    except ValueError:
+        parsed = None
     if parsed is None or not date(1990, 1, 1) <= parsed <= date(2200, 1, 1):
         raise ApplicationError(f"'{name}' must be a date (YYYY-MM-DD).", code="invalid_report_filter")
     return parsed
@@ -30,7 +33,10 @@ def _date(value: str | None, name: str, default: date) -> date:
 def _moment(value: str | None, tenant, default: datetime) -> datetime:
     if not value:
         return default
-    parsed = parse_datetime(value) if len(value) <= 40 else None
+    try:
+        parsed = parse_datetime(value) if len(value) <= 40 else None
+    except ValueError:
+        parsed = None
     if parsed is None:
         raise ApplicationError("'at' must be an ISO-8601 date and time.", code="invalid_report_filter")
     if timezone.is_naive(parsed):  # a local time in the tenant's zone
