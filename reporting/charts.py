@@ -138,6 +138,8 @@ def stacked_bars(
 def lines(categories: list[str], series: dict[str, list], *, y_label: str) -> str:
     """One line per series over the categories (None: no point)."""
     names = list(series)
+    # Pixel positions only: the figures themselves are in the report's tables, exact.
+    series = {n: [None if v is None else float(v) for v in vs] for n, vs in series.items()}
     values = [v for vs in series.values() for v in vs if v is not None]
     y_max = _nice_max(max(values, default=0))
     slot = 36

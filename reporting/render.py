@@ -17,7 +17,7 @@ body{font-family:"DejaVu Sans",Arial,sans-serif;font-size:13px;color:#111;margin
 table{border-collapse:collapse;margin:6px 0 18px}th,td{border:1px solid #bbb;padding:3px 8px;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eef}
 .finding{color:#b00000;font-weight:bold}.header th{background:#f6f6f6;width:10em}
-figure{margin:8px 0 20px}figcaption{font-weight:bold;margin-bottom:4px}
+figure{margin:8px 0 20px}svg{max-width:100%;height:auto}figcaption{font-weight:bold;margin-bottom:4px}
 """
 
 

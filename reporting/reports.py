@@ -365,6 +365,22 @@ def trends_report(*, tenant, date_from: date, date_to: date, user, now: datetime
             ),
         )
     )
+    currencies = sorted({r["currency"] for r in at_stake})
+    report.charts.append(
+        (
+            "Amount at stake at the end of each business day (minor units)",
+            charts.lines(
+                days,
+                {
+                    cur or "(none)": [
+                        minor_units(r["amount"], r["currency"]) for r in at_stake if r["currency"] == cur
+                    ]
+                    for cur in currencies
+                },
+                y_label="minor units",
+            ),
+        )
+    )
     by_definition: dict[str, list] = {}
     for r in rates:
         by_definition.setdefault(r["definition"], []).append(r)
