@@ -1199,3 +1199,67 @@ def webhook_deliver(*, delivery_id: int, final_attempt: bool) -> bool:
         return False
     log.info("webhook_delivered", delivery_id=delivery.pk, url=delivery.url, attempt=delivery.attempts + 1)
     return True
+
+
+# --- For other apps: the desk's webhook outbox and a case for a failed delivery (reporting) -------
+
+
+def webhook_enqueue(*, tenant, event: str, payload: dict) -> WebhookDelivery | None:
+    """Queue a signed POST of ``payload`` to the tenant's webhook through the desk's outbox (the
+    same signing, retries with backoff and delivery log as SLA breaches). None: no active webhook.
+    Call inside the caller's transaction; the POST is enqueued after commit."""
+    from exceptions import tasks  # tasks import services; keep the arrow one way at import time
+
+    hook = SlaWebhook.objects.filter(tenant=tenant, is_active=True).first()
+    if hook is None:
+        return None
+    delivery = WebhookDelivery.objects.create(tenant=tenant, event=event, url=hook.url, payload=payload)
+    transaction.on_commit(
+        lambda d=delivery.pk: tasks.deliver_webhook.delay(d, WEBHOOK_BACKOFF_S, WEBHOOK_MAX_ATTEMPTS)
+    )
+    return delivery
+
+
+def case_open_for_failed_delivery(
+    *,
+    tenant,
+    subscription_id: int,
+    subscription_name: str,
+    delivery_id: int,
+    error: str,
+    trace_id: str,
+    actor,
+) -> Case:
+    """One case per failed report delivery, so the desk sees it next to the breaks. Idempotent.
+
+    The case's "definition" is the subscription (id, name) and its "run" the delivery, the shape
+    a run failure has (case_open_for_failed_run)."""
+    fingerprint = fingerprint_of(0, [f"report_delivery:{delivery_id}"])
+    failure = BreakInput(
+        fingerprint=fingerprint,
+        break_type=BreakType.DELIVERY_FAILED,
+        record_ids=[],
+        snapshot={
+            "delivery": {"delivery_id": delivery_id, "subscription": subscription_name, "trace_id": trace_id}
+        },
+        differences={"error": error[:4000]},
+        amount_at_stake=None,
+        currency="",
+        reference=f"report delivery {delivery_id}",
+        account="",
+        instrument="",
+        rule="",
+    )
+    cases_sync_for_run(
+        tenant=tenant,
+        definition_id=subscription_id,
+        definition_name=f"report subscription {subscription_name}",
+        run_id=delivery_id,
+        trace_id=trace_id,
+        breaks=[failure],
+        actor=actor,
+    )
+    log.error(
+        "case_opened_for_failed_delivery", delivery_id=delivery_id, error=error[:500], run_trace_id=trace_id
+    )
+    return Case.objects.get(tenant_id=_tenant_id(tenant), fingerprint=fingerprint)

@@ -17,7 +17,7 @@ from jfintech.tenancy.admin import TenantScopedAdminMixin, roles_by_tenant
 from jfintech.tenancy.models import Tenant
 from reconciliation.runs import selectors as run_selectors
 from reporting import reports, surfaces
-from reporting.models import ReportArtifact
+from reporting.models import ReportArtifact, ReportDelivery, ReportSubscription
 from reporting.render import report_body_html
 
 
@@ -139,3 +139,56 @@ class ReportArtifactAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         response = HttpResponse(bytes(artifact.content), content_type="application/octet-stream")
         response["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
         return response
+
+
+@admin.register(ReportSubscription)
+class ReportSubscriptionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """Read-only here: subscriptions are saved through reporting.services.subscription_save (its
+    beat entry and audit event with it)."""
+
+    permission_area = "report_subscription"
+    list_display = ["name", "tenant", "kind", "format", "webhook", "is_active", "schedule"]
+    readonly_fields = [
+        "name",
+        "kind",
+        "filters",
+        "format",
+        "recipients",
+        "webhook",
+        "schedule",
+        "is_active",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+
+
+@admin.register(ReportDelivery)
+class ReportDeliveryAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """The delivery log: every attempt's outcome, the desk case of a failed one."""
+
+    permission_area = "report_delivery"
+    list_display = [
+        "subscription",
+        "channel",
+        "scheduled_for",
+        "status",
+        "attempts",
+        "case_id",
+        "delivered_at",
+    ]
+    list_filter = ["status", "channel"]
+    readonly_fields = [
+        "subscription",
+        "artifact",
+        "channel",
+        "scheduled_for",
+        "status",
+        "attempts",
+        "last_error",
+        "trace_id",
+        "webhook_delivery_id",
+        "case_id",
+        "created_at",
+        "delivered_at",
+    ]

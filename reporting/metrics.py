@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -19,6 +20,12 @@ from exceptions import selectors as case_selectors
 from exceptions.models import Priority
 from jfintech.observability.platform import scrape_cursor
 from reconciliation.runs import selectors as run_selectors
+
+REPORT_DELIVERIES = Counter(
+    "report_deliveries",
+    "Scheduled report delivery attempts by channel and outcome (delivered, retry, failed: alert on failed).",
+    ["channel", "outcome"],
+)
 
 
 class RunsAndCasesCollector(Collector):

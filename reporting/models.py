@@ -5,6 +5,7 @@ with and the inputs' as-of time; regenerating from the same inputs and clock giv
 (and so the same row: one per tenant, kind and digest).
 """
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -43,3 +44,68 @@ class ReportArtifact(TenantOwned):
 
     def __str__(self):
         return f"{self.filename} ({self.sha256[:12]})"
+
+
+class ReportSubscription(TenantOwned):
+    """A report delivered on a schedule: which report, its filters, the format, to whom.
+
+    The schedule is a django-celery-beat crontab entry (in the tenant's time zone) with an
+    ``expire_seconds``: a tick not picked up in time is dropped, not run late (docs/reporting.md).
+    """
+
+    name = models.SlugField(max_length=64)
+    kind = models.CharField(max_length=16, help_text="aging, trends or inventory")
+    filters = models.JSONField(default=dict, blank=True)
+    format = models.CharField(max_length=8, choices=ArtifactFormat.choices, default=ArtifactFormat.PDF)
+    recipients = ArrayField(models.EmailField(), default=list, blank=True)
+    webhook = models.BooleanField(default=False, help_text="also POST to the tenant's signed webhook")
+    schedule = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_active = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="uniq_subscription_name")]
+
+    def __str__(self):
+        return f"{self.name} ({self.kind}, {self.format})"
+
+
+class ReportDelivery(TenantOwned):
+    """One delivery of one generation over one channel: the delivery log (retried with backoff)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        HANDED_OFF = "handed_off"  # given to the desk's webhook outbox (exceptions.WebhookDelivery)
+        FAILED = "failed"
+
+    subscription = models.ForeignKey(ReportSubscription, on_delete=models.PROTECT, related_name="deliveries")
+    artifact = models.ForeignKey(ReportArtifact, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=8, choices=[("email", "email"), ("webhook", "webhook")])
+    scheduled_for = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    trace_id = models.CharField(max_length=32, blank=True)
+    webhook_delivery_id = models.BigIntegerField(null=True, blank=True)
+    case_id = models.BigIntegerField(null=True, blank=True, help_text="the desk case opened when it failed")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "report deliveries"
+        ordering = ["-id"]
+        constraints = [
+            # Idempotent generation: one delivery per subscription, tick and channel.
+            models.UniqueConstraint(
+                fields=["subscription", "scheduled_for", "channel"], name="uniq_delivery_per_tick"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.subscription_id} {self.channel} {self.scheduled_for:%Y-%m-%d %H:%M} ({self.status})"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 
 import structlog
-from django.db import transaction
+from django.db import models, transaction
+from django.utils import timezone
 
 from jfintech import audit
+from jfintech.common.errors import ApplicationError
+from jfintech.observability.tracing import current_trace_id
 from jfintech.tenancy import permissions
-from reporting.models import ReportArtifact
+from reporting.models import ReportArtifact, ReportDelivery, ReportSubscription
 from reporting.reports import GENERATOR_VERSION
 
 log = structlog.get_logger(__name__)
@@ -68,3 +71,258 @@ def artifact_store(
         "report_artifact_generated", kind=kind, sha256=digest, size=len(content), artifact_id=artifact.pk
     )
     return artifact
+
+
+# --- Subscriptions and scheduled delivery -------------------------------------------------------
+
+SUBSCRIBABLE = ("aging", "trends", "inventory")
+DELIVERY_TASK = "reporting.generate_subscription"
+DELIVERY_BACKOFF_S = 60.0  # first retry after ~1 min, then 2, 4, … (reporting.tasks.deliver_report)
+DELIVERY_MAX_ATTEMPTS = 6
+
+
+def subscription_save(
+    *,
+    tenant,
+    actor,
+    name: str,
+    kind: str,
+    filters: dict | None = None,
+    fmt: str = "pdf",
+    recipients: list[str] = (),
+    webhook: bool = False,
+    cron: str,
+    expire_seconds: int = 3600,
+) -> ReportSubscription:
+    """Create or change a subscription and its beat entry (crontab in the tenant's zone, with
+    ``expire_seconds``: a missed tick is dropped, never run late; never ``expires``)."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    permissions.require(tenant=tenant, actor=actor, area="report", verb="subscribe")
+    if kind not in SUBSCRIBABLE:
+        raise ApplicationError(f"kind is one of {', '.join(SUBSCRIBABLE)}.", code="invalid_report_filter")
+    if fmt not in ("pdf", "csv", "xlsx"):
+        raise ApplicationError("format is pdf, csv or xlsx.", code="invalid_report_filter")
+    parts = (cron or "").split()
+    if len(parts) != 5:
+        raise ApplicationError("cron: five fields, e.g. '0 7 * * 1-5'.", code="invalid_cron")
+    if expire_seconds is None or expire_seconds < 1:
+        raise ApplicationError("expire_seconds must be >= 1.", code="invalid_expire_seconds")
+    if not recipients and not webhook:
+        raise ApplicationError("Name recipients, the webhook, or both.", code="invalid_report_filter")
+    with transaction.atomic():
+        sub = ReportSubscription.objects.select_for_update().filter(tenant=tenant, name=name).first()
+        before = None if sub is None else _subscription_snapshot(sub)
+        sub = sub or ReportSubscription(tenant=tenant, name=name, created_by=actor.display)
+        sub.kind, sub.filters, sub.format = kind, filters or {}, fmt
+        sub.recipients, sub.webhook, sub.is_active = list(recipients), webhook, True
+        sub.full_clean(exclude=["tenant", "schedule"])
+        sub.save()
+        fields = dict(
+            zip(("minute", "hour", "day_of_month", "month_of_year", "day_of_week"), parts, strict=True)
+        )
+        fields["timezone"] = tenant.timezone or "UTC"
+        crontab = CrontabSchedule.objects.filter(**fields).first() or CrontabSchedule.objects.create(**fields)
+        task = sub.schedule or PeriodicTask(name=f"report {tenant.slug}/{name}")
+        task.task, task.crontab, task.interval = DELIVERY_TASK, crontab, None
+        task.kwargs = f'{{"subscription_id": {sub.pk}}}'
+        task.queue, task.expire_seconds, task.expires, task.enabled = "default", expire_seconds, None, True
+        task.description = f"Generates and delivers report subscription {sub.pk} ({name})."
+        task.full_clean()
+        task.save()
+        sub.schedule = task
+        sub.save(update_fields=["schedule"])
+        after = {**_subscription_snapshot(sub), "cron": cron, "expire_seconds": expire_seconds}
+        audit.record(
+            tenant=tenant,
+            actor=actor,
+            action="report.subscription_saved",
+            obj=sub,
+            before=before,
+            after=after,
+        )
+    return sub
+
+
+def _subscription_snapshot(sub) -> dict:
+    return {
+        "name": sub.name,
+        "kind": sub.kind,
+        "filters": sub.filters,
+        "format": sub.format,
+        "recipients": list(sub.recipients),
+        "webhook": sub.webhook,
+        "is_active": sub.is_active,
+    }
+
+
+def _render(report, fmt: str) -> bytes:
+    from reporting import exports
+    from reporting.render import report_pdf
+
+    if fmt == "pdf":
+        return report_pdf(report)
+    table = report.tables[0] if report.kind == "inventory" else report.tables[-1]
+    if fmt == "csv":
+        return b"".join(exports.csv_stream(report.header(), table.columns, table.rows))
+    with exports.xlsx_file(report.header(), table.columns, table.rows, created=report.generated_at) as f:
+        return f.read()
+
+
+def subscription_generate(*, subscription_id: int, scheduled_for, now=None) -> list[int]:
+    """Generate the subscription's report for the tick ``scheduled_for`` (an aware minute), store it
+    as an artifact and queue one delivery per channel. Idempotent per tick: a redelivered beat
+    message finds its deliveries and queues nothing new. Returns the new deliveries' ids."""
+    from reporting import surfaces, tasks
+
+    now = now or timezone.now()
+    sub = (
+        ReportSubscription.objects.select_related("tenant").filter(pk=subscription_id, is_active=True).first()
+    )
+    if sub is None:
+        log.warning("report_subscription_gone", subscription_id=subscription_id)
+        return []
+    if ReportDelivery.objects.filter(subscription=sub, scheduled_for=scheduled_for).exists():
+        return []
+    actor = audit.Actor.for_system("report-subscription")
+    report = surfaces.build(
+        sub.kind, tenant=sub.tenant, params=sub.filters, user=f"subscription {sub.name}", now=now
+    )
+    content = _render(report, sub.format)
+    trace_id = current_trace_id()
+    with transaction.atomic():
+        artifact = artifact_store(
+            tenant=sub.tenant,
+            actor=actor,
+            kind=f"{sub.kind}-{sub.format}",
+            fmt=sub.format,
+            filename=f"{sub.name}-{now:%Y%m%dT%H%M%SZ}.{sub.format}",
+            content=content,
+            filters={"subscription": sub.name, **sub.filters},
+            inputs_as_of=report.data_as_of,
+            generated_at=now,
+            generated_by=f"subscription {sub.name}",
+        )
+        channels = (["email"] if sub.recipients else []) + (["webhook"] if sub.webhook else [])
+        deliveries = [
+            ReportDelivery.objects.create(
+                tenant=sub.tenant,
+                subscription=sub,
+                artifact=artifact,
+                channel=c,
+                scheduled_for=scheduled_for,
+                trace_id=trace_id,
+            )
+            for c in channels
+        ]
+        for d in deliveries:
+            transaction.on_commit(
+                lambda d=d.pk: tasks.deliver_report.delay(d, DELIVERY_BACKOFF_S, DELIVERY_MAX_ATTEMPTS)
+            )
+    return [d.pk for d in deliveries]
+
+
+class DeliveryNotMade(Exception):
+    """A delivery attempt failed; the task retries it with backoff."""
+
+
+def delivery_send(*, delivery_id: int, final_attempt: bool) -> bool:
+    """Send one delivery once. Email: Django's backend, the artifact attached. Webhook: handed to
+    the desk's signed-webhook outbox (exceptions.services.webhook_enqueue: HMAC, retries, log).
+    A failure raises DeliveryNotMade (retried); the final one is loud: metric, error log with the
+    trace id, the delivery FAILED and a case on the desk."""
+    from django.conf import settings
+    from django.core.mail import EmailMessage
+
+    from exceptions import services as desk
+    from reporting.metrics import REPORT_DELIVERIES
+
+    delivery = (
+        ReportDelivery.objects.select_related("subscription", "artifact", "tenant")
+        .filter(pk=delivery_id)
+        .first()
+    )
+    if delivery is None or delivery.status != ReportDelivery.Status.PENDING:
+        return True
+    sub, artifact = delivery.subscription, delivery.artifact
+    error, handed = "", None
+    try:
+        if delivery.channel == "email":
+            message = EmailMessage(
+                subject=f"[{delivery.tenant.slug}] {sub.name}: {artifact.filename}",
+                body=(
+                    f"Report '{sub.name}' ({sub.kind}) for {delivery.tenant.name}, generated "
+                    f"{artifact.generated_at.isoformat()}, data as of {artifact.inputs_as_of.isoformat()}.\n"
+                    f"SHA-256 {artifact.sha256}, {artifact.size} bytes, {artifact.generator_version}.\n"
+                ),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                to=list(sub.recipients),
+            )
+            message.attach(artifact.filename, bytes(artifact.content))
+            message.send(fail_silently=False)
+        else:
+            with transaction.atomic():
+                handed = desk.webhook_enqueue(
+                    tenant=delivery.tenant,
+                    event="report.generated",
+                    payload={
+                        "event": "report.generated",
+                        "tenant": delivery.tenant.slug,
+                        "subscription": sub.name,
+                        "artifact_id": artifact.pk,
+                        "filename": artifact.filename,
+                        "sha256": artifact.sha256,
+                        "size": artifact.size,
+                        "generated_at": artifact.generated_at.isoformat(),
+                    },
+                )
+            if handed is None:
+                error = "the tenant has no active webhook"
+    except Exception as exc:  # any transport error is a failed attempt, retried
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+    updates = {"attempts": models.F("attempts") + 1, "last_error": error}
+    if not error:
+        status = ReportDelivery.Status.HANDED_OFF if handed else ReportDelivery.Status.DELIVERED
+        updates.update(
+            status=status, delivered_at=timezone.now(), webhook_delivery_id=getattr(handed, "pk", None)
+        )
+    elif final_attempt:
+        updates.update(status=ReportDelivery.Status.FAILED)
+    outcome = "delivered" if not error else ("failed" if final_attempt else "retry")
+    REPORT_DELIVERIES.labels(channel=delivery.channel, outcome=outcome).inc()
+    if not error:
+        ReportDelivery.objects.filter(pk=delivery.pk, status=ReportDelivery.Status.PENDING).update(**updates)
+        log.info(
+            "report_delivered",
+            delivery_id=delivery.pk,
+            channel=delivery.channel,
+            attempt=delivery.attempts + 1,
+        )
+        return True
+    fields = dict(
+        delivery_id=delivery.pk,
+        channel=delivery.channel,
+        subscription=sub.name,
+        error=error,
+        attempt=delivery.attempts + 1,
+        report_trace_id=delivery.trace_id,
+    )
+    if not final_attempt:
+        ReportDelivery.objects.filter(pk=delivery.pk, status=ReportDelivery.Status.PENDING).update(**updates)
+        log.warning("report_delivery_retry", **fields)
+        raise DeliveryNotMade(error)
+    with transaction.atomic():
+        case = desk.case_open_for_failed_delivery(
+            tenant=delivery.tenant,
+            subscription_id=sub.pk,
+            subscription_name=sub.name,
+            delivery_id=delivery.pk,
+            error=f"{delivery.channel} delivery of {artifact.filename} failed after {delivery.attempts + 1} "
+            f"attempt(s): {error}",
+            trace_id=delivery.trace_id,
+            actor=audit.Actor.for_system("report-subscription"),
+        )
+        updates["case_id"] = case.pk
+        ReportDelivery.objects.filter(pk=delivery.pk, status=ReportDelivery.Status.PENDING).update(**updates)
+    log.error("report_delivery_failed", case_id=case.pk, **fields)
+    return False

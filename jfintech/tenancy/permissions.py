@@ -55,7 +55,14 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
     "webhook_delivery": {"view": DESK},
     # Reports (docs/reporting.md): people who work or oversee breaks read and export them; an
     # auditor pack (which signs with the audit chain) is made by an approver or an admin.
-    "report": {"view": DESK, "generate": DESK, "pack": frozenset({APPROVER, ADMIN})},
+    "report": {
+        "view": DESK,
+        "generate": DESK,
+        "pack": frozenset({APPROVER, ADMIN}),
+        "subscribe": frozenset({APPROVER, ADMIN}),
+    },
+    "report_subscription": {"view": DESK},
+    "report_delivery": {"view": DESK},
 }
 # Managing who may do what is a person's act: an API key never does it, whatever its role.
 PEOPLE_ONLY = frozenset({"membership", "api_key"})

@@ -107,6 +107,8 @@ EXPECTED_ADMIN = {
     "exceptions.ApprovalRequest": R_DESK,
     "exceptions.WebhookDelivery": R_DESK,
     "reporting.ReportArtifact": R_DESK,
+    "reporting.ReportSubscription": R_DESK,
+    "reporting.ReportDelivery": R_DESK,
 }
 
 # --- the API: URL name -> method -> roles allowed (not answered 403 permission_denied) ----------
