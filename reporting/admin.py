@@ -4,6 +4,8 @@ table (area "report") for the staff user's role in the tenant the page is about.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
@@ -12,9 +14,10 @@ from django.urls import path
 from django.utils.safestring import mark_safe
 
 from jfintech.common.errors import ApplicationError
-from jfintech.tenancy import permissions
+from jfintech.tenancy import calendar, permissions
 from jfintech.tenancy.admin import TenantScopedAdminMixin, roles_by_tenant
 from jfintech.tenancy.models import Tenant
+from reconciliation.matching import selectors as matching_selectors
 from reconciliation.runs import selectors as run_selectors
 from reporting import reports, surfaces
 from reporting.models import ReportArtifact, ReportDelivery, ReportSubscription
@@ -87,6 +90,14 @@ class ReportArtifactAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         for t in tenants:
             t.recent_runs = list(run_selectors.runs_for_tenant(tenant=t).order_by("-id")[:10])
+            today = calendar.tenant_today(t)
+            t.statements = [
+                (d, account, currency)
+                for d in run_selectors.definitions_for_tenant(tenant=t)
+                for account, currency in matching_selectors.statement_accounts(
+                    tenant=t, definition=d, date_from=today - timedelta(days=62), date_to=today
+                )
+            ]
         context = {**self.admin_site.each_context(request), "title": "Reports", "tenants": tenants}
         return TemplateResponse(request, "admin/reporting/index.html", context)
 
@@ -108,7 +119,10 @@ class ReportArtifactAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             "kind": kind,
             "tenant": tenant,
             "tenants": self._tenants(request),
-            "params": {k: request.GET.get(k, "") for k in ("by", "from", "to", "at")},
+            "params": {
+                k: request.GET.get(k, "")
+                for k in ("by", "from", "to", "at", "definition", "account", "currency")
+            },
             "aging_by": reports.AGING_BY,
             "query": query.urlencode(),
             "body": mark_safe(report_body_html(report)),  # noqa: S308 (every value is escaped by report_body_html)
@@ -116,7 +130,7 @@ class ReportArtifactAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/reporting/report_page.html", context)
 
     def report_view(self, request, kind: str):
-        if kind not in ("aging", "trends", "inventory"):
+        if kind not in ("aging", "trends", "inventory", "statement"):
             raise PermissionDenied
         return self._page(request, kind)
 

@@ -78,6 +78,20 @@ class InventoryReportApi(_ReportApi):
     kind = "inventory"
 
 
+@extend_schema(
+    parameters=[
+        EXPORT,
+        OpenApiParameter("definition", int),
+        OpenApiParameter("account", str),
+        OpenApiParameter("currency", str),
+        OpenApiParameter("to", str, description="period end"),
+    ],
+    responses=REPORT,
+)
+class StatementReportApi(_ReportApi):
+    kind = "statement"
+
+
 class BreakExportApi(APIView):
     permission_classes = [tenant_may("report", "view")]
 

@@ -167,3 +167,62 @@ def lines(categories: list[str], series: dict[str, list], *, y_label: str) -> st
     body += _x_labels(categories, xs, top + plot_h)
     body += _legend(names, left + plot_w + 30, top, "line")
     return _svg(width, height, body, y_label)
+
+
+def waterfall(
+    start: tuple[str, float],
+    steps: list[tuple[str, float]],
+    end_label: str,
+    *,
+    y_label: str,
+    compare: tuple[str, float] | None = None,
+) -> str:
+    """From a starting balance, one floating bar per step (up: blue, down: vermillion, each also
+    labelled with its signed value), to the resulting balance; ``compare`` is drawn beside it."""
+    bars = [(start[0], 0.0, float(start[1]), "total")]
+    running = float(start[1])
+    for label, value in steps:
+        bars.append((label, running, running + float(value), "up" if value >= 0 else "down"))
+        running += float(value)
+    bars.append((end_label, 0.0, running, "total"))
+    if compare is not None:
+        bars.append((compare[0], 0.0, float(compare[1]), "compare"))
+    low = min(0.0, *(min(a, b) for _, a, b, _ in bars))
+    high = max(0.0, *(max(a, b) for _, a, b, _ in bars))
+    span = _nice_max(high - low) or 1
+    labels = [b[0] for b in bars]
+    slot = max(70, max(_text_w(lbl) * 0.55 for lbl in labels))
+    plot_w = slot * len(bars)
+    left, bottom, plot_h, width, _ = _frame(labels, [], span, y_label, "", plot_w)
+    left = 20 + max(_text_w(f"{high:,.0f}"), _text_w(f"{low:,.0f}"), 30) + 24
+    width = left + plot_w + 30
+    top = 20
+    height = top + plot_h + bottom
+    y = lambda v: top + plot_h - plot_h * (v - low) / span  # noqa: E731
+    colours = {"total": "#000000", "up": OKABE_ITO[0], "down": OKABE_ITO[3], "compare": OKABE_ITO[2]}
+    body = [f'<line x1="{left}" y1="{y(0):.1f}" x2="{left + plot_w}" y2="{y(0):.1f}" stroke="#333"/>']
+    for i in range(5):
+        v = low + span * i / 4
+        body.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" {FONT}>{v:,.0f}</text>')
+        body.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{left + plot_w}" y2="{y(v):.1f}" stroke="#eee"/>')
+    body.append(
+        f'<text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" {FONT}>'
+        f"{escape(y_label)}</text>"
+    )
+    xs = []
+    for i, (label, a, b, kind) in enumerate(bars):
+        x = left + i * slot + slot * 0.15
+        xs.append(x + slot * 0.35)
+        y0, y1 = sorted((y(a), y(b)))
+        body.append(
+            f'<rect x="{x:.1f}" y="{y0:.1f}" width="{slot * 0.7:.1f}" height="{max(y1 - y0, 1):.1f}" '
+            f'fill="{colours[kind]}"><title>{escape(label)}: {b - a:,.2f}</title></rect>'
+        )
+        value = b - a if kind in ("up", "down") else b
+        sign = "+" if kind == "up" else ""
+        body.append(
+            f'<text x="{x + slot * 0.35:.1f}" y="{y0 - 4:.1f}" text-anchor="middle" {FONT}>'
+            f"{sign}{value:,.0f}</text>"
+        )
+    body += _x_labels(labels, xs, top + plot_h)
+    return _svg(width, height, body, y_label)

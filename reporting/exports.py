@@ -99,9 +99,20 @@ def xlsx_file(meta: list[tuple[str, str]], columns: list[str], rows: Iterable[li
 # --- The lists ----------------------------------------------------------------------------------
 
 CASE_COLUMNS = [
-    "case", "break type", "status", "priority", "currency", "amount at stake (minor units)", "reference",
-    "account", "definition", "assignee", "root cause", "first seen", "SLA due",
-]  # fmt: skip
+    "case",
+    "break type",
+    "status",
+    "priority",
+    "currency",
+    "amount at stake (minor units)",
+    "reference",
+    "account",
+    "definition",
+    "assignee",
+    "root cause",
+    "first seen",
+    "SLA due",
+]
 
 
 def case_rows(*, tenant, status=None, definition_id=None, chunk_size: int = 5000) -> Iterator[list]:

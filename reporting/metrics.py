@@ -34,9 +34,10 @@ class RunsAndCasesCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         runs = GaugeMetricFamily(
-            "recon_runs_in_state", "Reconciliation runs per state (every run ever, by its current state).",
+            "recon_runs_in_state",
+            "Reconciliation runs per state (every run ever, by its current state).",
             labels=["state"],
-        )  # fmt: skip
+        )
         stuck = GaugeMetricFamily(
             "recon_runs_past_deadline",
             "Runs not in a terminal state whose deadline has passed (the reaper should fail them).",

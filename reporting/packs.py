@@ -5,6 +5,8 @@ Layout::
 
     summary.html, summary.pdf         what the pack holds, with links to every file
     reports/run-<id>.html|pdf         each run of the definition in the period
+    reports/statement-<account>-<ccy>  the reconciliation statement of each account whose bank
+                                      statement closes in the period (HTML, PDF)
     reports/aging-<by>.html|pdf       break aging by type, root cause, assignee (at the period end)
     reports/trends.html|pdf           the period's trends
     reports/inventory.html|pdf|csv    the break inventory as of the period end
@@ -34,6 +36,7 @@ from jfintech.audit import selectors as audit_selectors
 from jfintech.audit.chain import sign, signature_valid, verify_chain
 from jfintech.tenancy import calendar
 from jfintech.tenancy.models import Tenant
+from reconciliation.matching import selectors as matching_selectors
 from reconciliation.runs import selectors as run_selectors
 from reporting import exports, reports
 from reporting.render import report_html, report_pdf
@@ -53,6 +56,10 @@ DECISION_COLUMNS = [
     "maker's note",
     "checker's note",
 ]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _zip_write(archive: zipfile.ZipFile, name: str, data: bytes, when: datetime) -> None:
@@ -84,6 +91,21 @@ def build_pack(*, tenant, definition, date_from: date, date_to: date, user, now:
         tenant=tenant, definition_id=definition.pk, date_from=date_from, date_to=date_to
     ):
         add(f"run-{run.pk}", reports.run_report(tenant=tenant, run_id=run.pk, user=user, now=now))
+    for account, currency in matching_selectors.statement_accounts(
+        tenant=tenant, definition=definition, date_from=date_from, date_to=date_to
+    ):
+        add(
+            f"statement-{_safe(account)}-{currency}",
+            reports.statement_report(
+                tenant=tenant,
+                definition_id=definition.pk,
+                account=account,
+                currency=currency,
+                period_end=date_to,
+                user=user,
+                now=now,
+            ),
+        )
     for by in reports.AGING_BY:
         add(f"aging-{by}", reports.aging_report(tenant=tenant, by=by, user=user, now=period_end))
     add(

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from exceptions import selectors as cases
+from reconciliation.matching import selectors as matching
 from reconciliation.runs import selectors as runs
 from reporting import charts
 from reporting.money import minor_units
@@ -460,3 +461,153 @@ def inventory_row(r: dict) -> list:
         r["first_seen_at"],
         r["age_days"],
     ]
+
+
+# --- Reconciliation statement -------------------------------------------------------------------
+
+STATEMENT_CATEGORIES = [
+    ("in_transit", "Deposits in transit (in the ledger, not yet on the bank)"),
+    ("outstanding", "Outstanding payments (in the ledger, not yet on the bank)"),
+    ("bank_only", "Bank-only items (fees, interest, ...: on the bank, not in the ledger)"),
+    ("amount_difference", "Amount differences of matched items (ledger minus bank)"),
+    ("written_off", "Written off / not a break (decided on a case)"),
+]
+
+
+def statement_report(
+    *, tenant, definition_id: int, account: str, currency: str, period_end: date, user, now: datetime
+) -> Report | None:
+    """The reconciliation statement accountants sign, for one account and currency up to the last
+    bank statement closing on or before ``period_end``: the bank's closing balance (from the
+    ingested statement) and the ledger's, then the reconciling items with their records; the
+    difference they leave unexplained must be zero, else it is a finding (red)."""
+    definition = runs.definition_get(tenant=tenant, definition_id=definition_id)
+    if definition is None:
+        return None
+    filters = {
+        "definition": definition.name,
+        "account": account,
+        "currency": currency,
+        "period_end": period_end,
+    }
+    report = _base(
+        "statement",
+        f"Reconciliation statement: {account} {currency} ({definition.name})",
+        tenant,
+        filters,
+        user,
+        now,
+    )
+    balances = matching.statement_balances(
+        tenant=tenant, definition=definition, account=account, currency=currency, period_end=period_end
+    )
+    if balances is None:
+        report.findings.append(f"No active bank statement of {account} in {currency} closes by {period_end}.")
+        return report
+    window = dict(
+        tenant=tenant,
+        definition=definition,
+        account=account,
+        currency=currency,
+        date_from=balances["opening_date"],
+        date_to=balances["closing_date"],
+    )
+    totals = matching.statement_totals(**window)
+    by_category = matching.statement_item_totals(**window)
+    items = matching.statement_items(**window)
+    mu = lambda amount: minor_units(amount, currency)  # noqa: E731
+    bank_closing = balances["closing"]
+    ledger_moves = totals.get("left", {}).get("amount", 0)
+    # The ledger's balance: the history starts from the first statement's opening balance (taken
+    # as reconciled then), plus every ledger movement of the account since (docs/reporting.md).
+    ledger_closing = balances["opening"] + ledger_moves
+    explained = {c: by_category.get(c, {}).get("effect", 0) for c, _ in STATEMENT_CATEGORIES}
+    adjusted_bank = bank_closing + sum(explained.values())  # five subtotals from PostgreSQL, not rows
+    unexplained = ledger_closing - adjusted_bank
+    report.tables.append(
+        Table(
+            f"Statement as at {balances['closing_date']} (minor units of {currency})",
+            ["line", "amount (minor units)", "records"],
+            [
+                [
+                    f"Bank closing balance (statement {balances['closing_statement']}, "
+                    f"{balances['closing_date']})",
+                    mu(bank_closing),
+                    "",
+                ],
+                *[
+                    [label, mu(explained[c]), by_category.get(c, {}).get("records", 0)]
+                    for c, label in STATEMENT_CATEGORIES
+                ],
+                ["Adjusted bank balance", mu(adjusted_bank), ""],
+                [
+                    f"Ledger closing balance (opening {balances['opening_date']} brought forward "
+                    "+ movements)",
+                    mu(ledger_closing),
+                    totals.get("left", {}).get("records", 0),
+                ],
+                ["Unexplained difference (ledger minus adjusted bank)", mu(unexplained), ""],
+            ],
+        )
+    )
+    if unexplained != 0:
+        report.findings.append(
+            f"Unexplained difference of {mu(unexplained)} minor units of {currency}: the bank's booked "
+            "entries do not add up to its closing balance, or a record is missing on one side."
+        )
+    report.notes.append(
+        f"Period {balances['opening_date']} to {balances['closing_date']}: bank opening "
+        f"{mu(balances['opening'])} (statement {balances['opening_statement']}); ledger movements "
+        f"{mu(ledger_moves)}; bank entries {mu(totals.get('right', {}).get('amount', 0))}."
+    )
+    report.charts.append(
+        (
+            "From the bank's closing balance to the ledger's (minor units)",
+            charts.waterfall(
+                ("bank closing", mu(bank_closing)),
+                [
+                    (label.split(" (")[0], mu(explained[c]))
+                    for c, label in STATEMENT_CATEGORIES
+                    if explained[c]
+                ],
+                "adjusted bank",
+                y_label=f"{currency} minor units",
+                compare=("ledger closing", mu(ledger_closing)),
+            ),
+        )
+    )
+    report.tables.append(
+        Table(
+            "Reconciling items with their records",
+            [
+                "category",
+                "side",
+                "record",
+                "business date",
+                "value date",
+                "reference",
+                "external id",
+                "amount (minor units)",
+                "effect on ledger minus bank (minor units)",
+                "case",
+                "decision",
+            ],
+            [
+                [
+                    r["category"],
+                    r["side"],
+                    r["id"],
+                    r["business_date"],
+                    r["value_date"],
+                    r["reference"],
+                    r["external_id"],
+                    mu(r["amount"]),
+                    mu(r["effect"]),
+                    r["case_id"],
+                    r["reason"] or "",
+                ]
+                for r in items
+            ],
+        )
+    )
+    return report

@@ -14,7 +14,7 @@ from jfintech.tenancy import calendar
 from reporting import exports, reports
 from reporting.render import report_pdf
 
-REPORT_KINDS = ("run", "aging", "trends", "inventory")
+REPORT_KINDS = ("run", "aging", "trends", "inventory", "statement")
 EXPORTS = ("html", "json", "pdf", "csv", "xlsx")
 
 
@@ -71,6 +71,28 @@ def build(kind: str, *, tenant, params, user, now: datetime | None = None, run_i
     if kind == "inventory":
         at = _moment(params.get("at"), tenant, now)
         return reports.inventory_report(tenant=tenant, at=at, user=user, now=now)
+    if kind == "statement":
+        definition = params.get("definition") or ""
+        account, currency = (params.get("account") or "")[:64], (params.get("currency") or "").upper()[:3]
+        if not definition.isdigit() or int(definition) >= 2**63 or not account or len(currency) != 3:
+            raise ApplicationError(
+                "A statement needs 'definition' (id), 'account' and 'currency'.", code="invalid_report_filter"
+            )
+        period_end = _date(params.get("to"), "to", calendar.tenant_today(tenant, now))
+        report = reports.statement_report(
+            tenant=tenant,
+            definition_id=int(definition),
+            account=account,
+            currency=currency,
+            period_end=period_end,
+            user=user,
+            now=now,
+        )
+        if report is None:
+            raise ApplicationError(
+                f"No definition {definition} in this tenant.", code="report_not_found", status=404
+            )
+        return report
     raise ApplicationError(f"No report '{kind}'.", code="report_not_found", status=404)
 
 
@@ -91,7 +113,7 @@ def file_response(report, export: str) -> HttpResponse:
         response = HttpResponse(report_pdf(report), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{_filename(report, "pdf")}"'
         return response
-    table = report.tables[-1] if report.kind != "inventory" else report.tables[0]
+    table = report.tables[0] if report.kind == "inventory" else report.tables[-1]
     return list_response(
         report.header(), table.columns, table.rows, export, _filename(report, export), report.generated_at
     )

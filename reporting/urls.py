@@ -7,6 +7,7 @@ urlpatterns = [
     path("aging/", apis.AgingReportApi.as_view(), name="report-aging"),
     path("trends/", apis.TrendsReportApi.as_view(), name="report-trends"),
     path("inventory/", apis.InventoryReportApi.as_view(), name="report-inventory"),
+    path("statement/", apis.StatementReportApi.as_view(), name="report-statement"),
     path("breaks/export/", apis.BreakExportApi.as_view(), name="report-break-export"),
     path("packs/", apis.AuditorPackApi.as_view(), name="report-pack-list"),
     path(

@@ -169,6 +169,7 @@ EXPECTED_API = {
     "v1:report-aging": {"GET": "npas"},
     "v1:report-trends": {"GET": "npas"},
     "v1:report-inventory": {"GET": "npas"},
+    "v1:report-statement": {"GET": "npas"},
     "v1:report-break-export": {"GET": "npas"},
     "v1:report-pack-list": {"POST": "pas"},
     "v1:report-artifact-download": {"GET": "npas"},
