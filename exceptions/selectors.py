@@ -318,8 +318,10 @@ def case_inventory_as_of(*, tenant, at: datetime) -> list[dict]:
 # when the case goes to resolved (a person, an approval, a run's auto-match).
 _PERIODS_SQL = """
 ev AS (
-    SELECT e.object_id::bigint AS case_id, e.occurred_at AS t, e.id, e.action, e.before, e.after,
-           (e.occurred_at AT TIME ZONE %(tz)s)::date AS local_day,
+    -- Only the fields the aggregates need: narrow rows sort in memory, whole JSON documents spill.
+    SELECT e.object_id::bigint AS case_id, e.occurred_at AS t, e.id, e.action,
+           e.after->>'amount_at_stake' AS after_amount, e.before->>'amount_at_stake' AS before_amount,
+           e.after->>'sla_due_at' AS after_due, (e.occurred_at AT TIME ZONE %(tz)s)::date AS local_day,
            (e.action = 'case.opened' OR (e.before->>'status' = 'resolved'
                 AND coalesce(e.after->>'status', 'resolved') <> 'resolved')) AS opens,
            (e.after->>'status' = 'resolved' AND coalesce(e.before->>'status', '') <> 'resolved') AS resolves
@@ -384,10 +386,9 @@ def case_amount_at_stake_by_business_day(*, tenant, date_from: date, date_to: da
         f"""WITH {calendar.business_day_table_sql("bd")}, {_PERIODS_SQL},
         moves AS (
             SELECT seg.*, c.currency,
-                   CASE WHEN opens THEN coalesce((after->>'amount_at_stake')::numeric, c.amount_at_stake, 0)
+                   CASE WHEN opens THEN coalesce(after_amount::numeric, c.amount_at_stake, 0)
                         WHEN action = 'case.amount_changed'
-                            THEN coalesce((after->>'amount_at_stake')::numeric, 0)
-                                 - coalesce((before->>'amount_at_stake')::numeric, 0)
+                            THEN coalesce(after_amount::numeric, 0) - coalesce(before_amount::numeric, 0)
                         ELSE 0 END AS delta
             FROM seg JOIN exceptions_case c ON c.id = seg.case_id
         ), held AS (
@@ -422,7 +423,7 @@ def case_resolution_times(*, tenant, date_from: date, date_to: date) -> list[dic
         f"""WITH {_PERIODS_SQL},
         periods AS (
             SELECT seg.*, min(t) OVER (PARTITION BY case_id, period) AS started,
-                   array_agg(after->>'sla_due_at') FILTER (WHERE after->>'sla_due_at' IS NOT NULL)
+                   array_agg(after_due) FILTER (WHERE after_due IS NOT NULL)
                        OVER (PARTITION BY case_id, period ORDER BY t, id) AS dues
             FROM seg
         ), resolved AS (
