@@ -89,3 +89,42 @@ def test_report_pages_and_charts_in_a_real_browser(gunicorn, reporting_desk, mon
             page.locator("#report figure").first.screenshot(path=str(ARTIFACTS / "chart-aging.png"))
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_statement_and_run_report_pages_in_a_real_browser(gunicorn, monkeypatch):  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    from reconciliation.runs.models import Run
+    from reporting.tests.test_statement import _month
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    tenant, defn, _ = _month()
+    member(tenant, Role.ANALYST, username="stmt-viewer", is_staff=True)
+    run = Run.objects.get(definition=defn)
+    base = gunicorn.extra["url"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.goto(f"{base}/admin/login/?next=/admin/reporting/reportartifact/reports/")
+            page.fill("#id_username", "stmt-viewer")
+            page.fill("#id_password", "pw")
+            page.click("input[type=submit]")
+            page.wait_for_url("**/reports/")
+            page.get_by_role("link", name=f"#{run.pk} gl-vs-bank").click()
+            expect(page.locator("#report")).to_contain_text("Conservation proof")
+            page.screenshot(path=str(ARTIFACTS / "report-run.png"), full_page=True)
+            page.goto(
+                f"{base}/admin/reporting/reportartifact/reports/statement/?tenant={tenant.slug}"
+                f"&definition={defn.pk}&account=ACC-9&currency=EUR&to=2026-12-03"
+            )
+            expect(page.locator("#report")).to_contain_text("Unexplained difference")
+            expect(page.locator("#report .finding")).to_have_count(0)
+            expect(page.locator("#report svg")).to_have_count(1)
+            page.screenshot(path=str(ARTIFACTS / "report-statement.png"), full_page=True)
+            page.locator("#report figure").first.screenshot(path=str(ARTIFACTS / "chart-waterfall.png"))
+        finally:
+            browser.close()
