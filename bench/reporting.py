@@ -75,6 +75,7 @@ def child(fmt: str, tenant_id: int) -> dict:
     from reporting import exports
 
     tenant = Tenant.objects.get(pk=tenant_id)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Django, the libraries
     started = time.perf_counter()
     counted = [0]
 
@@ -91,7 +92,14 @@ def child(fmt: str, tenant_id: int) -> dict:
             size = f.seek(0, 2)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"format": fmt, "rows": counted[0], "seconds": seconds, "bytes": size, "peak_rss_mb": peak}
+    return {
+        "format": fmt,
+        "rows": counted[0],
+        "seconds": seconds,
+        "bytes": size,
+        "peak_rss_mb": peak,
+        "baseline_rss_mb": baseline,
+    }
 
 
 def main(argv=None) -> int:
@@ -127,7 +135,10 @@ def main(argv=None) -> int:
 
     results = []
     print("reporting benchmark: break list export (own process each) and report queries")
-    print(f"{'cases':>9} {'what':<16} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'MB out':>7}")
+    print(
+        f"{'cases':>9} {'what':<16} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'base MB':>8} "
+        f"{'MB out':>7}"
+    )
     try:
         for i, n in enumerate(int(x) for x in args.sizes.split(",")):
             tenant = Tenant.objects.create(slug=f"bench-{i}", name=f"Bench {i}", timezone="UTC")
@@ -148,7 +159,8 @@ def main(argv=None) -> int:
                 results.append({"cases": n, "what": f"export {fmt}", **r})
                 print(
                     f"{n:>9} {'export ' + fmt:<16} {r['rows']:>9} {r['seconds']:>8.2f} "
-                    f"{r['rows'] / r['seconds']:>9.0f} {r['peak_rss_mb']:>8.1f} {r['bytes'] / 2**20:>7.1f}"
+                    f"{r['rows'] / r['seconds']:>9.0f} {r['peak_rss_mb']:>8.1f} {r['baseline_rss_mb']:>8.1f} "
+                    f"{r['bytes'] / 2**20:>7.1f}"
                 )
             queries = {
                 "aging by type": lambda t=tenant: reports.aging_report(

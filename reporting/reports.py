@@ -83,7 +83,7 @@ def _json(value):
     return str(value)  # Decimal: exact, never a float
 
 
-def _who(user) -> str:
+def who(user) -> str:
     return getattr(user, "username", None) or str(user or "system")
 
 
@@ -94,7 +94,7 @@ def _base(kind, title, tenant, filters, user, now, as_of=None) -> Report:
         tenant=f"{tenant.name} ({tenant.slug})",
         filters=filters,
         generated_at=now,
-        generated_by=_who(user),
+        generated_by=who(user),
         data_as_of=as_of or now,
     )
 
