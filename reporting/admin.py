@@ -6,22 +6,28 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
+from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy import calendar, permissions
 from jfintech.tenancy.admin import TenantScopedAdminMixin, roles_by_tenant
 from jfintech.tenancy.models import Tenant
 from reconciliation.matching import selectors as matching_selectors
 from reconciliation.runs import selectors as run_selectors
-from reporting import reports, surfaces
+from reporting import reports, services, surfaces
 from reporting.models import ReportArtifact, ReportDelivery, ReportSubscription
 from reporting.render import report_body_html
+
+
+def _int(value) -> int | None:
+    return int(value) if value and value.isdigit() and int(value) < 2**63 else None
 
 
 @admin.register(ReportArtifact)
@@ -59,6 +65,7 @@ class ReportArtifactAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             path("reports/", view(self.index_view), name="reporting_reportartifact_reports"),
             path("reports/run/<int:run_id>/", view(self.run_view), name="reporting_reportartifact_run"),
             path("reports/breaks/", view(self.breaks_view), name="reporting_reportartifact_breaks"),
+            path("reports/pack/", view(self.pack_view), name="reporting_reportartifact_pack"),
             path("reports/<str:kind>/", view(self.report_view), name="reporting_reportartifact_report"),
             path(
                 "<int:object_id>/download/",
@@ -90,6 +97,8 @@ class ReportArtifactAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         for t in tenants:
             t.recent_runs = list(run_selectors.runs_for_tenant(tenant=t).order_by("-id")[:10])
+            t.definitions = list(run_selectors.definitions_for_tenant(tenant=t))
+            t.may_pack = permissions.may(roles_by_tenant(request).get(t.pk), "report", "pack")
             today = calendar.tenant_today(t)
             t.statements = [
                 (d, account, currency)
@@ -143,6 +152,35 @@ class ReportArtifactAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             return surfaces.cases_export(tenant=tenant, params=request.GET, user=request.user)
         except ApplicationError as exc:
             return HttpResponse(str(exc), status=exc.status, content_type="text/plain")
+
+    def pack_view(self, request):
+        """POST: generate an auditor pack (approver or admin), store it, go to the artifact."""
+        if request.method != "POST":
+            raise PermissionDenied
+        tenant = self._tenant(request)
+        if not permissions.may(roles_by_tenant(request).get(tenant.pk), "report", "pack"):
+            raise PermissionDenied
+        definition = run_selectors.definition_get(
+            tenant=tenant, definition_id=_int(request.POST.get("definition"))
+        )
+        dates = [surfaces.parse_date_or_none(request.POST.get(k)) for k in ("from", "to")]
+        if definition is None or None in dates:
+            messages.error(request, "Choose a definition and a period (from, to).")
+            return redirect(reverse("admin:reporting_reportartifact_reports"))
+        try:
+            artifact = services.pack_generate(
+                tenant=tenant,
+                actor=Actor.for_user(request.user),
+                user=request.user,
+                definition=definition,
+                date_from=dates[0],
+                date_to=dates[1],
+            )
+        except ApplicationError as exc:
+            messages.error(request, str(exc))
+            return redirect(reverse("admin:reporting_reportartifact_reports"))
+        messages.success(request, f"Auditor pack {artifact.filename} generated (SHA-256 {artifact.sha256}).")
+        return redirect(reverse("admin:reporting_reportartifact_change", args=[artifact.pk]))
 
     def download_view(self, request, object_id: int):
         artifact = ReportArtifact.objects.filter(pk=object_id).first()

@@ -7,7 +7,6 @@ filters pass reporting.surfaces (one input boundary)."""
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -18,7 +17,7 @@ from jfintech.api.permissions import actor_for_request, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
 from reconciliation.runs import selectors as run_selectors
-from reporting import packs, selectors, services, surfaces
+from reporting import selectors, services, surfaces
 
 EXPORT = OpenApiParameter(
     "export", str, enum=list(surfaces.EXPORTS), description="json (default), pdf, csv, xlsx"
@@ -141,7 +140,7 @@ class AuditorPackApi(APIView):
         )
         if definition is None:
             raise ApplicationError("No such definition in this tenant.", code="report_not_found", status=404)
-        artifact = generate_pack(
+        artifact = services.pack_generate(
             tenant=tenant,
             actor=actor_for_request(request),
             user=request.user,
@@ -150,27 +149,6 @@ class AuditorPackApi(APIView):
             date_to=data.validated_data["date_to"],
         )
         return Response(ArtifactOutput(artifact).data, status=201)
-
-
-def generate_pack(*, tenant, actor, user, definition, date_from, date_to, now=None):
-    if date_from > date_to or (date_to - date_from).days > 366:
-        raise ApplicationError("The period must be ordered and at most a year.", code="invalid_report_filter")
-    now = now or timezone.now()
-    data = packs.build_pack(
-        tenant=tenant, definition=definition, date_from=date_from, date_to=date_to, user=user, now=now
-    )
-    return services.artifact_store(
-        tenant=tenant,
-        actor=actor,
-        kind="auditor_pack",
-        fmt="zip",
-        filename=f"auditor-pack-{definition.name}-{date_from}-{date_to}.zip",
-        content=data,
-        filters={"definition": definition.name, "from": str(date_from), "to": str(date_to)},
-        inputs_as_of=now,
-        generated_at=now,
-        generated_by=getattr(user, "username", "") or actor.display,
-    )
 
 
 class ArtifactDownloadApi(APIView):

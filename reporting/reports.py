@@ -13,7 +13,7 @@ byte once rendered.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -609,5 +609,23 @@ def statement_report(
                 for r in items
             ],
         )
+    )
+    return report
+
+
+def statement_index(*, tenant, user, now: datetime) -> Report:
+    """Which statements can be asked for: each definition's accounts with a bank statement closing
+    in the last two months (ask with ?definition=&account=&currency=&to=)."""
+    report = _base("statement", "Reconciliation statements available", tenant, {}, user, now)
+    today = now.date()
+    rows = [
+        [d.pk, d.name, account, currency]
+        for d in runs.definitions_for_tenant(tenant=tenant)
+        for account, currency in matching.statement_accounts(
+            tenant=tenant, definition=d, date_from=today - timedelta(days=62), date_to=today
+        )
+    ]
+    report.tables.append(
+        Table("Accounts with a recent bank statement", ["definition", "name", "account", "currency"], rows)
     )
     return report

@@ -326,3 +326,29 @@ def delivery_send(*, delivery_id: int, final_attempt: bool) -> bool:
         ReportDelivery.objects.filter(pk=delivery.pk, status=ReportDelivery.Status.PENDING).update(**updates)
     log.error("report_delivery_failed", case_id=case.pk, **fields)
     return False
+
+
+def pack_generate(*, tenant, actor, user, definition, date_from, date_to, now=None) -> ReportArtifact:
+    """Build the auditor pack of ``definition`` for [date_from, date_to] and store it (approver or
+    admin: the pack is signed with the audit chain)."""
+    from reporting import packs
+
+    permissions.require(tenant=tenant, actor=actor, area="report", verb="pack")
+    if date_from > date_to or (date_to - date_from).days > 366:
+        raise ApplicationError("The period must be ordered and at most a year.", code="invalid_report_filter")
+    now = now or timezone.now()
+    data = packs.build_pack(
+        tenant=tenant, definition=definition, date_from=date_from, date_to=date_to, user=user, now=now
+    )
+    return artifact_store(
+        tenant=tenant,
+        actor=actor,
+        kind="auditor_pack",
+        fmt="zip",
+        filename=f"auditor-pack-{definition.name}-{date_from}-{date_to}.zip",
+        content=data,
+        filters={"definition": definition.name, "from": str(date_from), "to": str(date_to)},
+        inputs_as_of=now,
+        generated_at=now,
+        generated_by=getattr(user, "username", "") or actor.display,
+    )

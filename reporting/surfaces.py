@@ -18,6 +18,13 @@ REPORT_KINDS = ("run", "aging", "trends", "inventory", "statement")
 EXPORTS = ("html", "json", "pdf", "csv", "xlsx")
 
 
+def parse_date_or_none(value: str | None) -> date | None:
+    try:
+        return parse_date(value) if value and len(value) <= 10 else None
+    except ValueError:
+        return None
+
+
 def _date(value: str | None, name: str, default: date) -> date:
     if not value:
         return default
@@ -73,6 +80,8 @@ def build(kind: str, *, tenant, params, user, now: datetime | None = None, run_i
         return reports.inventory_report(tenant=tenant, at=at, user=user, now=now)
     if kind == "statement":
         definition = params.get("definition") or ""
+        if not definition and not params.get("account"):
+            return reports.statement_index(tenant=tenant, user=user, now=now)
         account, currency = (params.get("account") or "")[:64], (params.get("currency") or "").upper()[:3]
         if not definition.isdigit() or int(definition) >= 2**63 or not account or len(currency) != 3:
             raise ApplicationError(

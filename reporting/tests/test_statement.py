@@ -128,3 +128,29 @@ def test_the_auditor_pack_holds_the_statement_and_verifies():
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert {"reports/statement-ACC-9-EUR.html", "reports/statement-ACC-9-EUR.pdf"} <= set(names)
     assert packs.verify_pack(data).problems == []
+
+
+def test_an_approver_generates_the_pack_in_the_admin_and_an_analyst_may_not():
+    from django.test import Client
+
+    from exceptions.tests.factories import member
+    from jfintech.tenancy.models import Role
+    from reporting import packs
+    from reporting.models import ReportArtifact
+
+    tenant, defn, _ = _month()
+    url = f"/admin/reporting/reportartifact/reports/pack/?tenant={tenant.slug}"
+    body = {"definition": defn.pk, "from": "2026-11-01", "to": "2026-11-30"}
+    client = Client()
+    client.force_login(member(tenant, Role.ANALYST, is_staff=True))
+    assert client.post(url, body).status_code == 403
+    client.force_login(member(tenant, Role.APPROVER, is_staff=True))
+    index = client.get(f"/admin/reporting/reportartifact/reports/?tenant={tenant.slug}")
+    assert b"Generate and sign" in index.content
+    response = client.post(url, body)
+    assert response.status_code == 302
+    artifact = ReportArtifact.objects.get(tenant=tenant, kind="auditor_pack")
+    assert response["Location"].endswith(f"/{artifact.pk}/change/")
+    assert packs.verify_pack(bytes(artifact.content)).problems == []
+    download = client.get(f"/admin/reporting/reportartifact/{artifact.pk}/download/")
+    assert download.content == bytes(artifact.content)
