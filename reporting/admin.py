@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -21,7 +21,7 @@ from jfintech.tenancy.admin import TenantScopedAdminMixin, roles_by_tenant
 from jfintech.tenancy.models import Tenant
 from reconciliation.matching import selectors as matching_selectors
 from reconciliation.runs import selectors as run_selectors
-from reporting import reports, services, surfaces
+from reporting import reports, services, storage, surfaces
 from reporting.models import ReportArtifact, ReportDelivery, ReportSubscription
 from reporting.render import report_body_html
 
@@ -188,8 +188,11 @@ class ReportArtifactAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             roles_by_tenant(request).get(artifact.tenant_id), "report", "view"
         ):
             raise PermissionDenied
-        response = HttpResponse(bytes(artifact.content), content_type="application/octet-stream")
+        response = StreamingHttpResponse(
+            storage.artifact_chunks(artifact), content_type="application/octet-stream"
+        )
         response["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
+        response["Content-Length"] = str(artifact.size)
         return response
 
 

@@ -6,7 +6,8 @@ filters pass reporting.surfaces (one input boundary)."""
 
 from __future__ import annotations
 
-from django.http import HttpResponse
+from django.http import StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -17,7 +18,7 @@ from jfintech.api.permissions import actor_for_request, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
 from reconciliation.runs import selectors as run_selectors
-from reporting import selectors, services, surfaces
+from reporting import selectors, services, storage, surfaces
 
 EXPORT = OpenApiParameter(
     "export", str, enum=list(surfaces.EXPORTS), description="json (default), pdf, csv, xlsx"
@@ -161,7 +162,69 @@ class ArtifactDownloadApi(APIView):
             raise ApplicationError(
                 f"No artifact {artifact_id} in this tenant.", code="report_not_found", status=404
             )
-        response = HttpResponse(bytes(artifact.content), content_type="application/octet-stream")
+        response = StreamingHttpResponse(
+            storage.artifact_chunks(artifact), content_type="application/octet-stream"
+        )
         response["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
+        response["Content-Length"] = str(artifact.size)
         response["X-Content-SHA256"] = artifact.sha256
         return response
+
+
+class ExportJobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    format = serializers.CharField()
+    filters = serializers.DictField()
+    rows_total = serializers.IntegerField()
+    rows_done = serializers.IntegerField()
+    error = serializers.CharField()
+    artifact_id = serializers.IntegerField(allow_null=True)
+    download = serializers.SerializerMethodField()
+
+    def get_download(self, job) -> str | None:
+        if job.artifact_id is None:
+            return None
+        return self.context["request"].build_absolute_uri(
+            reverse("v1:report-artifact-download", kwargs={"artifact_id": job.artifact_id})
+        )
+
+
+class ExportJobInput(serializers.Serializer):
+    export = serializers.ChoiceField(choices=["csv", "xlsx"])
+    status = serializers.CharField(required=False, allow_blank=True, max_length=20)
+    definition = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+
+class ExportJobListApi(APIView):
+    """POST: export the break list as a task (202, then poll the job for progress and the link)."""
+
+    permission_classes = [tenant_may("report", "generate")]
+
+    @extend_schema(request=ExportJobInput, responses={202: ExportJobOutput})
+    @idempotent
+    def post(self, request):
+        data = ExportJobInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.export_job_start(
+            tenant=request_tenant(request),
+            actor=actor_for_request(request),
+            user=request.user,
+            fmt=data.validated_data["export"],
+            filters={
+                "status": data.validated_data.get("status", ""),
+                "definition": data.validated_data.get("definition"),
+            },
+        )
+        return Response(ExportJobOutput(job, context={"request": request}).data, status=202)
+
+
+class ExportJobDetailApi(APIView):
+    permission_classes = [tenant_may("report", "view")]
+
+    @extend_schema(responses=ExportJobOutput)
+    def get(self, request, job_id: int):
+        job = selectors.export_job_get(tenant=request_tenant(request), job_id=job_id)
+        if job is None:
+            raise ApplicationError(f"No export {job_id} in this tenant.", code="report_not_found", status=404)
+        return Response(ExportJobOutput(job, context={"request": request}).data)

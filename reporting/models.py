@@ -24,7 +24,12 @@ class ReportArtifact(TenantOwned):
     kind = models.CharField(max_length=32, help_text="run, aging, trends, inventory, cases, auditor_pack")
     format = models.CharField(max_length=8, choices=ArtifactFormat.choices)
     filename = models.CharField(max_length=200)
-    content = models.BinaryField(editable=False)
+    # Small artifacts keep their bytes in the row; a large export is a PostgreSQL large object
+    # (written and read in chunks: never whole in memory, and readable from every pod).
+    content = models.BinaryField(editable=False, blank=True, default=b"")
+    large_object = models.BigIntegerField(
+        null=True, blank=True, editable=False, help_text="pg large object oid"
+    )
     sha256 = models.CharField(max_length=64, editable=False)
     size = models.BigIntegerField(editable=False)
     generator_version = models.CharField(max_length=64)
@@ -109,3 +114,41 @@ class ReportDelivery(TenantOwned):
 
     def __str__(self):
         return f"{self.subscription_id} {self.channel} {self.scheduled_for:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class ExportJob(TenantOwned):
+    """A large export run as a task: its progress, and the artifact it produced (or its error)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=16, default="breaks")
+    format = models.CharField(max_length=8, choices=ArtifactFormat.choices)
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    artifact = models.ForeignKey(
+        ReportArtifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="done") | Q(artifact__isnull=False), name="export_done_has_artifact"
+            )
+        ]
+
+    def __str__(self):
+        return (
+            f"export {self.pk} {self.kind}.{self.format} ({self.status} {self.rows_done}/{self.rows_total})"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from reporting.models import ReportArtifact
+from reporting.models import ExportJob, ReportArtifact
 
 
 def artifact_list(*, tenant) -> QuerySet[ReportArtifact]:
@@ -14,3 +14,7 @@ def artifact_list(*, tenant) -> QuerySet[ReportArtifact]:
 
 def artifact_get(*, tenant, artifact_id: int) -> ReportArtifact | None:
     return ReportArtifact.objects.filter(tenant=tenant, pk=artifact_id).first()
+
+
+def export_job_get(*, tenant, job_id: int) -> ExportJob | None:
+    return ExportJob.objects.filter(tenant=tenant, pk=job_id).first()

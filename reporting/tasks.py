@@ -25,3 +25,9 @@ def deliver_report(self, delivery_id: int, backoff_s: float | None = None, max_a
     except services.DeliveryNotMade as exc:
         countdown = backoff_s * (2**self.request.retries) * (1 + random.random() / 4)  # noqa: S311
         raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(name="reporting.run_export", queue="default", acks_late=True)
+def run_export(job_id: int) -> int | None:
+    job = services.export_job_run(job_id=job_id)
+    return job.rows_done if job else None

@@ -9,6 +9,8 @@ urlpatterns = [
     path("inventory/", apis.InventoryReportApi.as_view(), name="report-inventory"),
     path("statement/", apis.StatementReportApi.as_view(), name="report-statement"),
     path("breaks/export/", apis.BreakExportApi.as_view(), name="report-break-export"),
+    path("exports/", apis.ExportJobListApi.as_view(), name="report-export-list"),
+    path("exports/<int:job_id>/", apis.ExportJobDetailApi.as_view(), name="report-export-detail"),
     path("packs/", apis.AuditorPackApi.as_view(), name="report-pack-list"),
     path(
         "artifacts/<int:artifact_id>/download/",

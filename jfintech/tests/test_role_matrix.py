@@ -172,6 +172,8 @@ EXPECTED_API = {
     "v1:report-statement": {"GET": "npas"},
     "v1:report-break-export": {"GET": "npas"},
     "v1:report-pack-list": {"POST": "pas"},
+    "v1:report-export-list": {"POST": "npas"},
+    "v1:report-export-detail": {"GET": "npas"},
     "v1:report-artifact-download": {"GET": "npas"},
 }
 

@@ -29,3 +29,10 @@ def an_artifact(tenant) -> dict:
         generated_by="system",
     )
     return {"artifact_id": artifact.pk}
+
+
+@tenant_object("report-export-detail")
+def an_export_job(tenant) -> dict:
+    from reporting.models import ExportJob
+
+    return {"job_id": ExportJob.objects.create(tenant=tenant, format="csv", requested_by="probe").pk}

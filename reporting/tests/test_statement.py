@@ -153,4 +153,4 @@ def test_an_approver_generates_the_pack_in_the_admin_and_an_analyst_may_not():
     assert response["Location"].endswith(f"/{artifact.pk}/change/")
     assert packs.verify_pack(bytes(artifact.content)).problems == []
     download = client.get(f"/admin/reporting/reportartifact/{artifact.pk}/download/")
-    assert download.content == bytes(artifact.content)
+    assert b"".join(download.streaming_content) == bytes(artifact.content)
