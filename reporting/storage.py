@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 from django.db import connection
 
+from jfintech.db.roles import runtime_role
+
 CHUNK = 1 << 20
 
 
@@ -18,6 +20,13 @@ def lo_write(fileobj) -> tuple[int, str, int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT lo_create(0)")
         oid = cursor.fetchone()[0]
+        # Owned by the shared runtime role, so the web pod reads what a worker's login role wrote
+        # (a large object belongs to the role that created it). Skipped when not a member (the
+        # owner in tests and migrations).
+        role = runtime_role()
+        cursor.execute("SELECT pg_has_role(current_user, %s, 'MEMBER') AND current_user <> %s", [role, role])
+        if cursor.fetchone()[0] and not _is_superuser(cursor):
+            cursor.execute(f"ALTER LARGE OBJECT {int(oid)} OWNER TO {role}")
         while chunk := fileobj.read(CHUNK):
             cursor.execute("SELECT lo_put(%s, %s, %s)", [oid, size, chunk])
             digest.update(chunk)
@@ -38,3 +47,8 @@ def artifact_chunks(artifact) -> Iterator[bytes]:
         yield from lo_chunks(artifact.large_object, artifact.size)
     else:
         yield bytes(artifact.content)
+
+
+def _is_superuser(cursor) -> bool:
+    cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    return bool(cursor.fetchone()[0])

@@ -89,3 +89,25 @@ def test_a_real_worker_runs_the_export_and_the_link_downloads_it(celery_workers)
     data = b"".join(client.get(body["download"]).streaming_content)
     assert data[:2] == b"PK"  # a workbook (zip)
     assert len(data) == done.artifact.size
+
+
+@pytest.mark.django_db
+def test_a_large_object_written_by_an_app_login_role_belongs_to_the_runtime_role():
+    from django.db import connection
+
+    from jfintech.db.roles import runtime_role
+    from reporting import storage
+
+    role = runtime_role()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jf_reporting_probe') THEN "
+            f"CREATE ROLE jf_reporting_probe NOLOGIN IN ROLE {role}; END IF; END $$"
+        )
+        cursor.execute("SET LOCAL ROLE jf_reporting_probe")  # what the web and workers log in as
+        oid, digest, size = storage.lo_write(io.BytesIO(b"x" * (storage.CHUNK + 5)))
+        cursor.execute("RESET ROLE")
+        cursor.execute("SELECT pg_get_userbyid(lomowner) FROM pg_largeobject_metadata WHERE oid = %s", [oid])
+        assert cursor.fetchone()[0] == role
+    assert (size, digest) == (storage.CHUNK + 5, hashlib.sha256(b"x" * (storage.CHUNK + 5)).hexdigest())
+    assert b"".join(storage.lo_chunks(oid, size)) == b"x" * (storage.CHUNK + 5)
