@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | cksum | cut -d' ' -f1)
-SYSTEM_PACKAGES := chromium prometheus
+SYSTEM_PACKAGES := chromium prometheus poppler-utils
 
 .PHONY: help install demo test test-embedded lint format stop system-deps check-system-deps \
         migrate migrations bench lock clean image
@@ -53,13 +53,14 @@ bench: install ## run the benchmarks at full size and print their figures
 stop: ## stop the embedded PostgreSQL and Redis started under .local/
 	@test -x $(BIN)/python && $(BIN)/python -m jfintech.devservices stop || echo "nothing to stop"
 
-system-deps: ## install what tests need beyond the venv (Debian: chromium, prometheus for promtool)
+system-deps: ## install what tests need beyond the venv (Debian: chromium, prometheus for promtool, poppler-utils for pdftotext)
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES)
 
 check-system-deps:
 	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v promtool >/dev/null || missing="$$missing promtool"; \
+	command -v pdftotext >/dev/null || missing="$$missing pdftotext"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing system packages for:$$missing"; $(MAKE) system-deps; \
 	  elif sudo -n true 2>/dev/null; then sudo $(MAKE) system-deps; \

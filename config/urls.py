@@ -16,6 +16,7 @@ api_v1 = [
     path("ingestion/", include("reconciliation.ingestion.urls")),
     path("reconciliation/", include("reconciliation.matching.urls")),
     path("reconciliation/", include("reconciliation.runs.urls")),
+    path("reports/", include("reporting.urls")),
 ]
 
 urlpatterns = [

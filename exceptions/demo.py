@@ -231,6 +231,16 @@ def seed_demo_cases(out) -> None:
         error="fetch_settlements: custodian SFTP timed out after 3 attempts",
         actor=RECON,
     )
+    # A scheduled report that could not be delivered (reporting): loud, on the desk like a failed run.
+    services.case_open_for_failed_delivery(
+        tenant=tenant,
+        subscription_id=9101,
+        subscription_name="demo-morning-aging",
+        delivery_id=990101,
+        error="email delivery of morning-aging.pdf failed after 6 attempt(s): SMTPRecipientsRefused",
+        trace_id=f"{990101:032x}",
+        actor=Actor.for_system("report-subscription"),
+    )
     cases = {c.reference: c for c in Case.objects.filter(tenant=tenant)}
     as_analyst = {"tenant": tenant, "actor": Actor.for_user(analyst)}
 

@@ -26,6 +26,7 @@ class BreakType(models.TextChoices):
     DUPLICATE = "duplicate"
     POSITION_BREAK = "position_break"
     RUN_FAILED = "run_failed"
+    DELIVERY_FAILED = "delivery_failed"  # a scheduled report that could not be delivered (reporting)
 
 
 class CaseStatus(models.TextChoices):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
@@ -151,12 +152,335 @@ def desk_summary(*, tenants, now: datetime | None = None) -> dict:
     }
 
 
-def case_id_by_fingerprint_subquery(*, tenant_ref: str = "tenant_id", fingerprint_ref: str = "fingerprint"):
-    """The case id of a break (one case per tenant and fingerprint), to annotate another app's rows."""
-    from django.db.models import OuterRef, Subquery
+# --- Reads for reporting (reporting reads cases only through these; docs/reporting.md) ------------
+# The SQL over exceptions_case and the case history lives here, with the model it reads.
 
-    return Subquery(
-        Case.objects.filter(tenant_id=OuterRef(tenant_ref), fingerprint=OuterRef(fingerprint_ref)).values(
-            "pk"
-        )[:1]
+# Scrape-time buckets of the platform metric exception_cases_open: calendar time since first seen
+# (cheap at every scrape, the same for every tenant); the reports use business days (case_aging).
+METRIC_AGE_BUCKETS = (
+    ("lt_1d", "interval '0'", "interval '1 day'"),
+    ("1d_3d", "interval '1 day'", "interval '3 days'"),
+    ("3d_7d", "interval '3 days'", "interval '7 days'"),
+    ("7d_30d", "interval '7 days'", "interval '30 days'"),
+    ("ge_30d", "interval '30 days'", None),
+)
+
+
+def open_case_counts_by_priority_and_age(*, now=None) -> list[tuple[str, str, int, int]]:
+    """(priority, age bucket, unresolved cases, of which past their SLA) over every tenant."""
+    bucket_sql = " ".join(
+        f"WHEN %(now)s - first_seen_at >= {low}"
+        + (f" AND %(now)s - first_seen_at < {high}" if high else "")
+        + f" THEN '{name}'"
+        for name, low, high in METRIC_AGE_BUCKETS
     )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT priority, CASE {bucket_sql} ELSE 'lt_1d' END, count(*),"
+            " count(*) FILTER (WHERE sla_due_at < %(now)s)"
+            " FROM exceptions_case WHERE status <> 'resolved' GROUP BY 1, 2",
+            {"now": now or timezone.now()},
+        )
+        return cursor.fetchall()
+
+
+def _user_table() -> tuple[str, str]:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model()
+    return user._meta.db_table, user._meta.get_field(user.USERNAME_FIELD).column
+
+
+def _first_seen_date(tenant) -> date | None:
+    first = (
+        Case.objects.filter(tenant=tenant).order_by("first_seen_at").values_list("first_seen_at", flat=True)
+    )
+    first = first.first()
+    return calendar.tenant_now(tenant, first).date() if first else None
+
+
+def _rows(sql: str, params: dict) -> list[dict]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        columns = [c.name for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+AGING_DIMENSIONS = {
+    "break_type": "c.break_type",
+    "root_cause": "coalesce(rc.code, '')",
+    "assignee": "coalesce(u.{username}, '')",
+}
+
+
+def _age_bucket_sql(age: str) -> str:
+    whens = " ".join(
+        f"WHEN {age} >= {low}" + (f" AND {age} <= {high}" if high is not None else "") + f" THEN '{name}'"
+        for name, (low, high) in AGE_BUCKETS.items()
+    )
+    return f"CASE {whens} END"
+
+
+def case_aging(*, tenant, by: str, now: datetime | None = None) -> list[dict]:
+    """Unresolved cases by business-day age bucket (AGE_BUCKETS, the tenant's calendar) x ``by``
+    (break_type, root_cause or assignee) x currency: {dimension, bucket, currency, cases, amount}.
+    One GROUP BY in PostgreSQL; the calendar is a generated table (calendar.business_day_table_sql)."""
+    now = now or timezone.now()
+    first = _first_seen_date(tenant)
+    if first is None:
+        return []
+    today = calendar.tenant_today(tenant, now)
+    users, username = _user_table()
+    dimension = AGING_DIMENSIONS[by].format(username=username)
+    params = calendar.business_day_table_params(tenant, min(first, today), today)
+    params.update(tenant=tenant.pk, now=now, today=today)
+    age = "greatest(0, (SELECT n FROM bd WHERE day = %(today)s) - f.n)"
+    return _rows(
+        f"""WITH {calendar.business_day_table_sql("bd")}
+        SELECT {dimension} AS dimension, {_age_bucket_sql(age)} AS bucket, c.currency,
+               count(*) AS cases, sum(c.amount_at_stake) AS amount
+        FROM exceptions_case c
+        JOIN bd f ON f.day = (c.first_seen_at AT TIME ZONE %(tz)s)::date
+        LEFT JOIN exceptions_rootcausecategory rc ON rc.id = c.root_cause_id
+        LEFT JOIN {users} u ON u.id = c.assignee_id
+        WHERE c.tenant_id = %(tenant)s AND c.status <> 'resolved' AND c.first_seen_at <= %(now)s
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+        params,
+    )
+
+
+# The fields of a case the history carries (audit before/after of every service that changes one).
+AS_OF_FIELDS = (
+    "status",
+    "assignee_id",
+    "priority",
+    "amount_at_stake",
+    "break_type",
+    "root_cause_id",
+    "sla_due_at",
+)
+
+
+def case_inventory_as_of(*, tenant, at: datetime) -> list[dict]:
+    """The unresolved cases exactly as they stood at ``at``, re-created from the case history.
+
+    For each field: the ``after`` of the last event at or before ``at`` that names it; failing
+    that, the ``before`` of the first event after ``at`` that names it (what it was until then);
+    failing both, the current value (never changed since). One pass over the tenant's case events
+    (jsonb_each + DISTINCT ON), not a lookup per case. Age: business days from first seen to ``at``.
+    """
+    first = _first_seen_date(tenant)
+    if first is None:
+        return []
+    day = calendar.tenant_today(tenant, at)
+    users, username = _user_table()
+    params = calendar.business_day_table_params(tenant, min(first, day), day)
+    params.update(tenant=tenant.pk, at=at, day=day, fields=list(AS_OF_FIELDS), object_type=CASE_OBJECT_TYPE)
+    pivot = ", ".join(f"(array_agg(value) FILTER (WHERE key = '{f}'))[1] AS {f}" for f in AS_OF_FIELDS)
+    field = {
+        f: f"CASE WHEN k.{f} IS NOT NULL THEN k.{f} #>> '{{}}' ELSE c.{f}::text END" for f in AS_OF_FIELDS
+    }
+    return _rows(
+        f"""WITH {calendar.business_day_table_sql("bd")},
+        ev AS (
+            SELECT e.object_id::bigint AS case_id, e.occurred_at AS t, e.id, e.before, e.after
+            FROM jfintech_auditevent e
+            WHERE e.tenant_id = %(tenant)s AND e.object_type = %(object_type)s
+        ), known AS (
+            SELECT DISTINCT ON (case_id, key) case_id, key, value FROM (
+                SELECT case_id, kv.key, kv.value, 0 AS rank, t, id FROM ev, jsonb_each(ev.after) kv
+                WHERE ev.t <= %(at)s AND jsonb_typeof(ev.after) = 'object' AND kv.key = ANY(%(fields)s)
+                UNION ALL
+                SELECT case_id, kv.key, kv.value, 1, t, id FROM ev, jsonb_each(ev.before) kv
+                WHERE ev.t > %(at)s AND jsonb_typeof(ev.before) = 'object' AND kv.key = ANY(%(fields)s)
+            ) x
+            ORDER BY case_id, key, rank,
+                CASE WHEN rank = 0 THEN t END DESC, CASE WHEN rank = 0 THEN id END DESC,
+                CASE WHEN rank = 1 THEN t END, CASE WHEN rank = 1 THEN id END
+        ), k AS (SELECT case_id, {pivot} FROM known GROUP BY case_id),
+        state AS (
+            SELECT c.id AS case_id, c.definition_name, c.reference, c.account, c.currency,
+                   c.first_seen_at, {field["status"]} AS status, {field["assignee_id"]} AS assignee_id,
+                   {field["priority"]} AS priority, ({field["amount_at_stake"]})::numeric AS amount_at_stake,
+                   {field["break_type"]} AS break_type, {field["root_cause_id"]} AS root_cause_id,
+                   ({field["sla_due_at"]})::timestamptz AS sla_due_at
+            FROM exceptions_case c LEFT JOIN k ON k.case_id = c.id
+            WHERE c.tenant_id = %(tenant)s AND c.first_seen_at <= %(at)s
+        )
+        SELECT s.case_id, s.break_type, s.status, u.{username} AS assignee, s.priority, s.currency,
+               s.amount_at_stake, s.reference, s.account, s.definition_name, rc.code AS root_cause,
+               s.first_seen_at, s.sla_due_at,
+               greatest(0, (SELECT n FROM bd WHERE day = %(day)s) - f.n) AS age_days
+        FROM state s
+        JOIN bd f ON f.day = (s.first_seen_at AT TIME ZONE %(tz)s)::date
+        LEFT JOIN {users} u ON u.id = s.assignee_id::bigint
+        LEFT JOIN exceptions_rootcausecategory rc ON rc.id = s.root_cause_id::bigint
+        WHERE s.status <> 'resolved'
+        ORDER BY s.case_id""",
+        params,
+    )
+
+
+# A case's open periods from its history: an event opens one when the case is first opened or goes
+# from resolved to anything else (a run's reopen, a person's, an undone decision); it closes one
+# when the case goes to resolved (a person, an approval, a run's auto-match).
+_PERIODS_SQL = """
+ev AS (
+    -- Only the fields the aggregates need: narrow rows sort in memory, whole JSON documents spill.
+    SELECT e.object_id::bigint AS case_id, e.occurred_at AS t, e.id, e.action,
+           e.after->>'amount_at_stake' AS after_amount, e.before->>'amount_at_stake' AS before_amount,
+           e.after->>'sla_due_at' AS after_due, (e.occurred_at AT TIME ZONE %(tz)s)::date AS local_day,
+           (e.action = 'case.opened' OR (e.before->>'status' = 'resolved'
+                AND coalesce(e.after->>'status', 'resolved') <> 'resolved')) AS opens,
+           (e.after->>'status' = 'resolved' AND coalesce(e.before->>'status', '') <> 'resolved') AS resolves
+    FROM jfintech_auditevent e
+    WHERE e.tenant_id = %(tenant)s AND e.object_type = %(object_type)s AND e.occurred_at < %(until)s
+), seg AS (
+    SELECT ev.*, count(*) FILTER (WHERE opens) OVER (PARTITION BY case_id ORDER BY t, id) AS period
+    FROM ev
+)"""
+
+
+def _period_params(tenant, date_from: date, date_to: date) -> dict | None:
+    first = _first_seen_date(tenant)
+    if first is None:
+        return None
+    # Up to a week past date_to, so an event on a closing weekend rolls to its next business day.
+    params = calendar.business_day_table_params(tenant, min(first, date_from), date_to + timedelta(days=7))
+    until = datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=calendar.tenant_zone(tenant))
+    params.update(
+        tenant=tenant.pk, date_from=date_from, date_to=date_to, until=until, object_type=CASE_OBJECT_TYPE
+    )
+    return params
+
+
+def case_flow_by_business_day(*, tenant, date_from: date, date_to: date) -> list[dict]:
+    """Per business day in [date_from, date_to]: cases opened (new), reopened and resolved, and
+    unresolved at the end of the day. An event on a closed day counts on the next business day."""
+    params = _period_params(tenant, date_from, date_to)
+    if params is None:
+        return []
+    return _rows(
+        f"""WITH {calendar.business_day_table_sql("bd")}, {_PERIODS_SQL},
+        per_day AS (
+            SELECT b.next_business AS day,
+                   count(*) FILTER (WHERE action = 'case.opened') AS opened,
+                   count(*) FILTER (WHERE opens AND action <> 'case.opened') AS reopened,
+                   count(*) FILTER (WHERE resolves) AS resolved
+            FROM seg JOIN bd b ON b.day = seg.local_day
+            WHERE opens OR resolves
+            GROUP BY 1
+        )
+        SELECT d.day, coalesce(p.opened, 0) AS opened, coalesce(p.reopened, 0) AS reopened,
+               coalesce(p.resolved, 0) AS resolved,
+               (SELECT coalesce(sum(q.opened + q.reopened - q.resolved), 0) FROM per_day q
+                WHERE q.day <= d.day) AS unresolved
+        FROM bd d LEFT JOIN per_day p ON p.day = d.day
+        WHERE d.is_business AND d.day BETWEEN %(date_from)s AND %(date_to)s
+        ORDER BY d.day""",
+        params,
+    )
+
+
+def case_amount_at_stake_by_business_day(*, tenant, date_from: date, date_to: date) -> list[dict]:
+    """Per business day and currency: the amount at stake of the cases unresolved at the day's end.
+
+    Deltas from the history: + the amount an open period starts with, the change of a
+    ``case.amount_changed``, minus what the period held when it is resolved; summed up to each day."""
+    params = _period_params(tenant, date_from, date_to)
+    if params is None:
+        return []
+    return _rows(
+        f"""WITH {calendar.business_day_table_sql("bd")}, {_PERIODS_SQL},
+        moves AS (
+            SELECT seg.*, c.currency,
+                   CASE WHEN opens THEN coalesce(after_amount::numeric, c.amount_at_stake, 0)
+                        WHEN action = 'case.amount_changed'
+                            THEN coalesce(after_amount::numeric, 0) - coalesce(before_amount::numeric, 0)
+                        ELSE 0 END AS delta
+            FROM seg JOIN exceptions_case c ON c.id = seg.case_id
+        ), held AS (
+            SELECT moves.*, sum(delta) OVER (PARTITION BY case_id, period ORDER BY t, id
+                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_this
+            FROM moves
+        ), per_day AS (
+            SELECT b.next_business AS day, currency,
+                   sum(CASE WHEN resolves THEN -coalesce(before_this, 0) ELSE delta END) AS delta
+            FROM held JOIN bd b ON b.day = held.local_day
+            WHERE opens OR resolves OR action = 'case.amount_changed'
+            GROUP BY 1, 2
+        )
+        SELECT d.day, cur.currency,
+               (SELECT coalesce(sum(q.delta), 0) FROM per_day q
+                WHERE q.currency = cur.currency AND q.day <= d.day) AS amount
+        FROM bd d CROSS JOIN (SELECT DISTINCT currency FROM per_day) cur
+        WHERE d.is_business AND d.day BETWEEN %(date_from)s AND %(date_to)s
+        ORDER BY cur.currency, d.day""",
+        params,
+    )
+
+
+def case_resolution_times(*, tenant, date_from: date, date_to: date) -> list[dict]:
+    """Open periods resolved in [date_from, date_to], by break type and root cause (the case's
+    current ones): how many, mean and p90 hours from the period's start to its resolution, and how
+    many were resolved by the SLA due time in force at the resolution (the last one the period set)."""
+    params = _period_params(tenant, date_from, date_to)
+    if params is None:
+        return []
+    return _rows(
+        f"""WITH {_PERIODS_SQL},
+        periods AS (
+            SELECT seg.*, min(t) OVER (PARTITION BY case_id, period) AS started,
+                   array_agg(after_due) FILTER (WHERE after_due IS NOT NULL)
+                       OVER (PARTITION BY case_id, period ORDER BY t, id) AS dues
+            FROM seg
+        ), resolved AS (
+            SELECT p.case_id, p.t, extract(epoch FROM p.t - p.started) / 3600 AS hours,
+                   (p.dues[array_length(p.dues, 1)])::timestamptz AS due
+            FROM periods p
+            WHERE p.resolves AND p.period > 0 AND p.local_day BETWEEN %(date_from)s AND %(date_to)s
+        )
+        SELECT c.break_type, coalesce(rc.code, '') AS root_cause, count(*) AS resolved,
+               avg(r.hours) AS mean_hours,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY r.hours) AS p90_hours,
+               count(*) FILTER (WHERE r.due IS NOT NULL) AS with_sla,
+               count(*) FILTER (WHERE r.t <= r.due) AS within_sla
+        FROM resolved r JOIN exceptions_case c ON c.id = r.case_id
+        LEFT JOIN exceptions_rootcausecategory rc ON rc.id = c.root_cause_id
+        GROUP BY 1, 2 ORDER BY 1, 2""",
+        params,
+    )
+
+
+def case_decisions(*, tenant, definition_id: int | None, since: datetime, until: datetime) -> list[dict]:
+    """Four-eyes decisions (write-offs, force-matches, undos) decided in [since, until): maker,
+    checker, amount; in the order they were decided."""
+    qs = ApprovalRequest.objects.filter(tenant=tenant, decided_at__gte=since, decided_at__lt=until).exclude(
+        status=ApprovalStatus.PENDING
+    )
+    if definition_id is not None:
+        qs = qs.filter(case__definition_id=definition_id)
+    return list(
+        qs.order_by("decided_at", "id").values(
+            "id", "case_id", "kind", "status", "currency", "amount", "requested_by_display",
+            "requested_at", "decided_by_display", "decided_at", "note", "decision_note",
+        )
+    )  # fmt: skip
+
+
+def case_export_rows(*, tenant, status: str | None = None, definition_id: int | None = None):
+    """The case list for exports, as tuples (iterate with ``.iterator()``: a server-side cursor)."""
+    qs = Case.objects.filter(tenant=tenant)
+    if status == "unresolved":
+        qs = qs.exclude(status=CaseStatus.RESOLVED)
+    elif status:
+        qs = qs.filter(status=status)
+    if definition_id is not None:
+        qs = qs.filter(definition_id=definition_id)
+    return qs.order_by("id").values_list(*CASE_EXPORT_COLUMNS)
+
+
+CASE_EXPORT_COLUMNS = (
+    "id", "break_type", "status", "priority", "currency", "amount_at_stake", "reference", "account",
+    "definition_name", "assignee__username", "root_cause__code", "first_seen_at", "sla_due_at",
+)  # fmt: skip

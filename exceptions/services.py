@@ -74,7 +74,8 @@ WITH b AS (
         amount_at_stake numeric, currency text, reference text, account text, instrument text,
         rule text, priority text, sla_due_at timestamptz)
 ), prior AS (
-    SELECT c.fingerprint, c.status, c.break_type, c.resolution_reason FROM exceptions_case c
+    SELECT c.fingerprint, c.status, c.break_type, c.resolution_reason, c.amount_at_stake
+    FROM exceptions_case c
     WHERE c.tenant_id = %(tenant)s AND c.fingerprint IN (SELECT fingerprint FROM b)
 ), up AS (
     INSERT INTO exceptions_case AS c (
@@ -122,11 +123,12 @@ WITH b AS (
     -- Idempotent per run: the same (redelivered) or an older run never touches the case again.
     WHERE c.last_run_id < EXCLUDED.last_run_id
     RETURNING c.id, c.fingerprint, c.status, c.break_type, c.amount_at_stake, c.currency,
-              (c.xmax = 0) AS inserted
+              (c.xmax = 0) AS inserted, c.priority, c.assignee_id, c.sla_due_at
 )
 SELECT up.id, up.fingerprint, up.status, up.break_type, up.amount_at_stake, up.currency, up.inserted,
        prior.status AS prior_status, prior.break_type AS prior_break_type,
-       prior.resolution_reason AS prior_reason
+       prior.resolution_reason AS prior_reason,
+       up.priority, up.assignee_id, up.sla_due_at, prior.amount_at_stake AS prior_amount
 FROM up LEFT JOIN prior USING (fingerprint)
 """
 
@@ -209,7 +211,13 @@ def cases_sync_for_run(
                 prior_status,
                 prior_type,
                 prior_reason,
+                priority,
+                assignee_id,
+                sla_due,
+                prior_amount,
             ) in changed:
+                # The full triage state, so the case history alone re-creates the case as it stood
+                # at any moment (reporting's as-of inventory, docs/reporting.md).
                 after = {
                     "fingerprint": fp,
                     "status": status,
@@ -217,6 +225,9 @@ def cases_sync_for_run(
                     "run_id": run_id,
                     "amount_at_stake": amount,
                     "currency": currency,
+                    "priority": priority,
+                    "assignee_id": assignee_id,
+                    "sla_due_at": sla_due,
                 }
                 if inserted:
                     counts["opened"] += 1
@@ -239,6 +250,12 @@ def cases_sync_for_run(
                     if prior_type != btype:
                         events.append(
                             _case_event("case.break_type_changed", case_id, {"break_type": prior_type}, after)
+                        )
+                    elif prior_amount != amount:  # a changed amount at stake is history too
+                        events.append(
+                            _case_event(
+                                "case.amount_changed", case_id, {"amount_at_stake": prior_amount}, after
+                            )
                         )
             # One INSERT for the chunk's events: a first run can open tens of thousands of cases.
             audit.record_many(tenant=tenant, actor=actor, events=events)
@@ -1191,3 +1208,67 @@ def webhook_deliver(*, delivery_id: int, final_attempt: bool) -> bool:
         return False
     log.info("webhook_delivered", delivery_id=delivery.pk, url=delivery.url, attempt=delivery.attempts + 1)
     return True
+
+
+# --- For other apps: the desk's webhook outbox and a case for a failed delivery (reporting) -------
+
+
+def webhook_enqueue(*, tenant, event: str, payload: dict) -> WebhookDelivery | None:
+    """Queue a signed POST of ``payload`` to the tenant's webhook through the desk's outbox (the
+    same signing, retries with backoff and delivery log as SLA breaches). None: no active webhook.
+    Call inside the caller's transaction; the POST is enqueued after commit."""
+    from exceptions import tasks  # tasks import services; keep the arrow one way at import time
+
+    hook = SlaWebhook.objects.filter(tenant=tenant, is_active=True).first()
+    if hook is None:
+        return None
+    delivery = WebhookDelivery.objects.create(tenant=tenant, event=event, url=hook.url, payload=payload)
+    transaction.on_commit(
+        lambda d=delivery.pk: tasks.deliver_webhook.delay(d, WEBHOOK_BACKOFF_S, WEBHOOK_MAX_ATTEMPTS)
+    )
+    return delivery
+
+
+def case_open_for_failed_delivery(
+    *,
+    tenant,
+    subscription_id: int,
+    subscription_name: str,
+    delivery_id: int,
+    error: str,
+    trace_id: str,
+    actor,
+) -> Case:
+    """One case per failed report delivery, so the desk sees it next to the breaks. Idempotent.
+
+    The case's "definition" is the subscription (id, name) and its "run" the delivery, the shape
+    a run failure has (case_open_for_failed_run)."""
+    fingerprint = fingerprint_of(0, [f"report_delivery:{delivery_id}"])
+    failure = BreakInput(
+        fingerprint=fingerprint,
+        break_type=BreakType.DELIVERY_FAILED,
+        record_ids=[],
+        snapshot={
+            "delivery": {"delivery_id": delivery_id, "subscription": subscription_name, "trace_id": trace_id}
+        },
+        differences={"error": error[:4000]},
+        amount_at_stake=None,
+        currency="",
+        reference=f"report delivery {delivery_id}",
+        account="",
+        instrument="",
+        rule="",
+    )
+    cases_sync_for_run(
+        tenant=tenant,
+        definition_id=subscription_id,
+        definition_name=f"report subscription {subscription_name}",
+        run_id=delivery_id,
+        trace_id=trace_id,
+        breaks=[failure],
+        actor=actor,
+    )
+    log.error(
+        "case_opened_for_failed_delivery", delivery_id=delivery_id, error=error[:500], run_trace_id=trace_id
+    )
+    return Case.objects.get(tenant_id=_tenant_id(tenant), fingerprint=fingerprint)

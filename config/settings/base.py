@@ -136,6 +136,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# Scheduled reports are emailed through Django's backend (docs/reporting.md): EMAIL_URL, e.g.
+# smtp+tls://user:password@smtp.example:587 (django-environ); the sender is REPORT_FROM_EMAIL.
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env("REPORT_FROM_EMAIL", default="reports@jfintech.invalid")
+
 # --- Redis and Celery -----------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
 # The broker redelivers an unacknowledged task after the visibility timeout; a task's hard time

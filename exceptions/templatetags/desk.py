@@ -17,6 +17,7 @@ COLOURS = {
     BreakType.DUPLICATE: "#e52592",
     BreakType.POSITION_BREAK: "#188038",
     BreakType.RUN_FAILED: "#3c4043",
+    BreakType.DELIVERY_FAILED: "#5f6368",
 }
 LABEL_W, BAR_W, ROW_H = 90, 420, 28
 

@@ -124,6 +124,8 @@ CATALOG: tuple[MetricSpec, ...] = (
        "Break cases moved into a status."),
     _m("exception_webhook_deliveries_total", "counter", ["outcome"], "desk", "process",
        "SLA webhook delivery attempts by outcome (delivered, retry, failed)."),
+    _m("report_deliveries_total", "counter", ["channel", "outcome"], "desk", "process",
+       "Scheduled report delivery attempts by channel and outcome (delivered, retry, failed)."),
     # --- tenancy (jfintech.api, jfintech.audit) ------------------------------------------------
     _m("api_idempotency_requests_total", "counter", ["outcome"], "tenancy", "process",
        "POSTs with an Idempotency-Key by outcome."),

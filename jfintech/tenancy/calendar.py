@@ -90,3 +90,29 @@ def business_days_between(tenant, start: date, end: date) -> int:
             count += 1
     count -= sum(1 for h in holidays if start < h <= end and h.isoweekday() not in weekend)
     return count
+
+
+def business_day_table_sql(name: str = "bd") -> str:
+    """A CTE ``name(day, is_business, n, next_business)`` over every date from ``%(cal_from)s`` to
+    ``%(cal_to)s``: ``n`` counts business days in (cal_from, day], so ``n(b) - n(a)`` is
+    ``business_days_between(a, b)`` for a <= b; ``next_business`` is the day itself or the next
+    business day (NULL past cal_to). Parameters from ``business_day_table_params``. For
+    set-based SQL over many rows (reports), where calling the functions above per row is not."""
+    closed = "(extract(isodow FROM g)::int = ANY(%(cal_weekend)s) OR g::date = ANY(%(cal_holidays)s::date[]))"
+    return f"""{name} AS (
+        SELECT g::date AS day, NOT {closed} AS is_business,
+               count(*) FILTER (WHERE NOT {closed}) OVER (ORDER BY g) AS n,
+               min(g::date) FILTER (WHERE NOT {closed}) OVER (
+                   ORDER BY g ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_business
+        FROM generate_series(%(cal_from)s::date, %(cal_to)s::date, interval '1 day') AS g
+    )"""
+
+
+def business_day_table_params(tenant, cal_from: date, cal_to: date) -> dict:
+    return {
+        "cal_from": cal_from,
+        "cal_to": cal_to,
+        "cal_weekend": sorted(tenant.weekend_days or ()),
+        "cal_holidays": sorted(tenant.holidays or ()),
+        "tz": tenant.timezone or "UTC",
+    }

@@ -55,6 +55,16 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
     "approval_threshold": {"view": DESK, **{v: frozenset({ADMIN}) for v in ("add", "change", "delete")}},
     "sla_webhook": {"view": DESK, "add": frozenset({ADMIN}), "change": frozenset({ADMIN})},
     "webhook_delivery": {"view": DESK},
+    # Reports (docs/reporting.md): people who work or oversee breaks read and export them; an
+    # auditor pack (which signs with the audit chain) is made by an approver or an admin.
+    "report": {
+        "view": DESK,
+        "generate": DESK,
+        "pack": frozenset({APPROVER, ADMIN}),
+        "subscribe": frozenset({APPROVER, ADMIN}),
+    },
+    "report_subscription": {"view": DESK},
+    "report_delivery": {"view": DESK},
 }
 # Managing who may do what is a person's act: an API key never does it, whatever its role.
 PEOPLE_ONLY = frozenset({"membership", "api_key"})

@@ -106,6 +106,9 @@ EXPECTED_ADMIN = {
     "exceptions.SlaWebhook": {**R_DESK, "add": "as", "change": "as"},
     "exceptions.ApprovalRequest": R_DESK,
     "exceptions.WebhookDelivery": R_DESK,
+    "reporting.ReportArtifact": R_DESK,
+    "reporting.ReportSubscription": R_DESK,
+    "reporting.ReportDelivery": R_DESK,
 }
 
 # --- the API: URL name -> method -> roles allowed (not answered 403 permission_denied) ----------
@@ -163,6 +166,16 @@ EXPECTED_API = {
     "v1:recon-run-list": {"GET": EVERY, "POST": "nias"},
     "v1:recon-run-detail": {"GET": EVERY},
     "v1:recon-run-break-list": {"GET": EVERY},
+    "v1:report-run": {"GET": "npas"},
+    "v1:report-aging": {"GET": "npas"},
+    "v1:report-trends": {"GET": "npas"},
+    "v1:report-inventory": {"GET": "npas"},
+    "v1:report-statement": {"GET": "npas"},
+    "v1:report-break-export": {"GET": "npas"},
+    "v1:report-pack-list": {"POST": "pas"},
+    "v1:report-export-list": {"POST": "npas"},
+    "v1:report-export-detail": {"GET": "npas"},
+    "v1:report-artifact-download": {"GET": "npas"},
 }
 
 

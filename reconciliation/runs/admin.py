@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from exceptions.selectors import case_id_by_fingerprint_subquery
+from exceptions.selectors import case_id_of_break
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.common.money import format_money, money_html, quantity_html
@@ -291,9 +291,7 @@ class RunAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="breaks")
     def breaks_found(self, obj):
         rows = (
-            Break.objects.filter(run=obj)
-            .annotate(case_id=case_id_by_fingerprint_subquery())
-            .order_by("id")[:BREAKS_SHOWN]
+            Break.objects.filter(run=obj).annotate(case_id=case_id_of_break()).order_by("id")[:BREAKS_SHOWN]
         )
         items = [
             format_html(
@@ -448,7 +446,7 @@ class BreakAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     permission_area = "break"  # view only
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(case_id=case_id_by_fingerprint_subquery())
+        return super().get_queryset(request).annotate(case_id=case_id_of_break())
 
     @admin.display(description="run", ordering="run_id")
     def run_link(self, obj):
