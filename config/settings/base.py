@@ -195,6 +195,9 @@ CELERY_TASK_ROUTES = {
             "exceptions.deliver_webhook",
             "exceptions.flag_sla_breaches",
             "ingestion.ensure_partitions_ahead",
+            "reporting.deliver_report",
+            "reporting.generate_subscription",
+            "reporting.run_export",
         )
     },
 }
