@@ -38,6 +38,7 @@ from exceptions.types import BreakInput, fingerprint_of
 from jfintech import audit
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
+from jfintech.tenancy import permissions
 from jfintech.tenancy.models import Role, Tenant
 from jfintech.tenancy.selectors import role_of
 
@@ -522,6 +523,7 @@ def _check_member(tenant, user) -> None:
 def case_assign(*, tenant, actor, case_id: int, assignee) -> Case:
     """Assign (``assignee`` a user) or unassign (None → back to open)."""
     with transaction.atomic():
+        permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
         case = _locked_case(tenant, case_id)
         before = _snapshot(case)
         if assignee is None:
@@ -546,6 +548,7 @@ def case_assign(*, tenant, actor, case_id: int, assignee) -> Case:
 def case_start_investigating(*, tenant, actor, user, case_id: int) -> Case:
     """The person starts work; an unassigned case becomes theirs."""
     with transaction.atomic():
+        permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
         case = _locked_case(tenant, case_id)
         before = _snapshot(case)
         workflow.check_transition(case, CaseStatus.INVESTIGATING)
@@ -566,6 +569,7 @@ def case_start_investigating(*, tenant, actor, user, case_id: int) -> Case:
 def case_resolve(*, tenant, actor, case_id: int, reason: str, note: str = "") -> Case:
     """Resolve directly with a manual reason (fixed_at_source, timing, duplicate_case, not_a_break,
     run_rerun). ``not_a_break`` is final: its exclusion of the records is written in this transaction."""
+    permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
     workflow.check_manual_reason(reason)
     with transaction.atomic():
         case = _locked_case(tenant, case_id)
@@ -620,6 +624,7 @@ def case_reopen(*, tenant, actor, case_id: int, note: str = "") -> Case:
     """Reopen a case resolved with an expected-to-clear reason. A final decision (its records are
     excluded or force-matched) is undone only through a four-eyes request (case_request_undo)."""
     with transaction.atomic():
+        permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
         case = _locked_case(tenant, case_id)
         before = _snapshot(case)
         workflow.check_transition(case, CaseStatus.OPEN)
@@ -676,6 +681,7 @@ def case_transition(
 
 def case_set_priority(*, tenant, actor, case_id: int, priority: str) -> Case:
     """Change the priority; the SLA due time is recomputed from the start of the open period."""
+    permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
     if priority not in Priority.values:
         raise ApplicationError(
             f"Unknown priority '{priority}'.", code="unknown_priority", extra={"allowed": Priority.values}
@@ -694,6 +700,7 @@ def case_set_priority(*, tenant, actor, case_id: int, priority: str) -> Case:
 
 def case_set_root_cause(*, tenant, actor, case_id: int, root_cause_id: int | None) -> Case:
     with transaction.atomic():
+        permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
         case = _locked_case(tenant, case_id)
         before = _snapshot(case)
         if root_cause_id is not None:
@@ -709,6 +716,7 @@ def case_set_root_cause(*, tenant, actor, case_id: int, root_cause_id: int | Non
 
 
 def case_comment_add(*, tenant, actor, user, case_id: int, body: str) -> CaseComment:
+    permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
     body = (body or "").strip()
     if not body:
         raise ApplicationError("A comment needs some text.", code="empty_comment")
@@ -763,6 +771,7 @@ def case_request_resolution(*, tenant, actor, user, case_id: int, kind: str, not
     """Write off or force-match a case: at or below the tenant's threshold for its currency it is
     resolved at once; above it (or with no threshold for the currency, or no amount) it waits for
     an approver. Returns {"case": Case, "approval": ApprovalRequest | None}."""
+    permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
     if kind not in ApprovalKind.values:
         raise ApplicationError(
             f"Unknown request '{kind}'.", code="unknown_request_kind", extra={"allowed": ApprovalKind.values}
@@ -840,6 +849,7 @@ def approval_decide(
     approver role in this tenant, and never the maker.
     """
     with transaction.atomic():
+        permissions.require(tenant=tenant, actor=actor, area="case", verb="approve")
         approval = _locked_pending_approval(tenant, approval_id=approval_id, case_id=case_id)
         role = role_of(user, tenant) if user is not None else None
         if role not in APPROVER_ROLES:
@@ -908,6 +918,7 @@ def case_request_undo(*, tenant, actor, user, case_id: int, note: str) -> dict:
     whatever the amount, since it puts the records back into the open items. The case stays resolved
     (and its records decided) until an approver other than the maker approves; then the exclusion or
     manual match is undone and the case reopens, in one transaction (approval_decide)."""
+    permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
     note = (note or "").strip()
     if not note:
         raise ApplicationError("Say why the decision should be undone.", code="note_required")
@@ -970,6 +981,7 @@ def _undo_decision(case, approval, *, tenant, actor, before: dict, decision: dic
 def approval_withdraw(*, tenant, actor, case_id: int, note: str = "") -> ApprovalRequest:
     """The maker (or anyone on the desk) takes a pending request back; the case returns to where it was."""
     with transaction.atomic():
+        permissions.require(tenant=tenant, actor=actor, area="case", verb="work")
         approval = _locked_pending_approval(tenant, case_id=case_id)
         case = _locked_case(tenant, case_id)
         before = _snapshot(case)
@@ -1016,6 +1028,12 @@ def approval_threshold_set(
         current = (
             ApprovalThreshold.objects.select_for_update().filter(tenant=tenant, currency=currency).first()
         )
+        permissions.require(
+            tenant=tenant,
+            actor=actor,
+            area="approval_threshold",
+            verb="delete" if amount is None else "change" if current else "add",
+        )
         before = {"currency": currency, "amount": current.amount} if current else None
         if amount is None:
             if current is not None:
@@ -1043,6 +1061,7 @@ def root_cause_save(
 ) -> RootCauseCategory:
     with transaction.atomic():
         cause = RootCauseCategory.objects.select_for_update().filter(tenant=tenant, code=code).first()
+        permissions.require(tenant=tenant, actor=actor, area="root_cause", verb="change" if cause else "add")
         before = None if cause is None else {"name": cause.name, "is_active": cause.is_active}
         cause = cause or RootCauseCategory(tenant=tenant, code=code)
         cause.name, cause.description, cause.is_active = name, description, is_active
@@ -1062,6 +1081,7 @@ def root_cause_save(
 def sla_webhook_set(*, tenant, actor, url: str, secret: str, is_active: bool = True) -> SlaWebhook:
     with transaction.atomic():
         hook = SlaWebhook.objects.select_for_update().filter(tenant=tenant).first()
+        permissions.require(tenant=tenant, actor=actor, area="sla_webhook", verb="change" if hook else "add")
         before = None if hook is None else {"url": hook.url, "is_active": hook.is_active}
         hook = hook or SlaWebhook(tenant=tenant)
         hook.url, hook.secret, hook.is_active = url, secret, is_active

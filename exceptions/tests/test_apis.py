@@ -31,6 +31,7 @@ def people(tenant):
         "analyst": member(tenant, Role.ANALYST, username="ana"),
         "analyst2": member(tenant, Role.ANALYST, username="bob"),
         "approver": member(tenant, Role.APPROVER, username="chief"),
+        "admin": member(tenant, Role.ADMIN, username="boss"),
     }
 
 
@@ -141,7 +142,7 @@ def test_an_illegal_transition_is_a_409_in_the_standard_shape(tenant, people):
 @pytest.fixture
 def threshold(tenant, people):
     services.approval_threshold_set(
-        tenant=tenant, actor=Actor.for_user(people["approver"]), currency="EUR", amount=Decimal("1000")
+        tenant=tenant, actor=Actor.for_user(people["admin"]), currency="EUR", amount=Decimal("1000")
     )
 
 

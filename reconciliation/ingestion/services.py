@@ -24,6 +24,7 @@ from jfintech import audit
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
 from jfintech.observability.tracing import current_trace_id
+from jfintech.tenancy import permissions
 from jfintech.tenancy.calendar import tenant_today
 from reconciliation import partitions
 from reconciliation.ingestion import formats, metrics
@@ -370,6 +371,7 @@ def batch_ingest_file(*, tenant, actor, source: DataSource, path: str | Path | N
     nothing. Returns the closed batch (loaded, rejected, duplicate); raises on unexpected errors
     after marking the batch failed.
     """
+    permissions.require(tenant=tenant, actor=actor, area="source", verb="upload")
     if (path is None) == (fileobj is None):
         raise ValueError("give exactly one of path or fileobj")
     stream = open(path, "rb") if path is not None else fileobj  # noqa: SIM115 (closed below)
@@ -403,6 +405,7 @@ def batch_ingest_records(
     The batch's sha256 is over the canonical JSON of the records, so the same push twice is a
     duplicate batch.
     """
+    permissions.require(tenant=tenant, actor=actor, area="source", verb="upload")
     if not isinstance(records, list):
         raise ApplicationError("expected a list of records", code="invalid")
     canonical = json.dumps(records, sort_keys=True, separators=(",", ":"), default=str).encode()
@@ -416,6 +419,7 @@ def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> Inges
 
     Versions the batch had superseded become active again when no other active version is left.
     """
+    permissions.require(tenant=tenant, actor=actor, area="batch", verb="reverse")
     if batch.tenant_id != tenant.pk:
         raise ApplicationError("No such batch for this tenant.", code="not_found", status=404)
     if not reason.strip():
@@ -510,6 +514,7 @@ def source_upsert(
     source_validate(kind=kind, format=format, mapping=values["mapping"], connector=values["connector"])
     with transaction.atomic():
         source = DataSource.objects.select_for_update().filter(tenant=tenant, name=name).first()
+        permissions.require(tenant=tenant, actor=actor, area="source", verb="change" if source else "add")
         if source is None:
             source = DataSource(tenant=tenant, name=name, **values)
             source.full_clean()

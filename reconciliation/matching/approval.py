@@ -15,6 +15,7 @@ from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
+from jfintech.tenancy import permissions
 from jfintech.tenancy.models import Role
 from jfintech.tenancy.selectors import role_of
 from reconciliation.runs.models import RuleVersion, RuleVersionStatus
@@ -57,6 +58,7 @@ def rule_version_decide(
     """Approve or reject a pending rule version. Approving makes it the version the next run uses
     (unless a later version is approved already: then it is refused as superseded)."""
     with transaction.atomic():
+        permissions.require(tenant=tenant, actor=actor, area="rule_version", verb="approve")
         version = (
             RuleVersion.objects.select_for_update()
             .select_related("definition")

@@ -24,6 +24,7 @@ from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
+from jfintech.tenancy import permissions
 from reconciliation.matching import metrics
 from reconciliation.matching.passes import parse_rules
 from reconciliation.runs.models import (
@@ -165,6 +166,7 @@ def match_create_manual(
     case_id: int | None = None,
 ) -> Match:
     """``case_id``: the case whose force-match decision this match is (matching.decisions)."""
+    permissions.require(tenant=tenant, actor=actor, area="match", verb="decide")
     reason = require_reason(reason)
     ids = sorted({int(i) for i in record_ids})
     if not 2 <= len(ids) <= MAX_MANUAL_RECORDS:
@@ -271,6 +273,7 @@ def match_create_manual(
 
 
 def match_unmatch(*, tenant, actor: Actor, match_id: int, reason: str) -> Match:
+    permissions.require(tenant=tenant, actor=actor, area="match", verb="decide")
     reason = require_reason(reason)
     with transaction.atomic():
         match = locked_match(tenant, match_id)
@@ -288,6 +291,7 @@ def match_unmatch(*, tenant, actor: Actor, match_id: int, reason: str) -> Match:
 def match_undo(*, tenant, actor: Actor, match_id: int, reason: str) -> Match:
     """Unmatch without the decided-match guard: for match_unmatch, and for undoing an approved
     force-match decision (matching.decisions, inside the approval's transaction)."""
+    permissions.require(tenant=tenant, actor=actor, area="match", verb="decide")
     reason = require_reason(reason)
     with transaction.atomic():
         match = locked_match(tenant, match_id)

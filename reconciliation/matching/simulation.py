@@ -30,6 +30,7 @@ from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
+from jfintech.tenancy import permissions
 from reconciliation.matching import decisions, engine, metrics
 from reconciliation.matching.models import SimulationKind, SimulationReport, SimulationStatus
 from reconciliation.matching.passes import parse_rules
@@ -68,6 +69,7 @@ def simulation_request(
 ) -> SimulationReport:
     """A pending report (audited); after commit the task computes it (``dispatch=False``: the
     caller runs ``simulation_execute`` itself)."""
+    permissions.require(tenant=tenant, actor=actor, area="simulation", verb="add")
     if request_key:
         existing = SimulationReport.objects.filter(tenant=tenant, request_key=request_key).first()
         if existing is not None:

@@ -19,6 +19,7 @@ from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.observability.logging import get_logger
+from jfintech.tenancy import permissions
 from reconciliation.matching import metrics
 from reconciliation.matching.manual import (
     activate_items,
@@ -52,6 +53,7 @@ def _decide(match: Match, actor: Actor, status: str, note: str) -> dict:
 
 def suggestion_accept(*, tenant, actor: Actor, match_id: int, note: str = "") -> Match:
     with transaction.atomic():
+        permissions.require(tenant=tenant, actor=actor, area="match", verb="decide")
         match = _pending(tenant, match_id)
         activate_items(match)
         before = _decide(match, actor, MatchStatus.ACTIVE, note.strip())
@@ -85,6 +87,7 @@ def suggestion_accept(*, tenant, actor: Actor, match_id: int, note: str = "") ->
 
 
 def suggestion_reject(*, tenant, actor: Actor, match_id: int, reason: str) -> Match:
+    permissions.require(tenant=tenant, actor=actor, area="match", verb="decide")
     reason = require_reason(reason)
     with transaction.atomic():
         match = _pending(tenant, match_id)

@@ -32,6 +32,7 @@ from exceptions.types import BreakInput
 from jfintech import audit
 from jfintech.audit import Actor
 from jfintech.observability.logging import get_logger
+from jfintech.tenancy import permissions
 from reconciliation.matching import decisions, engine
 from reconciliation.models import DataSource
 from reconciliation.runs import dispatch, metrics
@@ -393,6 +394,7 @@ def run_fail(
         run = (
             Run.objects.select_for_update(of=("self",)).select_related("definition", "tenant").get(pk=run_id)
         )
+        permissions.require(tenant=run.tenant, actor=actor, area="run", verb="fail")
         if run.is_terminal:
             return False
         now = timezone.now()

@@ -30,6 +30,7 @@ from jfintech.common.errors import ApplicationError
 from jfintech.observability import business_span
 from jfintech.observability.logging import get_logger
 from jfintech.observability.tracing import current_trace_id
+from jfintech.tenancy import permissions
 from jfintech.tenancy.calendar import tenant_today
 from reconciliation.ingestion.connectors import fetch_for_window
 from reconciliation.matching import approval, engine
@@ -143,6 +144,7 @@ def definition_create(
     deadline_seconds: int = 1800,
 ) -> Definition:
     """A definition with its sources per side and rule version 1 (the kind's default rules if none)."""
+    permissions.require(tenant=tenant, actor=actor, area="definition", verb="add")
     if kind not in DefinitionKind.values:
         raise ApplicationError(f"kind must be one of {DefinitionKind.values}.", code="invalid_kind")
     rules = rules if rules is not None else DEFAULT_RULES[kind]
@@ -190,6 +192,7 @@ DEFINITION_FIELDS = ("description", "lookback_days", "lookahead_days", "deadline
 def definition_update(
     *, definition: Definition, actor: Actor, sources: dict | None = None, **changes
 ) -> Definition:
+    permissions.require(tenant=definition.tenant, actor=actor, area="definition", verb="change")
     unknown = set(changes) - set(DEFINITION_FIELDS)
     if unknown:
         raise ApplicationError(f"Cannot change {sorted(unknown)} here.", code="invalid_fields")
@@ -230,6 +233,7 @@ def rules_publish(*, definition: Definition, actor: Actor, rules: dict, comment:
     the run did after any later change. A new version is PENDING: runs keep using the current
     approved one until an approver other than its author approves it (matching.approval).
     """
+    permissions.require(tenant=definition.tenant, actor=actor, area="definition", verb="change")
     parse_rules(rules)
     with transaction.atomic():
         Definition.objects.select_for_update().filter(pk=definition.pk).first()  # serialise publishers
@@ -277,6 +281,7 @@ def definition_schedule_set(
     carries ``expire_seconds`` — a tick not picked up within it is dropped, not run late — and never
     ``expires`` (an absolute date that would switch the entry off for good).
     """
+    permissions.require(tenant=definition.tenant, actor=actor, area="definition", verb="change")
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     with transaction.atomic():
@@ -411,6 +416,7 @@ def run_start(
     One run per definition is in flight at a time (a constraint): a second start is refused with
     409 ``run_in_progress``. A repeated ``request_key`` returns the run it started.
     """
+    permissions.require(tenant=tenant, actor=actor, area="run", verb="start")
     if definition.tenant_id != tenant.pk:
         raise ApplicationError("No such definition.", code="not_found", status=404)
     if trigger not in RunTrigger.values:

@@ -203,7 +203,7 @@ def test_undoing_a_final_decision_takes_four_eyes_and_the_next_run_sees_the_brea
     assert approval.kind == "undo_decision"
     case.refresh_from_db()
     assert case.status == "resolved"  # still decided until a second person approves
-    for who, code in (("approver2", "maker_cannot_check"), ("analyst2", "approver_role_required")):
+    for who, code in (("approver2", "maker_cannot_check"), ("analyst2", "permission_denied")):
         with pytest.raises(ApplicationError) as err:
             cases.approval_decide(tenant=tenant, **as_user(desk[who]), approval_id=approval.pk, approve=True)
         assert err.value.code == code
