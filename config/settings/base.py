@@ -276,6 +276,13 @@ PERIODIC_TASKS = {
         "queue": "reconciliation",
         "expire_seconds": 50,
     },
+    # Reminds of filings due within 3 days and sets filings_overdue (filings.services.deadlines_remind).
+    "filings.remind_deadlines": {
+        "task": "filings.remind_deadlines",
+        "crontab": {"minute": "7", "hour": "*/6"},
+        "queue": "default",
+        "expire_seconds": 3 * 3600,
+    },
 }
 
 # --- Ingestion ----------------------------------------------------------------------------------
