@@ -37,6 +37,18 @@ def _fields(model) -> set[str]:
     return {f.name for f in model._meta.concrete_fields} - {"id", "tenant", "updated_at"}
 
 
+def _state(model, obj) -> dict:
+    """Comparable text of each field (decimals at the column's scale: 1.1 and 1.1000 are equal)."""
+    out = {}
+    for f in sorted(_fields(model)):
+        value = getattr(obj, f)
+        field = model._meta.get_field(f)
+        if value is not None and getattr(field, "decimal_places", None) is not None:
+            value = format(value, f".{field.decimal_places}f")
+        out[f] = str(value)
+    return out
+
+
 def _instance(model, tenant, values: dict):
     obj = model(tenant=tenant, **values)
     obj.full_clean(exclude=["tenant"], validate_unique=False, validate_constraints=False)
@@ -52,13 +64,13 @@ def config_upsert(
     with transaction.atomic():
         existing = model.objects.select_for_update().filter(tenant=tenant, **key).first()
         candidate = _instance(model, tenant, {**values, **key})
-        after = {f: str(getattr(candidate, f)) for f in sorted(_fields(model))}
+        after = _state(model, candidate)
         name = model._meta.model_name
         if existing is None:
             candidate.save()
             audit.record(tenant=tenant, actor=actor, action=f"{name}.create", obj=candidate, after=after)
             return candidate, "created"
-        before = {f: str(getattr(existing, f)) for f in sorted(_fields(model))}
+        before = _state(model, existing)
         if before == after:
             return existing, "unchanged"
         for f in _fields(model):
