@@ -15,6 +15,7 @@ api_v1 = [
     path("ingestion/", include("reconciliation.ingestion.urls")),
     path("reconciliation/", include("reconciliation.matching.urls")),
     path("reconciliation/", include("reconciliation.runs.urls")),
+    path("filings/", include("filings.urls")),
 ]
 
 urlpatterns = [

@@ -325,6 +325,7 @@ class FilingSubject(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["filing", "party_key"], name="uniq_filing_subject")]
+        ordering = ["filing", "id"]
 
 
 class FilingLineage(TenantOwned):
@@ -343,6 +344,7 @@ class FilingLineage(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["filing", "transaction"], name="uniq_lineage_filing_txn")
         ]
+        ordering = ["filing", "transaction"]
 
 
 class CtrExclusion(TenantOwned):

@@ -193,6 +193,10 @@ SPECTACULAR_SETTINGS = {
         "DefinitionKindEnum": "reconciliation.runs.models.DefinitionKind",
         # A simulation's and a pipeline check's status are the same three values.
         "JobStatusEnum": "reconciliation.matching.models.SimulationStatus",
+        "FilingKindEnum": "filings.models.Filing.Kind",
+        "FilingStatusEnum": "filings.models.Filing.Status",
+        "FilingIntakeKindEnum": "filings.models.IntakeBatch.Kind",
+        "FilingIntakeStatusEnum": "filings.models.IntakeBatch.Status",
     },
 }
 

@@ -62,7 +62,7 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "package": frozenset({ANALYST, APPROVER, ADMIN}),
         "transmit": frozenset({ADMIN, INTEGRATION}),
     },
-    "filing_config": {"view": DESK, **{v: frozenset({ADMIN}) for v in ("add", "change", "delete")}},
+    "filing_config": {"view": DESK, "add": frozenset({ADMIN}), "change": frozenset({ADMIN})},
     "filing_data": {"view": DESK, "upload": frozenset({ADMIN, INTEGRATION})},
     "filing_package": {"view": DESK},
 }
