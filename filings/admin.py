@@ -77,11 +77,17 @@ class DataAdmin(ReadOnlyMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     permission_area = "filing_data"
 
 
-class IntakeRejectionInline(ReadOnlyMixin, admin.TabularInline):
-    model = IntakeRejection
-    fields = ["line_no", "reason", "message", "raw"]
+class ReadOnlyInline(ReadOnlyMixin, admin.TabularInline):
     max_num = 0
     extra = 0
+
+    def has_view_permission(self, request, obj=None):
+        return True  # the parent's page asked the permission table already
+
+
+class IntakeRejectionInline(ReadOnlyInline):
+    model = IntakeRejection
+    fields = ["line_no", "reason", "message", "raw"]
 
 
 @admin.register(IntakeBatch)
@@ -130,18 +136,14 @@ class CtrExclusionAdmin(DataAdmin):
     list_display = ["party_key", "business_date", "total_cash_in", "total_cash_out", "reason", "recorded_at"]
 
 
-class SubjectInline(ReadOnlyMixin, admin.TabularInline):
+class SubjectInline(ReadOnlyInline):
     model = FilingSubject
     fields = ["party_key", "party_version", "role", "cash_in", "cash_out", "transactions"]
-    max_num = 0
-    extra = 0
 
 
-class LineageInline(ReadOnlyMixin, admin.TabularInline):
+class LineageInline(ReadOnlyInline):
     model = FilingLineage
     fields = ["transaction", "direction", "amount", "currency", "usd_per_unit", "amount_usd", "rate_source"]
-    max_num = 0
-    extra = 0
 
 
 class DeadlineFilter(admin.SimpleListFilter):

@@ -433,3 +433,23 @@ def validate_batch(
 
 def fatal(violations: list[Violation]) -> list[Violation]:
     return [v for v in violations if v.severity == "fatal"]
+
+
+def catalog_markdown() -> str:
+    """The catalog as the table in docs/filings.md (a test keeps the two identical)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    rules = catalog()
+    lines = [
+        f"Catalog version {rules.version}.",
+        "",
+        "| code | severity | element path | message | source |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r.code} | {r.severity} | `{cell(r.path)}` | {cell(r.message)} | {cell(r.source)} |"
+        for r in rules.rules.values()
+    ]
+    return "\n".join(lines) + "\n"

@@ -13,3 +13,18 @@ def configured(tenant):
     configure(tenant, rates=[("EUR", "2026-11-20", "1.1000")])
     load_parties(tenant)
     return tenant
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    from exceptions.tests.test_browser import _answers
+    from jfintech.testing import processes
+    from jfintech.testing.processes import wait_until
+
+    server = processes.gunicorn_server(tmp_path)
+    server.start()
+    try:
+        wait_until(lambda: _answers(server.extra["url"] + "/livez"), timeout=120, message="gunicorn not up")
+        yield server
+    finally:
+        server.stop()

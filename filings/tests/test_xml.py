@@ -232,3 +232,10 @@ def test_amounts_are_whole_dollars_rounded_up():
         10001,
         1,
     ]
+
+
+def test_docs_render_the_catalog():
+    from filings.validation import catalog_markdown
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "filings.md").read_text()
+    assert catalog_markdown() in docs
