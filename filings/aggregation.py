@@ -81,12 +81,13 @@ WITH ins AS (
     INSERT INTO filings_filing (
         tenant_id, kind, status, subject_key, period_start, period_end, due_date, version, prior_bsa_id,
         bsa_id, total_cash_in, total_cash_out, errors, preparer_id, preparer, approver, gate_override,
-        prepared_at)
+        prepared_at, referred_case_ids, accounts, activity_subtypes, narrative)
     SELECT %(tenant)s, 'ctr', 'draft', party_key, business_date, business_date,
            business_date + %(due_days)s, 1, '', '',
            CASE WHEN cash_in > %(threshold)s THEN cash_in ELSE 0 END,
            CASE WHEN cash_out > %(threshold)s THEN cash_out ELSE 0 END,
-           '[]'::jsonb, %(preparer_id)s, %(preparer)s, '', '{}'::jsonb, %(now)s
+           '[]'::jsonb, %(preparer_id)s, %(preparer)s, '', '{}'::jsonb, %(now)s, '[]'::jsonb, '[]'::jsonb,
+           '[]'::jsonb, ''
     FROM ctr_agg
     ORDER BY business_date, party_key
     ON CONFLICT (tenant_id, kind, subject_key, period_start) WHERE parent_id IS NULL DO NOTHING

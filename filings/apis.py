@@ -14,7 +14,7 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from filings import intake, selectors, services
+from filings import intake, sar, selectors, services
 from filings.models import Filing, FilingLineage, FilingSubject, IntakeBatch, Package
 from filings.validation import catalog
 from jfintech.api.idempotency import idempotent
@@ -98,7 +98,18 @@ class FilingDetailOutput(FilingOutput):
     versions = serializers.SerializerMethodField()
 
     class Meta(FilingOutput.Meta):
-        fields = [*FilingOutput.Meta.fields, "subjects", "lineage", "versions"]
+        fields = [
+            *FilingOutput.Meta.fields,
+            "detected_on",
+            "referred_case_ids",
+            "accounts",
+            "amount_involved",
+            "activity_subtypes",
+            "narrative",
+            "subjects",
+            "lineage",
+            "versions",
+        ]
 
     def get_versions(self, obj) -> list[dict]:
         return [
@@ -451,4 +462,82 @@ class RuleCatalogApi(APIView):
                 "sha256": rules.sha256,
                 "rules": [vars(r) for r in rules.rules.values()],
             }
+        )
+
+
+class SarReferInput(serializers.Serializer):
+    case_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=500
+    )
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    detected_on = serializers.DateField(required=False, allow_null=True, default=None)
+
+
+class SarReferApi(APIView):
+    """Refer break cases to compliance: a SAR draft (201)."""
+
+    permission_classes = [tenant_may("filing", "refer")]
+
+    @extend_schema(request=SarReferInput, responses={201: FilingDetailOutput})
+    @idempotent
+    def post(self, request):
+        data = SarReferInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        filing = sar.sar_refer(
+            tenant=request_tenant(request), actor=actor_for_request(request), **data.validated_data
+        )
+        return Response(FilingDetailOutput(filing).data, status=status.HTTP_201_CREATED)
+
+
+class SarEditInput(serializers.Serializer):
+    narrative = serializers.CharField(required=False, allow_blank=True, max_length=sar.NARRATIVE_LIMIT + 1)
+    activity_subtypes = serializers.ListField(
+        child=serializers.CharField(max_length=8), required=False, max_length=99
+    )
+    amount_involved = serializers.DecimalField(
+        max_digits=24, decimal_places=2, required=False, allow_null=True
+    )
+    period_start = serializers.DateField(required=False)
+    period_end = serializers.DateField(required=False)
+    detected_on = serializers.DateField(required=False)
+
+
+class SarEditApi(APIView):
+    """Edit a SAR draft (only the fields sent); every edit is in the filing's history."""
+
+    permission_classes = [tenant_may("filing", "prepare")]
+
+    @extend_schema(request=SarEditInput, responses=FilingDetailOutput)
+    @idempotent
+    def post(self, request, filing_id: int):
+        data = SarEditInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        filing = sar.sar_update(
+            tenant=request_tenant(request),
+            actor=actor_for_request(request),
+            filing_id=_filing_or_404(request, filing_id).pk,
+            **data.validated_data,
+        )
+        return Response(FilingDetailOutput(filing).data)
+
+
+class FilingHistoryApi(APIView):
+    """The filing's audited changes, oldest first."""
+
+    permission_classes = [tenant_may("filing", "view")]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, filing_id: int):
+        events = sar.filing_history(filing=_filing_or_404(request, filing_id))
+        return Response(
+            [
+                {
+                    "action": e.action,
+                    "actor": e.actor_display,
+                    "at": e.occurred_at,
+                    "before": e.before,
+                    "after": e.after,
+                }
+                for e in events
+            ]
         )

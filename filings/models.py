@@ -287,6 +287,17 @@ class Filing(TenantOwned):
     prepared_at = models.DateTimeField()
     approved_at = models.DateTimeField(null=True, blank=True)
     reminded_on = models.DateField(null=True, blank=True)
+    # SAR draft (kind "sar"): referred from the exception desk, edited by compliance (audited).
+    detected_on = models.DateField(
+        null=True, blank=True, help_text="SAR: initial detection (the deadline runs from it)"
+    )
+    referred_case_ids = models.JSONField(default=list, blank=True)
+    accounts = models.JSONField(default=list, blank=True)
+    amount_involved = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
+    activity_subtypes = models.JSONField(
+        default=list, blank=True, help_text="SuspiciousActivitySubtypeID codes"
+    )
+    narrative = models.TextField(blank=True)
 
     class Meta:
         constraints = [

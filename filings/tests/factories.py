@@ -101,7 +101,7 @@ PARTIES = [
         "first_name": "Mary",
         "tin": "222334444",
         "tin_type": "1",
-        "birth_date": "1980-06-00",
+        "birth_date": "1980-06-15",
         "street": "7 Oak Road",
         "city": "Chicago",
         "state": "IL",

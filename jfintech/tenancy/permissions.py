@@ -57,6 +57,7 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
     # the approver's (never the preparer: four eyes in filings.services), transmitting the admin's.
     "filing": {
         "view": DESK,
+        "refer": DESK,  # an analyst refers break cases to compliance (a SAR draft)
         "prepare": frozenset({ANALYST, ADMIN}),
         "approve": frozenset({APPROVER}),
         "package": frozenset({ANALYST, APPROVER, ADMIN}),

@@ -196,6 +196,9 @@ EXPECTED_API = {
     "v1:filing-data-push": {"POST": "ias"},
     "v1:filing-data-upload": {"POST": "ias"},
     "v1:filing-rules": {"GET": "npas"},
+    "v1:filing-sar-refer": {"POST": "npas"},
+    "v1:filing-sar-edit": {"POST": "nas"},
+    "v1:filing-history": {"GET": "npas"},
 }
 
 
