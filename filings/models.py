@@ -340,9 +340,14 @@ class FilingSubject(TenantOwned):
 
 
 class FilingLineage(TenantOwned):
-    """Which cash transaction (version) makes up which reported amount, at what rate."""
+    """Which cash transaction (version) makes up which reported amount, at what rate.
 
-    filing = models.ForeignKey(Filing, on_delete=models.PROTECT, related_name="lineage")
+    The biggest table the aggregation writes: no index on tenant (read by filing) nor on filing
+    alone (the unique (filing, transaction) index serves it); the transaction index answers
+    "which filings report this transaction"."""
+
+    tenant = models.ForeignKey("jfintech.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    filing = models.ForeignKey(Filing, on_delete=models.PROTECT, related_name="lineage", db_index=False)
     transaction = models.ForeignKey(CashTransaction, on_delete=models.PROTECT, related_name="+")
     direction = models.CharField(max_length=3)
     amount = models.DecimalField(max_digits=24, decimal_places=6)

@@ -60,8 +60,13 @@ def test_xsd_is_enforced_in_xsd11_mode(batch):
     xml, facts = batch
     root = etree.fromstring(xml)
     root.find(q("FormTypeCode")).text = "CTRY"
-    codes = {v.code for v in validate_batch(etree.tostring(root), facts=facts)}
-    assert codes == {"XSD"}
+    _party(_activity(root), "35").find(q("PartyName")).find(q("PartyNameTypeCode")).text = "X"
+    violations = validate_batch(etree.tostring(root), facts=facts)
+    assert {v.code for v in violations} == {"XSD"}
+    assert {v.path for v in violations} == {
+        "/EFilingBatchXML/FormTypeCode",
+        "/EFilingBatchXML/Activity[1]/Party[1]/PartyName/PartyNameTypeCode",
+    }
     # Why XMLSchema11: in XSD 1.0 mode the vc:minVersion="1.1" schema declares nothing at all.
     assert xmlschema.XMLSchema(str(SCHEMAS["ctr"])).elements == {}
 
