@@ -85,6 +85,16 @@ def sar_refer(
     accounts = sorted(set(cases.exclude(account="").values_list("account", flat=True)))
     detected_on = detected_on or now.date()
     with transaction.atomic():
+        # A case is referred once, whatever the other cases of the referral (JSONB containment).
+        earlier = [
+            i
+            for i in ids
+            if Filing.objects.filter(tenant=tenant, kind="sar", referred_case_ids__contains=[i]).exists()
+        ]
+        if earlier:
+            raise ApplicationError(
+                f"Case(s) {earlier} were referred already.", code="already_referred", status=409
+            )
         keys = sorted(
             {
                 k
