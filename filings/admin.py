@@ -3,9 +3,12 @@ their lineage and workflow actions (each calls a service), packages and acknowle
 rule catalog. What a staff user may do is the permission table's answer (TenantScopedAdminMixin)."""
 
 from django.contrib import admin, messages
+from django.http import Http404
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from filings import selectors, services
 from filings.config import config_save_instance
@@ -195,7 +198,7 @@ class FilingAdmin(ReadOnlyMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     ]
     list_filter = ["kind", "status", DeadlineFilter]
     search_fields = ["subject_key", "bsa_id", "prior_bsa_id"]
-    readonly_fields = ["errors", "gate_override", "version_chain"]
+    readonly_fields = ["approval_link", "errors", "gate_override", "version_chain"]
     inlines = [SubjectInline, LineageInline]
     actions = ["validate", "request_approval", "approve", "package", "amend"]
     action_verbs = {
@@ -273,8 +276,55 @@ class FilingAdmin(ReadOnlyMixin, TenantScopedAdminMixin, admin.ModelAdmin):
         )
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.rules_view)
-        return [path("rules/", view, name="filings_filing_rules"), *super().get_urls()]
+        return [
+            path("rules/", self.admin_site.admin_view(self.rules_view), name="filings_filing_rules"),
+            path(
+                "<int:filing_id>/approve/",
+                self.admin_site.admin_view(self.approve_view),
+                name="filings_filing_approve",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="approval")
+    def approval_link(self, obj):
+        if obj.status != Filing.Status.PENDING_APPROVAL:
+            return "-"
+        url = reverse("admin:filings_filing_approve", args=[obj.pk])
+        return format_html('<a id="approve-link" href="{}">Approve (readiness gate, override)</a>', url)
+
+    def approve_view(self, request, filing_id: int):
+        """Approve one filing; open breaks that block it are listed, each to tick by name, with a
+        reason (the readiness-gate override, audited by the service)."""
+        filing = self.get_object(request, str(filing_id))
+        if filing is None:
+            raise Http404
+        self.require(request, "approve", filing)
+        inst = selectors.institution_of(tenant=filing.tenant)
+        threshold = inst.break_threshold if inst else 0
+        blocking = selectors.gate_breaks(tenant=filing.tenant, filing=filing, threshold=threshold)
+        if request.method == "POST":
+            try:
+                services.filing_approve(
+                    tenant=filing.tenant,
+                    actor=Actor.for_user(request.user),
+                    filing_id=filing.pk,
+                    override_case_ids=[int(i) for i in request.POST.getlist("override") if i.isdigit()],
+                    override_reason=request.POST.get("reason", ""),
+                )
+                self.message_user(request, f"Filing {filing.pk}: approved.")
+                return redirect(reverse("admin:filings_filing_change", args=[filing.pk]))
+            except ApplicationError as exc:
+                self.message_user(request, f"Filing {filing.pk}: {exc.message}", messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Approve {filing}",
+            "filing": filing,
+            "breaks": blocking,
+            "threshold": threshold,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/filings/approve.html", context)
 
     def rules_view(self, request):
         self.require(request, "view")
@@ -294,9 +344,47 @@ class PackageAdmin(ReadOnlyMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     permission_area = "filing_package"
     list_display = ["id", "kind", "sha256", "size_bytes", "created_at", "created_by", "submitted_at"]
     exclude = ["xml"]
-    readonly_fields = ["manifest"]
     actions = ["submit"]
     action_verbs = {"submit": "filing.transmit"}
+
+    readonly_fields = ["manifest", "acknowledge_link"]
+
+    @admin.display(description="acknowledgement")
+    def acknowledge_link(self, obj):
+        url = reverse("admin:filings_package_acknowledge", args=[obj.pk])
+        return format_html('<a id="acknowledge-link" href="{}">Record FinCEN\'s acknowledgement</a>', url)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.acknowledge_view)
+        return [
+            path("<int:package_id>/acknowledge/", view, name="filings_package_acknowledge"),
+            *super().get_urls(),
+        ]
+
+    def acknowledge_view(self, request, package_id: int):
+        package = self.get_object(request, str(package_id))
+        if package is None:
+            raise Http404
+        self.require(request, "filing.transmit", package)
+        if request.method == "POST" and request.FILES.get("file"):
+            try:
+                ack = services.acknowledgement_receive(
+                    tenant=package.tenant,
+                    actor=Actor.for_user(request.user),
+                    package_id=package.pk,
+                    xml=request.FILES["file"].read(),
+                )
+                self.message_user(request, f"Acknowledgement recorded: {ack.summary}")
+                return redirect(reverse("admin:filings_package_change", args=[package.pk]))
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Acknowledgement of {package}",
+            "package": package,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/filings/acknowledge.html", context)
 
     @admin.action(description="Record as submitted to FinCEN")
     def submit(self, request, queryset):

@@ -95,3 +95,46 @@ def test_approval_path_in_a_real_browser(gunicorn, configured, staff, monkeypatc
         finally:
             browser.close()
     assert set(Filing.objects.filter(tenant=configured).values_list("approver", flat=True)) == {"abe"}
+
+
+def test_readiness_gate_override_in_the_admin(configured, staff):
+    from filings.tests.test_workflow import _open_break
+
+    filing = to_pending(configured, staff)[0]  # C-1, account ACC-1
+    _open_break(configured, "ACC-1", "900.00")
+    client = _client(staff.approver_user)
+    page = client.get(f"/admin/filings/filing/{filing.pk}/approve/").content.decode()
+    assert "900.000000 USD" in page
+    refused = client.post(f"/admin/filings/filing/{filing.pk}/approve/", {"reason": "timing"}, follow=True)
+    assert "1 open break(s) above 100.000000" in refused.content.decode()  # the service's refusal
+    assert Filing.objects.get(pk=filing.pk).status == S.PENDING_APPROVAL
+    from exceptions.models import Case
+
+    case = Case.objects.get(tenant=configured, account="ACC-1")
+    client.post(f"/admin/filings/filing/{filing.pk}/approve/", {"override": [case.pk], "reason": "timing"})
+    filing.refresh_from_db()
+    assert (filing.status, filing.gate_override["breaks"][0]["case_id"]) == (S.APPROVED, case.pk)
+    # The analyst may not open the approval page at all.
+    assert _client(staff.analyst_user).get(f"/admin/filings/filing/{filing.pk}/approve/").status_code == 403
+
+
+def test_acknowledgement_upload_in_the_admin(configured, staff):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from filings.tests.workflow import ack_xml, activity_seqnums, to_submitted
+
+    filings, package = to_submitted(configured, staff)
+    seqs = activity_seqnums(package)
+    ack = ack_xml({seqs[0]: ("31000000000021", []), seqs[1]: ("31000000000022", [("FATAL", "C2", "X")])})
+    client = _client(staff.admin_user)
+    client.post(
+        f"/admin/filings/package/{package.pk}/acknowledge/",
+        {"file": SimpleUploadedFile("ack.xml", ack, content_type="application/xml")},
+    )
+    a, b = (Filing.objects.get(pk=f.pk) for f in filings)
+    assert (a.status, a.bsa_id) == (S.ACCEPTED, "31000000000021")
+    assert (b.status, b.errors[0]["code"]) == (S.DRAFT, "C2")
+    assert (
+        _client(staff.analyst_user).get(f"/admin/filings/package/{package.pk}/acknowledge/").status_code
+        == 403
+    )
