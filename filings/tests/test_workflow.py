@@ -191,3 +191,14 @@ def test_deadline_reminders_once_a_day_and_the_overdue_metric(configured, people
     assert result == {"reminded": 2, "overdue": {"ctr": 2, "sar": 0}}
     assert FILINGS_OVERDUE.labels(kind="ctr")._value.get() == 2
     assert len(filings) == 2
+
+
+def test_a_package_is_limited_in_size(configured, people, monkeypatch):
+    filings = to_pending(configured, people)
+    for f in filings:
+        services.filing_approve(tenant=configured, actor=people.approver, filing_id=f.pk, now=NOW)
+    monkeypatch.setattr(services, "MAX_PACKAGE_FILINGS", 1)
+    with pytest.raises(ApplicationError) as exc:
+        services.package_create(tenant=configured, actor=people.analyst, filing_ids=[f.pk for f in filings])
+    assert exc.value.code == "package_too_large"
+    assert not Package.objects.filter(tenant=configured).exists()
