@@ -29,10 +29,10 @@ from jfintech.tenancy.permissions import require
 log = get_logger(__name__)
 S = Filing.Status
 REMIND_DAYS = 3  # reminders start this many days before the due date
-# A package is generated and validated inside the request: ~11 ms a filing (bench/filings.py), so
-# 1,000 filings stay well inside gunicorn's 60 s. Larger sets are split into several packages
-# (FinCEN accepts many batch files); a worker-side packager is the way past this (docs/filings.md).
-MAX_PACKAGE_FILINGS = 1000
+# A package is generated and validated inside the request: ~35 ms a filing (bench/filings.py, XSD
+# 1.1 in pure Python), so 500 filings stay inside gunicorn's 60 s. Larger sets are split into
+# several packages (FinCEN accepts many batch files); a worker-side packager is the way past this.
+MAX_PACKAGE_FILINGS = 500
 
 
 def _actor_key(actor: Actor) -> str:
