@@ -17,6 +17,7 @@ api_v1 = [
     path("reconciliation/", include("reconciliation.matching.urls")),
     path("reconciliation/", include("reconciliation.runs.urls")),
     path("reports/", include("reporting.urls")),
+    path("filings/", include("filings.urls")),
 ]
 
 urlpatterns = [

@@ -248,6 +248,10 @@ SPECTACULAR_SETTINGS = {
         "DefinitionKindEnum": "reconciliation.runs.models.DefinitionKind",
         # A simulation's and a pipeline check's status are the same three values.
         "JobStatusEnum": "reconciliation.matching.models.SimulationStatus",
+        "FilingKindEnum": "filings.models.Filing.Kind",
+        "FilingStatusEnum": "filings.models.Filing.Status",
+        "FilingIntakeKindEnum": "filings.models.IntakeBatch.Kind",
+        "FilingIntakeStatusEnum": "filings.models.IntakeBatch.Status",
     },
 }
 
@@ -344,6 +348,13 @@ PERIODIC_TASKS = {
         "crontab": {"minute": "*"},
         "queue": "reconciliation",
         "expire_seconds": 50,
+    },
+    # Reminds of filings due within 3 days and sets filings_overdue (filings.services.deadlines_remind).
+    "filings.remind_deadlines": {
+        "task": "filings.remind_deadlines",
+        "crontab": {"minute": "7", "hour": "*/6"},
+        "queue": "default",
+        "expire_seconds": 3 * 3600,
     },
 }
 

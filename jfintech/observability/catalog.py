@@ -28,7 +28,7 @@ class MetricSpec:
     name: str
     type: str  # counter | gauge | histogram
     labels: tuple[str, ...]
-    owner: str  # obs | recon | ingest | desk | tenancy | django-prometheus | external
+    owner: str  # obs | recon | ingest | desk | tenancy | filings | django-prometheus | external
     served_by: str  # process | platform | web | external
     help: str
 
@@ -135,6 +135,9 @@ CATALOG: tuple[MetricSpec, ...] = (
        "Events in the tenant's audit chain at the last verification (a drop = events removed)."),
     _m("audit_chain_last_verification_timestamp_seconds", "gauge", [], "tenancy", "process",
        "When the audit chains were last verified (Unix time)."),
+    # --- filings (filings.metrics) ----------------------------------------------------------------
+    _m("filings_overdue", "gauge", ["kind"], "filings", "process",
+       "Filings not yet submitted to FinCEN past their due date, by kind (set by the deadline task)."),
     # --- django-prometheus (web) ---------------------------------------------------------------
     _m("django_http_requests_total_by_view_transport_method_total", "counter",
        ["view", "transport", "method"], "django-prometheus", "web", "Requests by view, transport, method."),

@@ -65,6 +65,19 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
     },
     "report_subscription": {"view": DESK},
     "report_delivery": {"view": DESK},
+    # Regulatory filings (docs/filings.md): the compliance desk. Preparing is the analyst's, approving
+    # the approver's (never the preparer: four eyes in filings.services), transmitting the admin's.
+    "filing": {
+        "view": DESK,
+        "refer": DESK,  # an analyst refers break cases to compliance (a SAR draft)
+        "prepare": frozenset({ANALYST, ADMIN}),
+        "approve": frozenset({APPROVER}),
+        "package": frozenset({ANALYST, APPROVER, ADMIN}),
+        "transmit": frozenset({ADMIN, INTEGRATION}),
+    },
+    "filing_config": {"view": DESK, "add": frozenset({ADMIN}), "change": frozenset({ADMIN})},
+    "filing_data": {"view": DESK, "upload": frozenset({ADMIN, INTEGRATION})},
+    "filing_package": {"view": DESK},
 }
 # Managing who may do what is a person's act: an API key never does it, whatever its role.
 PEOPLE_ONLY = frozenset({"membership", "api_key"})

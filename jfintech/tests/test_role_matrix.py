@@ -109,6 +109,24 @@ EXPECTED_ADMIN = {
     "reporting.ReportArtifact": R_DESK,
     "reporting.ReportSubscription": R_DESK,
     "reporting.ReportDelivery": R_DESK,
+    "filings.FilingInstitution": {**R_DESK, "add": "as", "change": "as"},
+    "filings.Branch": {**R_DESK, "add": "as", "change": "as"},
+    "filings.ExemptPerson": {**R_DESK, "add": "as", "change": "as"},
+    "filings.FxRate": {**R_DESK, "add": "as", "change": "as"},
+    "filings.IntakeBatch": R_DESK,
+    "filings.PartyVersion": R_DESK,
+    "filings.CashTransaction": R_DESK,
+    "filings.CtrExclusion": R_DESK,
+    "filings.Filing": {
+        **R_DESK,
+        "action:validate": "nas",
+        "action:request_approval": "nas",
+        "action:approve": "p",
+        "action:package": "npas",
+        "action:amend": "nas",
+    },
+    "filings.Package": {**R_DESK, "action:submit": "ias"},  # integration transmits (API), sees no list
+    "filings.Acknowledgement": R_DESK,
 }
 
 # --- the API: URL name -> method -> roles allowed (not answered 403 permission_denied) ----------
@@ -176,6 +194,25 @@ EXPECTED_API = {
     "v1:report-export-list": {"POST": "npas"},
     "v1:report-export-detail": {"GET": "npas"},
     "v1:report-artifact-download": {"GET": "npas"},
+    "v1:filing-list": {"GET": "npas"},
+    "v1:filing-detail": {"GET": "npas"},
+    "v1:filing-validate": {"POST": "nas"},
+    "v1:filing-request-approval": {"POST": "nas"},
+    "v1:filing-approve": {"POST": "p"},
+    "v1:filing-send-back": {"POST": "p"},
+    "v1:filing-amend": {"POST": "nas"},
+    "v1:filing-ctr-prepare": {"POST": "nas"},
+    "v1:filing-package-list": {"GET": "npas", "POST": "npas"},
+    "v1:filing-package-detail": {"GET": "npas"},
+    "v1:filing-package-xml": {"GET": "npas"},
+    "v1:filing-package-submit": {"POST": "ias"},
+    "v1:filing-package-acknowledgement": {"POST": "ias"},
+    "v1:filing-data-push": {"POST": "ias"},
+    "v1:filing-data-upload": {"POST": "ias"},
+    "v1:filing-rules": {"GET": "npas"},
+    "v1:filing-sar-refer": {"POST": "npas"},
+    "v1:filing-sar-edit": {"POST": "nas"},
+    "v1:filing-history": {"GET": "npas"},
 }
 
 

@@ -1,0 +1,94 @@
+"""SAR drafts: referred from break cases, edited by compliance with history, deadlines 30/60 days."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from exceptions.models import Case
+from filings import sar
+from filings.models import Filing
+from filings.tests.factories import cash, load_cash
+from filings.tests.test_workflow import _open_break
+from filings.tests.workflow import People
+from jfintech.common.errors import ApplicationError
+from jfintech.tests.conftest import client_for
+
+
+@pytest.fixture
+def people(configured):
+    return People(configured)
+
+
+def test_referral_collects_accounts_amount_and_subjects(configured, people):
+    load_cash(configured, [cash("T1", "500", party="C-3", on_behalf_of="C-2", account="ACC-7")])
+    _open_break(configured, "ACC-7", "9000.00")
+    _open_break(configured, "ACC-7", "-1000.00")
+    ids = list(Case.objects.filter(tenant=configured).values_list("pk", flat=True))
+    filing = sar.sar_refer(
+        tenant=configured, actor=people.analyst, case_ids=ids, detected_on=date(2026, 11, 20)
+    )
+    assert (filing.kind, filing.status, filing.accounts) == ("sar", "draft", ["ACC-7"])
+    assert filing.amount_involved == Decimal("10000.00")
+    assert sorted(filing.subjects.values_list("party_key", flat=True)) == ["C-2", "C-3"]
+    assert filing.due_date == date(2026, 12, 20)  # 30 days: subjects are identified
+    with pytest.raises(ApplicationError) as exc:
+        sar.sar_refer(tenant=configured, actor=people.analyst, case_ids=ids[1:])
+    assert exc.value.code == "already_referred"
+
+
+def test_no_subject_means_60_days(configured, people):
+    _open_break(configured, "ACC-NOBODY", "700.00")
+    case_id = Case.objects.get(tenant=configured, account="ACC-NOBODY").pk
+    filing = sar.sar_refer(
+        tenant=configured, actor=people.analyst, case_ids=[case_id], detected_on=date(2026, 11, 1)
+    )
+    assert filing.due_date == date(2026, 12, 31)
+
+
+def test_edits_are_checked_and_kept_as_history(configured, people):
+    _open_break(configured, "ACC-1", "700.00")
+    filing = sar.sar_refer(
+        tenant=configured, actor=people.analyst, case_ids=[Case.objects.get(tenant=configured).pk]
+    )
+    with pytest.raises(ApplicationError) as exc:
+        sar.sar_update(tenant=configured, actor=people.admin, filing_id=filing.pk, narrative="x" * 20001)
+    assert exc.value.code == "narrative_too_long"
+    with pytest.raises(ApplicationError) as exc:
+        sar.sar_update(
+            tenant=configured, actor=people.admin, filing_id=filing.pk, activity_subtypes=["99999"]
+        )
+    assert exc.value.code == "invalid_activity_code"
+    code = sorted(sar.activity_subtype_codes())[0]
+    sar.sar_update(
+        tenant=configured,
+        actor=people.admin,
+        filing_id=filing.pk,
+        narrative="x" * 20000,
+        activity_subtypes=[code],
+    )
+    sar.sar_update(
+        tenant=configured, actor=people.analyst, filing_id=filing.pk, narrative="Structuring at ACC-1."
+    )
+    history = list(sar.filing_history(filing=filing))
+    assert [e.action for e in history] == ["filing.sar_refer", "filing.sar_update", "filing.sar_update"]
+    assert history[-1].before["narrative"] == "x" * 20000
+    assert history[-1].after["narrative"] == "Structuring at ACC-1."
+    assert Filing.objects.get(pk=filing.pk).activity_subtypes == [code]
+
+
+def test_refer_and_edit_through_the_api(configured, people):
+    _open_break(configured, "ACC-1", "700.00")
+    case_id = Case.objects.get(tenant=configured).pk
+    ana = client_for(people.analyst_user, tenant_slug=configured.slug)
+    made = ana.post(
+        "/api/v1/filings/sar/refer/", {"case_ids": [case_id], "note": "structuring?"}, format="json"
+    )
+    assert made.status_code == 201, made.json()
+    fid = made.json()["id"]
+    edited = ana.post(
+        f"/api/v1/filings/{fid}/sar/", {"narrative": "Cash just under 10k daily."}, format="json"
+    )
+    assert edited.json()["narrative"] == "Cash just under 10k daily."
+    history = ana.get(f"/api/v1/filings/{fid}/history/").json()
+    assert [h["action"] for h in history] == ["filing.sar_refer", "filing.sar_update"]
