@@ -5,6 +5,6 @@ from celery import shared_task
 from filings import services
 
 
-@shared_task(name="filings.remind_deadlines", queue="default", acks_late=True)
+@shared_task(name="filings.remind_deadlines", acks_late=True)
 def remind_deadlines() -> dict:
     return services.deadlines_remind()

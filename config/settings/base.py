@@ -198,6 +198,7 @@ CELERY_TASK_ROUTES = {
             "reporting.deliver_report",
             "reporting.generate_subscription",
             "reporting.run_export",
+            "filings.remind_deadlines",
         )
     },
 }

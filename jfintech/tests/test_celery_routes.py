@@ -18,6 +18,7 @@ QUEUE_OF = {
     "reporting.deliver_report": "default",
     "reporting.generate_subscription": "default",
     "reporting.run_export": "default",
+    "filings.remind_deadlines": "default",
     "reconciliation.compute_reconciliation": dispatch.COMPUTE_QUEUE,
     "reconciliation.execute_simulation": simulation.SIMULATION_QUEUE,
     "reconciliation.fetch_left": dispatch.FETCH_QUEUE,
