@@ -379,6 +379,7 @@ ALLOWED_WITHOUT_ASKING = {
     "exceptions.services.cases_sync_for_run": "run-driven: the run's compute step (system actor)",
     "exceptions.services.cases_resolve_matched": "a step of a run or of a match decision, which asked",
     "exceptions.services.case_open_for_failed_run": "a step of run_fail, which asked (run.fail)",
+    "exceptions.services.case_open_for_failed_delivery": "a report delivery's last retry, by the platform",
     "exceptions.services.case_transition": "dispatches to case_assign/_start_investigating/_resolve/_reopen, "
     "each of which asks",
     "exceptions.decisions.decision_of": "builds a value, writes nothing",
