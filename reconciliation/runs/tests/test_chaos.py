@@ -192,6 +192,10 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
     runs = env.driver("runs", definition=seeded["definition"])
 
     def all_terminal():
+        # The supervisor's part (Kubernetes, or `serve` locally): a worker that died is started again.
+        # Celery 5.7's worker can die on a broker connection lost while idle ("Unrecoverable error:
+        # AttributeError 'NoneType' object has no attribute 'hostname'"; docs/reliability.md).
+        env.ensure_worker()
         env.driver("reap")
         states = env.driver("runs", definition=seeded["definition"])
         return states if states and all(s in ("completed", "failed") for _, s in states) else None
