@@ -27,10 +27,18 @@ REPORT = inline_serializer(
     "Report",
     {"kind": serializers.CharField(), "header": serializers.DictField(), "tables": serializers.ListField()},
 )
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# A report answers JSON, or the file ``?export=`` names: each content type is documented.
+REPORT_RESPONSES = {
+    (200, "application/json"): REPORT,
+    (200, "application/pdf"): bytes,
+    (200, "text/csv"): bytes,
+    (200, XLSX): bytes,
+}
 
 
 def _answer(request, report):
-    export = surfaces.export_of({"export": request.query_params.get("export") or "json"})
+    export = surfaces.export_of({"export": request.query_params.get("export", "json")})
     if export in ("json", "html"):
         return Response(report.as_dict())
     return surfaces.file_response(report, export)
@@ -51,28 +59,30 @@ class _ReportApi(APIView):
         return _answer(request, report)
 
 
-@extend_schema(parameters=[EXPORT], responses=REPORT)
+@extend_schema(parameters=[EXPORT], responses=REPORT_RESPONSES)
 class RunReportApi(_ReportApi):
     kind = "run"
 
 
 @extend_schema(
     parameters=[EXPORT, OpenApiParameter("by", str, enum=["break_type", "root_cause", "assignee"])],
-    responses=REPORT,
+    responses=REPORT_RESPONSES,
 )
 class AgingReportApi(_ReportApi):
     kind = "aging"
 
 
 @extend_schema(
-    parameters=[EXPORT, OpenApiParameter("from", str), OpenApiParameter("to", str)], responses=REPORT
+    parameters=[EXPORT, OpenApiParameter("from", str), OpenApiParameter("to", str)],
+    responses=REPORT_RESPONSES,
 )
 class TrendsReportApi(_ReportApi):
     kind = "trends"
 
 
 @extend_schema(
-    parameters=[EXPORT, OpenApiParameter("at", str, description="ISO-8601 moment")], responses=REPORT
+    parameters=[EXPORT, OpenApiParameter("at", str, description="ISO-8601 moment")],
+    responses=REPORT_RESPONSES,
 )
 class InventoryReportApi(_ReportApi):
     kind = "inventory"
@@ -86,7 +96,7 @@ class InventoryReportApi(_ReportApi):
         OpenApiParameter("currency", str),
         OpenApiParameter("to", str, description="period end"),
     ],
-    responses=REPORT,
+    responses=REPORT_RESPONSES,
 )
 class StatementReportApi(_ReportApi):
     kind = "statement"
@@ -101,7 +111,7 @@ class BreakExportApi(APIView):
             OpenApiParameter("status", str),
             OpenApiParameter("definition", int),
         ],
-        responses={(200, "text/csv"): bytes},
+        responses={(200, "text/csv"): bytes, (200, XLSX): bytes},
     )
     def get(self, request):
         return surfaces.cases_export(
@@ -178,7 +188,7 @@ class ExportJobOutput(serializers.Serializer):
     filters = serializers.DictField()
     rows_total = serializers.IntegerField()
     rows_done = serializers.IntegerField()
-    error = serializers.CharField()
+    error = serializers.CharField(allow_blank=True)  # blank until the job fails
     artifact_id = serializers.IntegerField(allow_null=True)
     download = serializers.SerializerMethodField()
 

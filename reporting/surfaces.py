@@ -106,7 +106,7 @@ def build(kind: str, *, tenant, params, user, now: datetime | None = None, run_i
 
 
 def export_of(params) -> str:
-    export = params.get("export") or "html"
+    export = params.get("export", "html")  # present but blank is refused, not the default
     if export not in EXPORTS:
         raise ApplicationError(f"'export' is one of {', '.join(EXPORTS)}.", code="invalid_report_filter")
     return export
