@@ -7,16 +7,16 @@ honour ``Idempotency-Key``; errors have the standard shape (docs/api.md).
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from filings import intake, sar, selectors, services
 from filings.models import Filing, FilingLineage, FilingSubject, IntakeBatch, Package
 from filings.validation import catalog
+from jfintech.api import boundary
 from jfintech.api.idempotency import idempotent
 from jfintech.api.permissions import actor_for_request, tenant_may
 from jfintech.api.tenancy import request_tenant
@@ -363,23 +363,29 @@ class PackageSubmitApi(APIView):
 
 
 class PackageAcknowledgementApi(APIView):
-    """FinCEN's acknowledgement XML as the request body (``application/xml``) or a ``file`` upload."""
+    """FinCEN's acknowledgement XML as a ``file`` upload (multipart)."""
 
     permission_classes = [tenant_may("filing", "transmit")]
-    parser_classes = [MultiPartParser, JSONParser]
+    parser_classes = [boundary.MultiPartParser]
     max_bytes = 16 * 1024 * 1024
 
-    @extend_schema(request={"application/xml": bytes}, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(
+        request={
+            "multipart/form-data": inline_serializer(
+                "AcknowledgementUpload", {"file": serializers.FileField()}
+            )
+        },
+        responses={201: OpenApiTypes.OBJECT},
+    )
     @idempotent
     def post(self, request, package_id: int):
         package = _package_or_404(request, package_id)
-        if request.content_type.startswith("multipart/"):
-            upload = request.FILES.get("file")
-            if upload is None:
-                raise ApplicationError("Send the acknowledgement as `file`.", code="invalid")
-            xml = upload.read(self.max_bytes + 1)
-        else:
-            xml = request.body[: self.max_bytes + 1]
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ApplicationError(
+                "Send the acknowledgement as the multipart field `file`.", code="file_required"
+            )
+        xml = upload.read(self.max_bytes + 1)
         if len(xml) > self.max_bytes:
             raise ApplicationError("The acknowledgement is too large.", code="too_large", status=413)
         ack = services.acknowledgement_receive(
@@ -394,12 +400,17 @@ class FilingDataPushInput(serializers.Serializer):
     file_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
 
 
+# 201 loaded, 200 a duplicate of a loaded file: the batch. 422 is the batch with every row rejected,
+# or the error shape (an Idempotency-Key reused with another body): either object.
+BATCH_RESPONSES = {201: FilingBatchOutput, 200: FilingBatchOutput, 422: OpenApiTypes.OBJECT}
+
+
 class IntakePushApi(APIView):
     """Parties or cash transactions as JSON (201 loaded, 200 duplicate, 422 every row rejected)."""
 
     permission_classes = [tenant_may("filing_data", "upload")]
 
-    @extend_schema(request=FilingDataPushInput, responses=FilingBatchOutput)
+    @extend_schema(request=FilingDataPushInput, responses=BATCH_RESPONSES)
     @idempotent
     def post(self, request):
         data = FilingDataPushInput(data=request.data)
@@ -414,22 +425,34 @@ class IntakeUploadApi(APIView):
     """A CSV file (``file``; ``kind``; optional ``columns`` as JSON field→header)."""
 
     permission_classes = [tenant_may("filing_data", "upload")]
-    parser_classes = [MultiPartParser]
+    parser_classes = [boundary.MultiPartParser]
 
-    @extend_schema(request={"multipart/form-data": bytes}, responses=FilingBatchOutput)
+    @extend_schema(
+        request={
+            "multipart/form-data": inline_serializer(
+                "FilingDataUpload",
+                {
+                    "file": serializers.FileField(),
+                    "kind": serializers.ChoiceField(choices=IntakeBatch.Kind.values),
+                    "columns": serializers.CharField(required=False, help_text="JSON: field -> CSV header"),
+                },
+            )
+        },
+        responses=BATCH_RESPONSES,
+    )
     @idempotent
     def post(self, request):
         import json
 
         upload = request.FILES.get("file")
         if upload is None:
-            raise ApplicationError("Send the CSV as `file`.", code="invalid")
+            raise ApplicationError("Send the CSV as the multipart field `file`.", code="file_required")
         try:
             columns = json.loads(request.data.get("columns") or "{}")
         except ValueError as exc:
-            raise ApplicationError("`columns` is not JSON.", code="invalid") from exc
+            raise ApplicationError("`columns` is not JSON.", code="invalid_columns") from exc
         if not isinstance(columns, dict):
-            raise ApplicationError("`columns` maps a field to a header.", code="invalid")
+            raise ApplicationError("`columns` maps a field to a header.", code="invalid_columns")
         batch = intake.intake_csv(
             tenant=request_tenant(request),
             actor=actor_for_request(request),

@@ -226,7 +226,7 @@ class DeliveryNotMade(Exception):
     """A delivery attempt failed; the task retries it with backoff."""
 
 
-def delivery_send(*, delivery_id: int, final_attempt: bool) -> bool:
+def delivery_send(*, delivery_id: int, final_attempt: bool, max_attempts: int | None = None) -> bool:
     """Send one delivery once. Email: Django's backend, the artifact attached. Webhook: handed to
     the desk's signed-webhook outbox (exceptions.services.webhook_enqueue: HMAC, retries, log).
     A failure raises DeliveryNotMade (retried); the final one is loud: metric, error log with the
@@ -244,6 +244,10 @@ def delivery_send(*, delivery_id: int, final_attempt: bool) -> bool:
     )
     if delivery is None or delivery.status != ReportDelivery.Status.PENDING:
         return True
+    # The attempts made count, not the message's retry number: a retry message the broker delivered
+    # twice must not buy an attempt beyond the limit.
+    if max_attempts is not None and delivery.attempts + 1 >= max_attempts:
+        final_attempt = True
     sub, artifact = delivery.subscription, delivery.artifact
     error, handed = "", None
     try:

@@ -21,7 +21,7 @@ def deliver_report(self, delivery_id: int, backoff_s: float | None = None, max_a
     max_attempts = services.DELIVERY_MAX_ATTEMPTS if max_attempts is None else max_attempts
     final = self.request.retries + 1 >= max_attempts
     try:
-        return services.delivery_send(delivery_id=delivery_id, final_attempt=final)
+        return services.delivery_send(delivery_id=delivery_id, final_attempt=final, max_attempts=max_attempts)
     except services.DeliveryNotMade as exc:
         countdown = backoff_s * (2**self.request.retries) * (1 + random.random() / 4)  # noqa: S311
         raise self.retry(exc=exc, countdown=countdown) from exc

@@ -4,6 +4,7 @@ override, package, submit, acknowledgement → BSA ID → amendment."""
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from filings.models import Filing
 from filings.tests.ctr_data import CASH
@@ -79,7 +80,8 @@ def test_the_whole_loop_through_the_api(configured, people):
 
     seqs = activity_seqnums(Package.objects.get(pk=pid))
     ack = ack_xml({seqs[0]: ("31000000000011", []), seqs[1]: ("31000000000012", [])})
-    got = ada.post(f"{BASE}packages/{pid}/acknowledgements/", data=ack, content_type="application/xml")
+    upload = SimpleUploadedFile("ack.xml", ack if isinstance(ack, bytes) else ack.encode(), "application/xml")
+    got = ada.post(f"{BASE}packages/{pid}/acknowledgements/", data={"file": upload}, format="multipart")
     assert (got.status_code, got.json()["summary"]["accepted"]) == (201, 2)
     detail = ana.get(f"{BASE}{ids[0]}/").json()
     assert (detail["status"], detail["bsa_id"]) == ("accepted", "31000000000011")
