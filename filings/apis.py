@@ -433,7 +433,7 @@ class IntakeUploadApi(APIView):
                 "FilingDataUpload",
                 {
                     "file": serializers.FileField(),
-                    "kind": serializers.ChoiceField(choices=IntakeBatch.Kind.values),
+                    "kind": serializers.ChoiceField(choices=IntakeBatch.Kind.choices),
                     "columns": serializers.CharField(required=False, help_text="JSON: field -> CSV header"),
                 },
             )
