@@ -47,7 +47,10 @@ def test_the_query_label_drops_comments_and_whitespace_and_is_truncated():
 def test_on_a_server_without_the_preload_the_metric_says_so_and_the_scrape_answers(log_lines):
     with connection.cursor() as cursor:
         cursor.execute("SHOW shared_preload_libraries")
-        assert "pg_stat_statements" not in cursor.fetchone()[0], "precondition: the machine's server"
+        if "pg_stat_statements" in cursor.fetchone()[0]:
+            # The embedded PostgreSQL 18 (make test-embedded) preloads it, as devservices starts it;
+            # the unavailable path is proven against the machine's server in CI's first pass.
+            pytest.skip("the server under test preloads pg_stat_statements (embedded PostgreSQL 18)")
     registry = platform_registry([COLLECTOR])
 
     samples = samples_of(registry.collect())
