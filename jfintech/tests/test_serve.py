@@ -29,6 +29,7 @@ def _alive(pid: int) -> bool:
         return stat.read().split()[2] != "Z"
 
 
+@pytest.mark.slow  # a whole serve (web, workers, beat); not in the embedded pass, whose servers serve manages
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.workers
 def test_a_worker_killed_under_serve_is_restarted_and_nothing_else_stops(tmp_path):
@@ -72,6 +73,7 @@ def test_a_worker_killed_under_serve_is_restarted_and_nothing_else_stops(tmp_pat
     assert not any(_alive(pid) for _, pid in _started(serve))
 
 
+@pytest.mark.slow  # stops everything serve started: in the embedded pass, the session's own servers
 def test_a_crash_loop_stops_every_child(tmp_path):
     lines = []
     supervisor = Supervisor(cwd=tmp_path, write=lines.append, max_restarts=2, window_s=60)
