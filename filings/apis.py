@@ -210,11 +210,11 @@ class CtrPrepareApi(APIView):
 
 
 class _FilingActionApi(APIView):
+    """A workflow step on one filing: each subclass names its service in ``call(request, tenant,
+    actor, filing_id, data)``, which returns the filing."""
+
     verb = "prepare"
     input_class = None
-
-    def call(self, request, tenant, actor, filing_id, data):
-        raise NotImplementedError
 
     @idempotent
     def post(self, request, filing_id: int):
