@@ -2,8 +2,8 @@
 
 kubernetes-validate knows only built-in kinds, so these are checked here: each rendered object
 is validated with jsonschema against the ``openAPIV3Schema`` of its CRD's served version. The CRD
-files are data kept in shared/data/crds (provenance there); helm/tests/crds.json pins each by
-SHA-256, so a changed or missing copy fails the suite instead of validating against nothing.
+files are vendored in helm/tests/crds (provenance in its README.md); helm/tests/crds.json pins each
+by SHA-256, so a changed or missing copy fails the suite instead of validating against nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,7 @@ CRD_GROUPS = {"keda.sh", "monitoring.coreos.com"}
 
 
 def crd_dir() -> Path:
-    # A worktree sits elsewhere than the main checkout: JFINTECH_SHARED_DIR points at shared/.
-    shared = Path(os.environ.get("JFINTECH_SHARED_DIR") or REPO.parent / "shared")
-    return shared / "data" / "crds"
+    return Path(__file__).parent / "crds"
 
 
 def _structural(schema: Any) -> Any:
@@ -60,7 +57,7 @@ def schemas() -> dict[tuple[str, str], dict[str, Any]]:
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in MANIFEST["crds"]:
         path = crd_dir() / entry["path"]
-        assert path.is_file(), f"{path} missing: shared/data/crds (see its README.md)"
+        assert path.is_file(), f"{path} missing (see helm/tests/crds/README.md)"
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], f"{path} differs from crds.json"
         crd = yaml.safe_load(data)
