@@ -48,6 +48,7 @@ def _assert_every_case_comes_from_what_the_demo_made(tenant, client) -> None:
     runs = {r.pk: r for r in Run.objects.filter(tenant=tenant)}
     assert set(definitions.values()) == {"securities-3way", "gl-vs-bank"}
     assert all(r.definition_id in definitions for r in runs.values())
+    assert all(len(r.trace_id) == 32 for r in runs.values())  # demo runs are traced too
     for case in Case.objects.filter(tenant=tenant):
         if case.break_type == BreakType.DELIVERY_FAILED:
             assert case.definition_name == f"report subscription {subscriptions[case.definition_id]}"

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from exceptions.demo import backdate_cases, demo_moment
 from jfintech.audit import Actor
+from jfintech.observability import business_span
 from jfintech.tenancy import calendar
 from jfintech.tenancy.models import Tenant
 from reconciliation.management.commands.reconcile import run_summary
@@ -138,19 +139,21 @@ def _run(tenant, definition, as_of, *, error: str = "") -> Run:
     run = Run.objects.filter(definition=definition, as_of=as_of, trigger=RunTrigger.DEMO).first()
     if run is not None:
         return run
-    run = services.run_start(
-        tenant=tenant,
-        actor=ACTOR,
-        definition=definition,
-        trigger=RunTrigger.DEMO,
-        as_of=as_of,
-        dispatch=False,
-    )
-    if error:
-        services.run_fail(run_id=run.pk, error=error, code="fetch_timeout")
-        run.refresh_from_db()
-    else:
-        run = services.run_execute_inline(run)
+    # One trace per run, as a worker's run has (run_start keeps the current trace id).
+    with business_span("recon.demo_run", definition=definition.name, tenant=tenant):
+        run = services.run_start(
+            tenant=tenant,
+            actor=ACTOR,
+            definition=definition,
+            trigger=RunTrigger.DEMO,
+            as_of=as_of,
+            dispatch=False,
+        )
+        if error:
+            services.run_fail(run_id=run.pk, error=error, code="fetch_timeout")
+            run.refresh_from_db()
+        else:
+            run = services.run_execute_inline(run)
     _place_on_day(tenant, run, as_of)
     run.refresh_from_db()
     return run
