@@ -141,6 +141,13 @@ def case_page_context(request, case) -> dict:
 
 def case_links(case) -> dict:
     """Where the case's facts live in reconciliation, by URL name (exceptions never imports it)."""
+    if case.break_type == BreakType.DELIVERY_FAILED:
+        # Its "definition" is a report subscription and its "run" the delivery (reporting), never a
+        # reconciliation run of the same id.
+        return {
+            "delivery": reverse("admin:reporting_reportdelivery_change", args=[case.first_run_id]),
+            "subscription": reverse("admin:reporting_reportsubscription_change", args=[case.definition_id]),
+        }
     breaks = reverse("admin:reconciliation_break_changelist")
     return {
         "first_run": reverse("admin:reconciliation_run_change", args=[case.first_run_id]),

@@ -70,6 +70,21 @@ def _assert_every_case_comes_from_what_the_demo_made(tenant, client) -> None:
     assert offered, "the case list shows no definition filter"
     for pk, name in offered.items():
         assert name in (definitions.get(pk), f"report subscription {subscriptions.get(pk)}"), (pk, name)
+    # A case's page links to where it came from: its runs, or the report delivery (not a run).
+    for case in Case.objects.filter(
+        tenant=tenant, break_type__in=[BreakType.RUN_FAILED, BreakType.DELIVERY_FAILED]
+    ):
+        cell = re.search(
+            r'id="case-runs">(.*?)</td>',
+            client.get(f"/admin/exceptions/case/{case.pk}/change/").content.decode(),
+            re.S,
+        ).group(1)
+        if case.break_type == BreakType.DELIVERY_FAILED:
+            assert f"/admin/reporting/reportdelivery/{case.first_run_id}/change/" in cell
+            assert "/reconciliation/run/" not in cell
+        else:
+            assert f"/admin/reconciliation/run/{case.first_run_id}/change/" in cell
+            assert client.get(f"/admin/reconciliation/run/{case.first_run_id}/change/").status_code == 200
 
 
 def _position_breaks(run: Run) -> list[dict]:
