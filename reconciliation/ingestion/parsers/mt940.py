@@ -61,6 +61,28 @@ def _entry_lines(text: str) -> list[tuple[int, str]]:
     return entries
 
 
+def details_text(raw: str) -> str:
+    """The :86: of an entry's raw block, its lines joined as SWIFT wraps them: at 65 characters,
+    often inside a word (``INV-2026-00`` / ``42``), so without a separator."""
+    _, found, details = raw.partition("\n:86:")
+    return "".join(line.rstrip("\r") for line in details.split("\n")) if found else ""
+
+
+def _references(t: dict, raw: str) -> dict:
+    """An entry's candidate references (names: references.CANDIDATES["mt940"]), as given.
+
+    The :61: customer reference (subfield 7, often NONREF) and bank reference (after //); the
+    ``EREF+`` of a structured (German GVC) :86: the package reads; the whole :86: text.
+    """
+    references = {
+        "customer_reference": t.get("customer_reference"),
+        "bank_reference": t.get("bank_reference"),
+        "end_to_end_id": t.get("end_to_end_reference"),
+        "remittance": details_text(raw),
+    }
+    return {k: str(v) for k, v in references.items() if v}
+
+
 def _balance(data: dict, *keys: str):
     for key in keys:
         balance = data.get(key)
@@ -125,6 +147,7 @@ def parse_mt940(stream, *, max_bytes: int) -> Parsed:
                 "bank_reference": t.get("bank_reference"),
                 "reversal": str(t.get("status", "")).upper().startswith("R"),
             }
+            attributes["references"] = _references(t, raw)
             reference = t.get("customer_reference") or t.get("bank_reference") or ""
             rows.append(
                 (
