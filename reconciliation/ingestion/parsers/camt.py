@@ -279,7 +279,9 @@ def _entry_rows(n: _Names, entry, entry_no: int, statement: StatementInfo):
     description = _text(f, "Ntry/AddtlNtryInf")
     # The entry's own references back a transaction's missing ones (a bank that gives AcctSvcrRef
     # only on the entry, remittance only in AddtlNtryInf).
-    entry_refs = {k: v for k, v in (("account_servicer_ref", servicer_ref), ("additional_info", description)) if v}
+    entry_refs = {
+        k: v for k, v in (("account_servicer_ref", servicer_ref), ("additional_info", description)) if v
+    }
     if split:
         for k, d in enumerate(details, start=1):
             attributes = {**common, **d["attributes"], "batch_entry": external_id,
