@@ -313,3 +313,20 @@ def test_a_csv_source_draws_on_its_mapped_columns_and_attributes(tmp_path):
         {"memo": "for INV-2026-0001", "reference_from": f"memo /{INVOICE}/"},
     )
     assert (got["T2"].reference, got["T2"].attributes["reference_from"]) == ("R-2", "reference")
+
+
+def test_the_documented_examples_are_valid_configurations():
+    """The YAML blocks of docs/config-file.md's "Reference extractors" section validate."""
+    import re as re_module
+    from pathlib import Path
+
+    import yaml
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "config-file.md").read_text()
+    section = docs.split("## Reference extractors", 1)[1]
+    blocks = [yaml.safe_load(b) for b in re_module.findall(r"```yaml\n(.*?)```", section, re_module.DOTALL)]
+    sources = [s for b in blocks if isinstance(b, dict) for s in b.get("sources", [])]
+    assert {s["format"] for s in sources} == {"camt053", "mt940"}
+    for source in sources:
+        extractors = references.validate(source["mapping"], source["format"])
+        assert any(e.regex is not None and e.regex.search("x INV-2026-0042 y") for e in extractors)
