@@ -11,6 +11,9 @@ each entry is turned into a staging row and cleared, so memory stays flat howeve
 - A batched entry whose TxDtls carry amounts adding up to the entry becomes one record per
   transaction; otherwise one record for the entry, with the transaction references in attributes.
 - Foreign-currency details (AmtDtls/InstdAmt with CcyXchg) are kept in attributes.
+- Every candidate reference (EndToEndId, InstrId, TxId, UETR, AcctSvcrRef, CdtrRefInf/Ref, the
+  Ustrd text) is kept in ``attributes.references`` for the source's reference extractors
+  (references.py); the reference itself is the end-to-end id, else the AcctSvcrRef.
 - Entries that are not booked (Sts PDNG/INFO) are rejected as ``not_booked``: a statement's
   booked balances do not include them.
 - Control: opening + booked entries = closing per statement (camt.053), else the whole file is

@@ -3,7 +3,8 @@
 The package reads a whole file, so the size is capped (INGEST_MAX_WHOLE_FILE_BYTES). Its 5.0 default
 gives a reversal of a credit (``RC``) a positive amount; ``reversal_sign=True`` signs it like the
 debit it is (and ``RD``, a reversal of a debit, stays a credit). Control: opening (:60F:/:60M:) +
-entries = closing (:62F:/:62M:) per statement.
+entries = closing (:62F:/:62M:) per statement. An entry's candidate references (:61: customer and
+bank references, the whole :86: text) are kept in ``attributes.references`` (references.py).
 
 Complete to the last byte: every statement ends with a line ``-`` (``-}`` in a SWIFT envelope,
 whose braces must balance), so a file whose last line is anything else was cut (``truncated_file``)
