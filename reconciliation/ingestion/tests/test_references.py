@@ -163,6 +163,7 @@ def test_the_sources_api_refuses_a_bad_extractor_with_invalid_mapping_and_the_pa
     assert error["message"].startswith(
         "mapping.reference_extractors[0].regex: not a valid regular expression"
     )
+    assert error["details"] == {"path": "mapping.reference_extractors[0].regex"}
     body["mapping"]["reference_extractors"][0]["regex"] = "(?P<ref>INV-[0-9]+)"
     assert admin.post(f"{BASE}/sources/", body, format="json").status_code == 201
 
