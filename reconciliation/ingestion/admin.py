@@ -23,16 +23,35 @@ INLINE_REJECTIONS = 200
 class DataSourceForm(forms.ModelForm):
     class Meta:
         model = DataSource
-        fields = ["tenant", "name", "kind", "format", "mapping", "connector", "is_active", "accept_empty"]
+        fields = [
+            "tenant", "name", "kind", "format", "mapping", "connector", "is_active", "accept_empty",
+            "re_reports",
+        ]  # fmt: skip
+        help_texts = {
+            "re_reports": "The statement source whose entries this one re-reports (a camt.053 statement "
+            "source re-reporting its camt.054 notifications): an entry both carry is loaded once; the "
+            "later copy is stored linked to the earlier (docs/ingestion.md)."
+        }
 
     def clean(self):
         data = super().clean()
+        tenant, target = data.get("tenant") or getattr(self.instance, "tenant", None), data.get("re_reports")
         try:
             services.source_validate(
                 kind=data.get("kind", ""),
                 format=data.get("format", ""),
                 mapping=data.get("mapping") or {},
                 connector=data.get("connector") or {},
+            )
+            if target is not None and tenant is not None and target.tenant_id != tenant.pk:
+                raise ApplicationError(
+                    "re_reports: that source belongs to another tenant", code="invalid_source"
+                )
+            services.source_validate_re_reports(
+                tenant=tenant,
+                name=data.get("name") or self.instance.name,
+                kind=data.get("kind", ""),
+                re_reports=target.name if target else None,
             )
         except ApplicationError as exc:
             raise ValidationError(exc.message) from exc
@@ -75,6 +94,7 @@ class DataSourceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             connector=obj.connector,
             is_active=obj.is_active,
             accept_empty=obj.accept_empty,
+            re_reports=obj.re_reports.name if obj.re_reports_id else None,
         )
         obj.pk = saved.pk
 
@@ -147,6 +167,7 @@ class IngestionBatchAdmin(TenantScopedAdminMixin, TraceLinksAdminMixin, admin.Mo
         "rows_total",
         "rows_accepted",
         "rows_rejected",
+        "rows_linked",
         "reject_code",
         "received_at",
     ]
