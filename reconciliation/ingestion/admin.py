@@ -67,7 +67,16 @@ class UploadForm(forms.Form):
 class DataSourceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     permission_area = "source"
     form = DataSourceForm
-    list_display = ["name", "tenant", "kind", "format", "connector_type", "is_active", "upload_link"]
+    list_display = [
+        "name",
+        "tenant",
+        "kind",
+        "format",
+        "connector_type",
+        "re_reports",
+        "is_active",
+        "upload_link",
+    ]
     list_filter = ["kind", "format", "is_active"]
     search_fields = ["name"]
 

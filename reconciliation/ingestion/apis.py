@@ -69,7 +69,7 @@ def _batch_or_404(request, batch_id: int) -> IngestionBatch:
 
 
 class SourceOutput(serializers.ModelSerializer):
-    re_reports = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    re_reports = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     re_reported_by = serializers.SerializerMethodField()
 
     def get_re_reported_by(self, source) -> str | None:

@@ -18,6 +18,8 @@ ALTER TABLE reconciliation_record
     ADD CONSTRAINT reconciliation_record_status_check
         CHECK (status IN ('active', 'superseded', 'reversed', 'linked')) NOT VALID;
 """
+# Backward: the code before this migration knows no links, so a linked copy becomes an active
+# record again (its own source has no other active record of its key: no unique violation).
 BACKWARD = """
 UPDATE reconciliation_record SET status = 'active' WHERE status = 'linked';
 ALTER TABLE reconciliation_record
