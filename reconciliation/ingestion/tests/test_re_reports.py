@@ -3,11 +3,14 @@ each economic entry — (account, AcctSvcrRef) — is one active record, whichev
 the later copy is stored `linked`; a copy that differs is rejected, never linked silently; reversal
 releases links; a reconciliation run counts each entry once."""
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal as D
 
 import pytest
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from jfintech.audit.models import AuditEvent
@@ -388,3 +391,28 @@ def test_re_reports_is_validated_in_apply_config_the_api_and_the_admin(admin_cli
     response = admin_client.post("/admin/reconciliation/datasource/add/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert DataSource.objects.get(tenant=tenant, name="admin-made").re_reports.name == "eod"
+
+
+def test_a_statement_loaded_while_its_notification_loads_waits_for_it_and_links():
+    """Loads of either source of a pair hold both sources' locks: a statement arriving while the
+    notification's load is still open waits for its commit, then sees its records and links."""
+    notifications, statements = pair()
+    loaded, outcome = threading.Event(), {}
+
+    def statement_load():
+        loaded.wait(30)
+        try:
+            outcome["batch"] = ingest(statements, camt053(INTRADAY + LATE), "camt053-eod.xml")
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=statement_load)
+    worker.start()
+    with transaction.atomic():
+        ingest(notifications, camt054(INTRADAY), "camt054-1405.xml")
+        loaded.set()
+        time.sleep(1)  # the statement's load reaches the locks while this one is uncommitted
+        assert "batch" not in outcome
+    worker.join(60)
+    assert outcome["batch"].rows_linked == 4
+    assert active(notifications.tenant).count() == 7
