@@ -40,8 +40,9 @@ _RECORD_COLUMNS = (
 )
 # An entry and its re-report by the partner source: same account and account servicer reference
 # (camt AcctSvcrRef, attributes.acct_svcr_ref), the same transaction of a split batch booking (the
-# external id's suffix after attributes.batch_entry; '' for a whole entry), booking dates at most
-# this many days apart. Rows without a servicer reference are never linked (docs/ingestion.md).
+# external id's suffix after attributes.batch_entry; '' for a whole entry), booked at most this many
+# days apart (further apart, a reused reference names another booking; it also bounds the
+# partitions read). Rows without a servicer reference are never linked (docs/ingestion.md).
 LINK_WINDOW_DAYS = 7
 _LINK_REF = "{a}.attributes->>'acct_svcr_ref'"
 _LINK_PART = "coalesce(substr({a}.external_id, length({a}.attributes->>'batch_entry') + 2), '')"
@@ -262,15 +263,16 @@ class Staging:
         return self.summary(superseded=superseded)
 
     def link_re_reports(self, key: dict, partner) -> None:
-        """Rows the partner source loaded already (same account, servicer reference and part, booking
-        dates within LINK_WINDOW_DAYS) are marked to be stored ``linked`` to the partner's active
-        record. A re-report that cannot be linked safely is rejected ``re_report_conflict`` with the
-        reason: another amount or currency, split into other transactions, several candidates on
-        either side. Rows the partner does not carry load active as before."""
+        """Rows the partner source loaded already (same account, servicer reference and part,
+        booked at most LINK_WINDOW_DAYS apart) are marked to be stored ``linked`` to the partner's
+        active record. A re-report that cannot be linked safely is rejected ``re_report_conflict``
+        with the reason: another amount or currency, split into other transactions, several
+        candidates on either side. Rows the partner does not carry load active as before."""
         cursor, checked, candidates = self.cursor, self.checked, f"{self.checked}_partner"
         window = timedelta(days=LINK_WINDOW_DAYS)
         key = {**key, "partner": partner.pk, "partner_name": partner.name, "window": LINK_WINDOW_DAYS,
                "link_first": key["first"] - window, "link_last": key["last"] + window}  # fmt: skip
+        ref_c, part_c = _LINK_REF.format(a="c2"), _LINK_PART.format(a="c2")
         cursor.execute(f"DROP TABLE IF EXISTS {candidates}")
         # The partner's active records of the accounts in this file, in the batch's dates ± the window.
         cursor.execute(
@@ -286,6 +288,7 @@ class Staging:
             """,
             key,
         )
+        cursor.execute(f"ANALYZE {candidates}")
         cursor.execute(
             f"""
             UPDATE {checked} c SET
@@ -295,42 +298,42 @@ class Staging:
               message = CASE WHEN d.problem IS NOT NULL THEN format(
                 'account %%s, account servicer reference %%s: %%s', d.account, d.ref, d.problem) END
             FROM (
-              SELECT k.external_id, k.business_date, k.account, k.ref, m.partner_id, m.partner_batch,
+              SELECT m.external_id, m.business_date, m.account, m.ref, m.partner_id, m.partner_batch,
                 CASE
-                  WHEN k.in_file > 1 THEN format('%%s entries of this file carry it and source %%s'
+                  WHEN m.in_file > 1 THEN format('%%s entries of this file carry it and source %%s'
                     ' loaded it already (record %%s): cannot tell which one it re-reports',
-                    k.in_file, %(partner_name)s, m.ids)
-                  WHEN m.same_part = 0 THEN format('source %%s loaded it split into other transactions'
-                    ' (record %%s): not linked', %(partner_name)s, m.ids)
+                    m.in_file, %(partner_name)s, m.ids)
+                  WHEN m.same_part = 0 THEN format('source %%s loaded it split into other'
+                    ' transactions (record %%s): not linked', %(partner_name)s, m.ids)
                   WHEN m.same_part > 1 THEN format('source %%s has %%s active records of it (%%s):'
                     ' cannot tell which one this re-reports', %(partner_name)s, m.same_part, m.ids)
-                  WHEN m.partner_currency <> k.currency OR m.partner_amount IS DISTINCT FROM k.amount
+                  WHEN m.partner_currency <> m.currency OR m.partner_amount IS DISTINCT FROM m.amount
                     THEN format('%%s %%s here, but %%s %%s in record %%s (batch %%s) of source %%s:'
-                    ' not linked; reverse the wrong batch and load the right one again', k.amount,
-                    k.currency, m.partner_amount, m.partner_currency, m.partner_id, m.partner_batch,
+                    ' not linked; reverse the wrong batch and load the right one again', m.amount,
+                    m.currency, m.partner_amount, m.partner_currency, m.partner_id, m.partner_batch,
                     %(partner_name)s)
                 END AS problem
               FROM (
-                SELECT c2.external_id, c2.business_date, c2.account, c2.currency, c2.amount,
-                  {_LINK_REF.format(a="c2")} AS ref, {_LINK_PART.format(a="c2")} AS part,
-                  count(*) OVER (PARTITION BY c2.account, {_LINK_REF.format(a="c2")},
-                                 {_LINK_PART.format(a="c2")}) AS in_file
-                FROM {checked} c2
-                WHERE c2.reason IS NULL AND {_LINK_REF.format(a="c2")} <> ''
-              ) k
-              CROSS JOIN LATERAL (
-                SELECT count(*) AS candidates,
+                -- Each row with the partner's records of its reference booked within the window
+                -- (a hash join on account and reference; few records share one).
+                SELECT k.external_id, k.business_date, k.account, k.ref, k.in_file, k.currency,
+                  k.amount, string_agg(p.id::text, ', ' ORDER BY p.id) AS ids,
                   count(*) FILTER (WHERE p.part = k.part) AS same_part,
                   min(p.id) FILTER (WHERE p.part = k.part) AS partner_id,
                   min(p.batch_id) FILTER (WHERE p.part = k.part) AS partner_batch,
                   min(p.amount) FILTER (WHERE p.part = k.part) AS partner_amount,
-                  min(p.currency) FILTER (WHERE p.part = k.part) AS partner_currency,
-                  string_agg(p.id::text, ', ' ORDER BY p.id) AS ids
-                FROM {candidates} p
-                WHERE p.account = k.account AND p.ref = k.ref
+                  min(p.currency) FILTER (WHERE p.part = k.part) AS partner_currency
+                FROM (
+                  SELECT c2.external_id, c2.business_date, c2.account, c2.currency, c2.amount,
+                    {ref_c} AS ref, {part_c} AS part,
+                    count(*) OVER (PARTITION BY c2.account, {ref_c}, {part_c}) AS in_file
+                  FROM {checked} c2
+                  WHERE c2.reason IS NULL AND {ref_c} <> ''
+                ) k
+                JOIN {candidates} p ON p.account = k.account AND p.ref = k.ref
                   AND p.business_date BETWEEN k.business_date - %(window)s AND k.business_date + %(window)s
+                GROUP BY k.external_id, k.business_date, k.account, k.ref, k.in_file, k.currency, k.amount
               ) m
-              WHERE m.candidates > 0
             ) d
             WHERE c.reason IS NULL AND c.external_id = d.external_id AND c.business_date = d.business_date
             """,
