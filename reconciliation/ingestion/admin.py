@@ -126,10 +126,12 @@ class DataSourceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                 format=form.cleaned_data["format"],
             )
             level = messages.SUCCESS if batch.status in ("loaded", "duplicate") else messages.ERROR
+            linked = f" ({batch.rows_linked} linked: loaded earlier by the partner source)"
             self.message_user(
                 request,
-                f"Batch {batch.pk}: {batch.status}, {batch.rows_accepted} accepted, "
-                f"{batch.rows_rejected} rejected. {batch.reject_reason}",
+                f"Batch {batch.pk}: {batch.status}, {batch.rows_accepted} accepted"
+                f"{linked if batch.rows_linked else ''}, {batch.rows_rejected} rejected. "
+                f"{batch.reject_reason}",
                 level,
             )
             return redirect("admin:reconciliation_ingestionbatch_change", batch.pk)
