@@ -3,6 +3,7 @@ each economic entry — (account, AcctSvcrRef) — is one active record, whichev
 the later copy is stored `linked`; a copy that differs is rejected, never linked silently; reversal
 releases links; a reconciliation run counts each entry once."""
 
+import io
 import threading
 import time
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal as D
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from rest_framework.test import APIClient
 
@@ -137,8 +139,6 @@ def pair(tenant=None):
 
 
 def ingest(source, content: bytes, name: str) -> IngestionBatch:
-    import io
-
     return services.batch_ingest_file(
         tenant=source.tenant, actor=ACTOR, source=source, fileobj=io.BytesIO(content), file_name=name
     )
@@ -209,11 +209,18 @@ def test_the_statement_links_the_notified_entries_and_a_run_counts_each_entry_on
     assert run.conservation["double_counted"] == 0
 
 
-def test_a_late_notification_after_the_statement_is_linked_to_the_statement():
+def test_a_late_notification_after_the_statement_is_linked_to_the_statement(tmp_path):
     notifications, statements = pair()
     stmt = ingest(statements, camt053(INTRADAY + LATE), "camt053-eod.xml")
     assert (stmt.rows_accepted, stmt.rows_linked) == (7, 0)
-    late = ingest(notifications, camt054(INTRADAY), "camt054-late.xml")
+    path = tmp_path / "camt054-late.xml"
+    path.write_bytes(camt054(INTRADAY))
+    out = io.StringIO()
+    call_command(
+        "ingest", "--tenant", notifications.tenant.slug, "--source", "bank-ntf", str(path), stdout=out
+    )
+    assert "4 accepted (4 linked to the partner source's records), 0 rejected" in out.getvalue()
+    late = IngestionBatch.objects.get(source=notifications)
     assert (late.status, late.rows_accepted, late.rows_linked) == ("loaded", 4, 4)
     live = by_servicer_ref(active(statements.tenant))
     assert len(live) == 7
