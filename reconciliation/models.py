@@ -53,6 +53,14 @@ class DataSource(TenantOwned):
     # A delivery with no records (a 0-byte file, a header-only CSV, {"records": []}) is rejected as
     # `empty_file` unless the source says an empty day is normal for it (docs/ingestion.md).
     accept_empty = models.BooleanField(default=False)
+    # This source re-reports the entries of another statement source of the same accounts (an
+    # end-of-day camt.053 repeating the intraday camt.054 notifications): an entry both carry, by
+    # (account, account servicer reference), is loaded once as active; whichever copy arrives
+    # later is stored `linked` to the earlier (docs/ingestion.md, "Notifications and statements").
+    # One-to-one: a pair of sources, never a chain (services.source_validate_re_reports).
+    re_reports = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="re_reported_by"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -85,6 +93,9 @@ class IngestionBatch(TenantOwned):
     rows_total = models.IntegerField(default=0)
     rows_accepted = models.IntegerField(default=0)
     rows_rejected = models.IntegerField(default=0)
+    # Of rows_accepted, those stored `linked` to the same entry loaded earlier by the re-reporting
+    # source's partner (a statement re-reporting a notification, or a late notification).
+    rows_linked = models.IntegerField(default=0)
     reject_reason = models.TextField(blank=True)
     # Why the whole file was refused (bad XML, XSD, control totals, continuity): a RejectionReason
     # code or "malformed_file" / "invalid_schema"; row-level reasons are on the Rejection rows.
@@ -125,6 +136,9 @@ class Record(models.Model):
         ACTIVE = "active"
         SUPERSEDED = "superseded"  # an amendment (higher version) replaced it; kept as history
         REVERSED = "reversed"  # its batch was reversed; kept, never deleted
+        # The same economic entry was loaded earlier from the partner source (DataSource.re_reports):
+        # kept, out of every run's scope; attributes["linked_to"] is the earlier record's id.
+        LINKED = "linked"
 
     id = models.BigAutoField(primary_key=True)
     # No row-level foreign keys: the loader writes its own batch's ids (migration 0011, docs/records.md).

@@ -23,16 +23,35 @@ INLINE_REJECTIONS = 200
 class DataSourceForm(forms.ModelForm):
     class Meta:
         model = DataSource
-        fields = ["tenant", "name", "kind", "format", "mapping", "connector", "is_active", "accept_empty"]
+        fields = [
+            "tenant", "name", "kind", "format", "mapping", "connector", "is_active", "accept_empty",
+            "re_reports",
+        ]  # fmt: skip
+        help_texts = {
+            "re_reports": "The statement source whose entries this one re-reports (a camt.053 statement "
+            "source re-reporting its camt.054 notifications): an entry both carry is loaded once; the "
+            "later copy is stored linked to the earlier (docs/ingestion.md)."
+        }
 
     def clean(self):
         data = super().clean()
+        tenant, target = data.get("tenant") or getattr(self.instance, "tenant", None), data.get("re_reports")
         try:
             services.source_validate(
                 kind=data.get("kind", ""),
                 format=data.get("format", ""),
                 mapping=data.get("mapping") or {},
                 connector=data.get("connector") or {},
+            )
+            if target is not None and tenant is not None and target.tenant_id != tenant.pk:
+                raise ApplicationError(
+                    "re_reports: that source belongs to another tenant", code="invalid_source"
+                )
+            services.source_validate_re_reports(
+                tenant=tenant,
+                name=data.get("name") or self.instance.name,
+                kind=data.get("kind", ""),
+                re_reports=target.name if target else None,
             )
         except ApplicationError as exc:
             raise ValidationError(exc.message) from exc
@@ -48,7 +67,16 @@ class UploadForm(forms.Form):
 class DataSourceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     permission_area = "source"
     form = DataSourceForm
-    list_display = ["name", "tenant", "kind", "format", "connector_type", "is_active", "upload_link"]
+    list_display = [
+        "name",
+        "tenant",
+        "kind",
+        "format",
+        "connector_type",
+        "re_reports",
+        "is_active",
+        "upload_link",
+    ]
     list_filter = ["kind", "format", "is_active"]
     search_fields = ["name"]
 
@@ -75,6 +103,7 @@ class DataSourceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             connector=obj.connector,
             is_active=obj.is_active,
             accept_empty=obj.accept_empty,
+            re_reports=obj.re_reports.name if obj.re_reports_id else None,
         )
         obj.pk = saved.pk
 
@@ -97,10 +126,12 @@ class DataSourceAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                 format=form.cleaned_data["format"],
             )
             level = messages.SUCCESS if batch.status in ("loaded", "duplicate") else messages.ERROR
+            linked = f" ({batch.rows_linked} linked: loaded earlier by the partner source)"
             self.message_user(
                 request,
-                f"Batch {batch.pk}: {batch.status}, {batch.rows_accepted} accepted, "
-                f"{batch.rows_rejected} rejected. {batch.reject_reason}",
+                f"Batch {batch.pk}: {batch.status}, {batch.rows_accepted} accepted"
+                f"{linked if batch.rows_linked else ''}, {batch.rows_rejected} rejected. "
+                f"{batch.reject_reason}",
                 level,
             )
             return redirect("admin:reconciliation_ingestionbatch_change", batch.pk)
@@ -147,6 +178,7 @@ class IngestionBatchAdmin(TenantScopedAdminMixin, TraceLinksAdminMixin, admin.Mo
         "rows_total",
         "rows_accepted",
         "rows_rejected",
+        "rows_linked",
         "reject_code",
         "received_at",
     ]

@@ -69,6 +69,13 @@ def _batch_or_404(request, batch_id: int) -> IngestionBatch:
 
 
 class SourceOutput(serializers.ModelSerializer):
+    re_reports = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    re_reported_by = serializers.SerializerMethodField()
+
+    def get_re_reported_by(self, source) -> str | None:
+        partner = getattr(source, "re_reported_by", None)  # the reverse one-to-one: absent raises
+        return partner.name if partner else None
+
     class Meta:
         model = DataSource
         fields = [
@@ -80,6 +87,8 @@ class SourceOutput(serializers.ModelSerializer):
             "connector",
             "is_active",
             "accept_empty",
+            "re_reports",
+            "re_reported_by",
             "created_at",
             "updated_at",
         ]
@@ -93,6 +102,8 @@ class SourceInput(serializers.Serializer):
     connector = serializers.DictField(default=dict)
     is_active = serializers.BooleanField(default=True)
     accept_empty = serializers.BooleanField(default=False)
+    # The name of the statement source whose entries this one re-reports (docs/ingestion.md).
+    re_reports = serializers.SlugField(max_length=64, required=False, allow_null=True, default=None)
 
 
 class RejectionOutput(serializers.ModelSerializer):
@@ -111,9 +122,9 @@ class BatchOutput(serializers.ModelSerializer):
         model = IngestionBatch
         fields = [
             "id", "source", "source_id", "file_name", "sha256", "size_bytes", "detected_format", "status",
-            "rows_total", "rows_accepted", "rows_rejected", "control_totals", "reject_code", "reject_reason",
-            "duplicate_of", "timings", "trace_id", "created_by", "received_at", "completed_at",
-            "reversed_at", "reversed_by", "reverse_reason", "first_rejections",
+            "rows_total", "rows_accepted", "rows_rejected", "rows_linked", "control_totals", "reject_code",
+            "reject_reason", "duplicate_of", "timings", "trace_id", "created_by", "received_at",
+            "completed_at", "reversed_at", "reversed_by", "reverse_reason", "first_rejections",
         ]  # fmt: skip
 
     def get_control_totals(self, batch) -> dict:

@@ -116,11 +116,11 @@ def config_apply(*, document: dict, actor, dry_run: bool = False) -> dict:
 
 # --- The sources section ---------------------------------------------------------------------
 
-SOURCE_KEYS = {"name", "kind", "format", "mapping", "connector", "active", "accept_empty"}
+SOURCE_KEYS = {"name", "kind", "format", "mapping", "connector", "active", "accept_empty", "re_reports"}
 
 
 def _validate_sources(value, tenant) -> list[str]:
-    from reconciliation.ingestion.services import source_validate
+    from reconciliation.ingestion.services import re_report_problems, source_validate, tenant_source_pairs
 
     if not isinstance(value, list):
         return ["sources: must be a list"]
@@ -151,6 +151,23 @@ def _validate_sources(value, tenant) -> list[str]:
             )  # fmt: skip
         except ApplicationError as exc:
             errors.append(f"{where}: {exc.message}")
+        if not isinstance(item.get("re_reports") or "", str):
+            errors.append(f"{where}.re_reports: must be a source's name")
+    # The pairs as they will be after the file: the tenant's sources, those of the file replacing
+    # them (a source of the file without re_reports leaves its pair).
+    named = {
+        i: item for i, item in enumerate(value)
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
+        and isinstance(item.get("re_reports") or "", str)
+    }  # fmt: skip
+    pairs = tenant_source_pairs(tenant)
+    pairs.update(
+        (item["name"], (item.get("kind"), item.get("re_reports") or None)) for item in named.values()
+    )
+    for i, item in named.items():
+        errors.extend(
+            f"sources[{i}] ({item['name']}).{problem}" for problem in re_report_problems(pairs, item["name"])
+        )
     return errors
 
 
@@ -158,12 +175,14 @@ def _apply_sources(value, ctx: ConfigContext) -> dict:
     from reconciliation.ingestion.services import source_upsert
 
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    for item in value:
+    # Sources leaving or not in a pair first: the source a pair names exists (or was released) by
+    # the time the pair is set. Pairs never chain, so one pass in this order suffices.
+    for item in sorted(value, key=lambda item: bool(item.get("re_reports"))):
         _, outcome = source_upsert(
             tenant=ctx.tenant, actor=ctx.actor, name=item["name"], kind=item["kind"],
             format=item.get("format", "csv"), mapping=item.get("mapping") or {},
             connector=item.get("connector") or {}, is_active=item.get("active", True),
-            accept_empty=item.get("accept_empty", False),
+            accept_empty=item.get("accept_empty", False), re_reports=item.get("re_reports") or None,
         )  # fmt: skip
         counts[outcome] += 1
     return counts

@@ -7,8 +7,10 @@ Two paths, one outcome (docs/ingestion.md, "Two paths"):
   index ``record_one_active_version`` is the duplicate check: a natural key repeated in the file or
   already loaded fails the COPY, the transaction rolls back, and the batch takes the staged path.
 - **staged** (``Staging``): the validated rows are COPYed into a session TEMP table, and set-based
-  statements find repeated keys, keys already loaded and amendments, then INSERT … SELECT the
-  accepted rows and the rejections, in the caller's single transaction.
+  statements find repeated keys, keys already loaded, amendments and entries the partner source
+  already loaded (``DataSource.re_reports``: these are stored ``linked``), then INSERT … SELECT the
+  accepted rows and the rejections, in the caller's single transaction. A source with a partner
+  always takes this path (linking needs the staged rows before they are inserted).
 
 Neither saves a row through the ORM. Temp tables are not WAL-logged and vanish with the session.
 """
@@ -16,7 +18,7 @@ Neither saves a row through the ORM. Temp tables are not WAL-logged and vanish w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.utils import timezone
@@ -36,6 +38,14 @@ _RECORD_COLUMNS = (
     " reference, counterparty, currency, amount, quantity, trade_date, value_date, description, attributes,"
     " line_no"
 )
+# An entry and its re-report by the partner source: same account and account servicer reference
+# (camt AcctSvcrRef, attributes.acct_svcr_ref), the same transaction of a split batch booking (the
+# external id's suffix after attributes.batch_entry; '' for a whole entry), booked at most this many
+# days apart (further apart, a reused reference names another booking; it also bounds the
+# partitions read). Rows without a servicer reference are never linked (docs/ingestion.md).
+LINK_WINDOW_DAYS = 7
+_LINK_REF = "{a}.attributes->>'acct_svcr_ref'"
+_LINK_PART = "coalesce(substr({a}.external_id, length({a}.attributes->>'batch_entry') + 2), '')"
 _REJECTION_COPY = (
     "COPY reconciliation_rejection (tenant_id, batch_id, line_no, raw, reason, message, created_at)"
     " FROM STDIN"
@@ -55,6 +65,7 @@ class LoadResult:
     accepted: int = 0
     rejected: int = 0
     superseded: int = 0
+    linked: int = 0  # of the accepted rows, those stored `linked` (loaded earlier by the partner)
     totals: dict = field(default_factory=dict)  # {currency: {"count", "amount", "quantity"}} (accepted)
     reasons: dict = field(default_factory=dict)  # {reason: count}
 
@@ -129,7 +140,10 @@ class Staging:
     def create(self) -> None:
         columns = ", ".join(f"{c} {_CHECKED_TYPES.get(c, 'text')}" for c in CHECKED_COLUMNS)
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.checked}")
-        self.cursor.execute(f"CREATE TEMP TABLE {self.checked} ({columns})")
+        # linked_to / linked_batch: the partner's record (and its batch) this row re-reports.
+        self.cursor.execute(
+            f"CREATE TEMP TABLE {self.checked} ({columns}, linked_to bigint, linked_batch bigint)"
+        )
 
     def drop(self) -> None:
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.checked}")
@@ -173,8 +187,9 @@ class Staging:
         self.cursor.execute(f"UPDATE {self.checked} SET reason = %s, message = %s", [code, message])
 
     def load(self, *, tenant_id: int, source_id: int, batch_id: int, kind: str,
-             date_range: tuple[date, date] | None) -> LoadResult:  # fmt: skip
-        """Inside the caller's transaction: duplicates against existing records, amendments, insert.
+             date_range: tuple[date, date] | None, partner=None) -> LoadResult:  # fmt: skip
+        """Inside the caller's transaction: duplicates against existing records, amendments, entries
+        the partner source (a DataSource, or None) loaded already, insert.
 
         The batch's own date range bounds every join with the record table, as constants, so the
         planner prunes to the months the batch touches instead of every partition of the table.
@@ -205,6 +220,8 @@ class Staging:
             """,
             key,
         )
+        if partner is not None:
+            self.link_re_reports(key, partner)
         # Amendments: the active lower version is kept as history (superseded) before the insert,
         # so the one-active-version index holds at every moment.
         cursor.execute(
@@ -225,8 +242,11 @@ class Staging:
               external_id, version, status, account, instrument, reference, counterparty, currency,
               amount, quantity, trade_date, value_date, description, attributes, line_no, created_at)
             SELECT %(tenant)s, %(source)s, %(batch)s, %(kind)s, business_date, external_id, version,
-              'active', account, instrument, reference, counterparty, currency, amount, quantity,
-              trade_date, value_date, description, coalesce(attributes, '{{}}'::jsonb), line_no, now()
+              CASE WHEN linked_to IS NULL THEN 'active' ELSE 'linked' END, account, instrument,
+              reference, counterparty, currency, amount, quantity, trade_date, value_date, description,
+              coalesce(attributes, '{{}}'::jsonb) || CASE WHEN linked_to IS NULL THEN '{{}}'::jsonb
+                ELSE jsonb_build_object('linked_to', linked_to, 'linked_batch', linked_batch) END,
+              line_no, now()
             FROM {checked} WHERE reason IS NULL
             """,
             key,
@@ -242,15 +262,95 @@ class Staging:
         )
         return self.summary(superseded=superseded)
 
+    def link_re_reports(self, key: dict, partner) -> None:
+        """Rows the partner source loaded already (same account, servicer reference and part,
+        booked at most LINK_WINDOW_DAYS apart) are marked to be stored ``linked`` to the partner's
+        active record. A re-report that cannot be linked safely is rejected ``re_report_conflict``
+        with the reason: another amount or currency, split into other transactions, several
+        candidates on either side. Rows the partner does not carry load active as before."""
+        cursor, checked, candidates = self.cursor, self.checked, f"{self.checked}_partner"
+        window = timedelta(days=LINK_WINDOW_DAYS)
+        key = {**key, "partner": partner.pk, "partner_name": partner.name, "window": LINK_WINDOW_DAYS,
+               "link_first": key["first"] - window, "link_last": key["last"] + window}  # fmt: skip
+        ref_c, part_c = _LINK_REF.format(a="c2"), _LINK_PART.format(a="c2")
+        cursor.execute(f"DROP TABLE IF EXISTS {candidates}")
+        # The partner's active records of the accounts in this file, in the batch's dates ± the window.
+        cursor.execute(
+            f"""
+            CREATE TEMP TABLE {candidates} AS
+            SELECT r.id, r.batch_id, r.business_date, r.account, {_LINK_REF.format(a="r")} AS ref,
+              {_LINK_PART.format(a="r")} AS part, r.currency, r.amount
+            FROM reconciliation_record r
+            WHERE r.tenant_id = %(tenant)s AND r.source_id = %(partner)s AND r.status = 'active'
+              AND r.business_date BETWEEN %(link_first)s AND %(link_last)s
+              AND {_LINK_REF.format(a="r")} <> ''
+              AND r.account IN (SELECT account FROM {checked} WHERE reason IS NULL)
+            """,
+            key,
+        )
+        cursor.execute(f"ANALYZE {candidates}")
+        cursor.execute(
+            f"""
+            UPDATE {checked} c SET
+              linked_to = CASE WHEN d.problem IS NULL THEN d.partner_id END,
+              linked_batch = CASE WHEN d.problem IS NULL THEN d.partner_batch END,
+              reason = CASE WHEN d.problem IS NOT NULL THEN 're_report_conflict' END,
+              message = CASE WHEN d.problem IS NOT NULL THEN format(
+                'account %%s, account servicer reference %%s: %%s', d.account, d.ref, d.problem) END
+            FROM (
+              SELECT m.external_id, m.business_date, m.account, m.ref, m.partner_id, m.partner_batch,
+                CASE
+                  WHEN m.in_file > 1 THEN format('%%s entries of this file carry it and source %%s'
+                    ' loaded it already (record %%s): cannot tell which one it re-reports',
+                    m.in_file, %(partner_name)s, m.ids)
+                  WHEN m.same_part = 0 THEN format('source %%s loaded it split into other'
+                    ' transactions (record %%s): not linked', %(partner_name)s, m.ids)
+                  WHEN m.same_part > 1 THEN format('source %%s has %%s active records of it (%%s):'
+                    ' cannot tell which one this re-reports', %(partner_name)s, m.same_part, m.ids)
+                  WHEN m.partner_currency <> m.currency OR m.partner_amount IS DISTINCT FROM m.amount
+                    THEN format('%%s %%s here, but %%s %%s in record %%s (batch %%s) of source %%s:'
+                    ' not linked; reverse the wrong batch and load the right one again', m.amount,
+                    m.currency, m.partner_amount, m.partner_currency, m.partner_id, m.partner_batch,
+                    %(partner_name)s)
+                END AS problem
+              FROM (
+                -- Each row with the partner's records of its reference booked within the window
+                -- (a hash join on account and reference; few records share one).
+                SELECT k.external_id, k.business_date, k.account, k.ref, k.in_file, k.currency,
+                  k.amount, string_agg(p.id::text, ', ' ORDER BY p.id) AS ids,
+                  count(*) FILTER (WHERE p.part = k.part) AS same_part,
+                  min(p.id) FILTER (WHERE p.part = k.part) AS partner_id,
+                  min(p.batch_id) FILTER (WHERE p.part = k.part) AS partner_batch,
+                  min(p.amount) FILTER (WHERE p.part = k.part) AS partner_amount,
+                  min(p.currency) FILTER (WHERE p.part = k.part) AS partner_currency
+                FROM (
+                  SELECT c2.external_id, c2.business_date, c2.account, c2.currency, c2.amount,
+                    {ref_c} AS ref, {part_c} AS part,
+                    count(*) OVER (PARTITION BY c2.account, {ref_c}, {part_c}) AS in_file
+                  FROM {checked} c2
+                  WHERE c2.reason IS NULL AND {ref_c} <> ''
+                ) k
+                JOIN {candidates} p ON p.account = k.account AND p.ref = k.ref
+                  AND p.business_date BETWEEN k.business_date - %(window)s AND k.business_date + %(window)s
+                GROUP BY k.external_id, k.business_date, k.account, k.ref, k.in_file, k.currency, k.amount
+              ) m
+            ) d
+            WHERE c.reason IS NULL AND c.external_id = d.external_id AND c.business_date = d.business_date
+            """,
+            key,
+        )
+        cursor.execute(f"DROP TABLE {candidates}")
+
     def summary(self, superseded: int = 0) -> LoadResult:
         self.cursor.execute(
-            f"SELECT reason, currency, count(*), sum(amount), sum(quantity) FROM {self.checked}"
-            " GROUP BY reason, currency"
+            f"SELECT reason, currency, count(*), sum(amount), sum(quantity), count(linked_to)"
+            f" FROM {self.checked} GROUP BY reason, currency"
         )
         result = LoadResult(superseded=superseded)
-        for reason, currency, count, amount, quantity in self.cursor.fetchall():
+        for reason, currency, count, amount, quantity, linked in self.cursor.fetchall():
             if reason is None:
                 result.accepted += count
+                result.linked += linked
                 result.add_total(currency, count, amount, quantity)
             else:
                 result.rejected += count

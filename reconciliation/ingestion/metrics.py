@@ -15,7 +15,7 @@ BATCH_DURATION = Histogram(
 STAGED = Counter(
     "ingest_batches_staged_total",
     "Batches the direct load handed to the staged path (parsed twice), by record kind and why:"
-    " duplicate_key, no_partition, many_rejections, file_control.",
+    " duplicate_key, no_partition, many_rejections, file_control, re_reports.",
     ["kind", "why"],
 )
 BYTES = Counter("ingest_bytes_total", "Bytes of files received for ingestion, by format.", ["format"])

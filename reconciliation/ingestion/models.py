@@ -24,6 +24,9 @@ class RejectionReason(models.TextChoices):
     CONTINUITY_BREAK = "continuity_break"
     DUPLICATE_STATEMENT = "duplicate_statement"
     NOT_BOOKED = "not_booked"  # a pending/information camt entry: not part of the booked balance
+    # The partner source (DataSource.re_reports) loaded this entry (same account and account
+    # servicer reference) with another amount or currency, or cannot say which record it is.
+    RE_REPORT_CONFLICT = "re_report_conflict"
 
 
 class Rejection(TenantOwned):

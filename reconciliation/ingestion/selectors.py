@@ -8,7 +8,11 @@ from reconciliation.models import DataSource, IngestionBatch, Rejection
 
 
 def sources_for_tenant(*, tenant) -> QuerySet[DataSource]:
-    return DataSource.objects.filter(tenant=tenant).order_by("name")
+    return (
+        DataSource.objects.filter(tenant=tenant)
+        .select_related("re_reports", "re_reported_by")
+        .order_by("name")
+    )
 
 
 def source_get(*, tenant, source_id: int | None = None, name: str | None = None) -> DataSource | None:

@@ -13,10 +13,11 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
@@ -28,7 +29,7 @@ from jfintech.tenancy import permissions
 from jfintech.tenancy.calendar import tenant_today
 from reconciliation import partitions
 from reconciliation.ingestion import formats, metrics, references
-from reconciliation.ingestion.loader import DirectLoad, LoadResult, Staging, StagingNeeded
+from reconciliation.ingestion.loader import LINK_WINDOW_DAYS, DirectLoad, LoadResult, Staging, StagingNeeded
 from reconciliation.ingestion.parsers import FileRejected, Parsed
 from reconciliation.ingestion.parsers.json_records import parse_json_records
 from reconciliation.ingestion.validation import Validator
@@ -77,7 +78,8 @@ def _snapshot(batch: IngestionBatch) -> dict:
     return {
         "source": batch.source_id, "file_name": batch.file_name, "sha256": batch.sha256,
         "status": batch.status, "rows_total": batch.rows_total, "rows_accepted": batch.rows_accepted,
-        "rows_rejected": batch.rows_rejected, "reject_code": batch.reject_code,
+        "rows_rejected": batch.rows_rejected, "rows_linked": batch.rows_linked,
+        "reject_code": batch.reject_code,
     }  # fmt: skip
 
 
@@ -117,11 +119,13 @@ def _finish(batch, *, actor, status, started, result: LoadResult | None = None, 
         "rows_total": total if status in (Status.LOADED, Status.REJECTED) else 0,
         "rows_accepted": result.accepted,
         "rows_rejected": result.rejected,
+        "rows_linked": result.linked,
         "computed_totals": {
             "rows": total,
             "accepted": result.accepted,
             "rejected": result.rejected,
             "superseded": result.superseded,
+            "linked": result.linked,
             "by_currency": result.totals,
             "rejections_by_reason": result.reasons,
         },
@@ -212,9 +216,22 @@ def _check_not_empty(parsed: Parsed, total: int, source: DataSource) -> None:
         )
 
 
-def _lock_and_check_duplicate(cursor, *, source, batch) -> bool:
-    """Under the source's lock (one load per source at a time): was this file loaded meanwhile?"""
-    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, source.pk])
+def re_report_partner(source: DataSource) -> DataSource | None:
+    """The source this one re-reports, or the one re-reporting it (DataSource.re_reports: pairs)."""
+    return DataSource.objects.filter(Q(pk=source.re_reports_id) | Q(re_reports=source.pk)).first()
+
+
+def _lock_sources(cursor, *source_ids) -> None:
+    """The sources' advisory locks, in id order (a source and its partner: loads of either, and
+    reversals, see the other's records settled; one order, so two of them never deadlock)."""
+    for source_id in sorted(set(source_ids)):
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, source_id])
+
+
+def _lock_and_check_duplicate(cursor, *, source, batch, partner=None) -> bool:
+    """Under the source's lock (one load per source at a time), and its partner's: was this file
+    loaded meanwhile?"""
+    _lock_sources(cursor, source.pk, *([partner.pk] if partner else []))
     return IngestionBatch.objects.filter(source=source, sha256=batch.sha256, status=Status.LOADED).exists()
 
 
@@ -236,6 +253,8 @@ def _load_direct(*, tenant, actor, source, batch, parse, started, timings) -> In
     without its partition, too many rejections, or a file-level control that failed."""
     t0 = time.monotonic()
     try:
+        if re_report_partner(source) is not None:
+            raise StagingNeeded("re_reports", "the source has a re-reporting partner: linking is staged")
         with transaction.atomic(), connection.cursor() as cursor:
             if _lock_and_check_duplicate(cursor, source=source, batch=batch):
                 return _finish(batch, actor=actor, status=Status.DUPLICATE, started=started, timings=timings)
@@ -295,7 +314,8 @@ def _load_staged(*, tenant, actor, source, batch, parse, started, timings) -> In
             timings["stage_s"] = round(time.monotonic() - t0, 3)
             t0 = time.monotonic()
             with transaction.atomic():
-                if _lock_and_check_duplicate(cursor, source=source, batch=batch):
+                partner = re_report_partner(source)
+                if _lock_and_check_duplicate(cursor, source=source, batch=batch, partner=partner):
                     return _finish(
                         batch, actor=actor, status=Status.DUPLICATE, started=started, timings=timings
                     )
@@ -312,6 +332,7 @@ def _load_staged(*, tenant, actor, source, batch, parse, started, timings) -> In
                     batch_id=batch.pk,
                     kind=source.kind,
                     date_range=date_range,
+                    partner=partner,
                 )
                 timings["load_s"] = round(time.monotonic() - t0, 3)
                 return _close_loaded(tenant=tenant, actor=actor, source=source, batch=batch, parsed=parsed,
@@ -418,14 +439,17 @@ def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> Inges
     """Mark a loaded batch's rows reversed (kept, never deleted) so a corrected file can be loaded.
 
     Versions the batch had superseded become active again when no other active version is left.
+    The partner source's records linked to this batch's records (re-reports of its entries) become
+    active again: with the earlier copy gone, they are the entry's only record.
     """
     permissions.require(tenant=tenant, actor=actor, area="batch", verb="reverse")
     if batch.tenant_id != tenant.pk:
         raise ApplicationError("No such batch for this tenant.", code="not_found", status=404)
     if not reason.strip():
         raise ApplicationError("Say why the batch is reversed.", code="reason_required")
+    partner = re_report_partner(batch.source)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, batch.source_id])
+        _lock_sources(cursor, batch.source_id, *([partner.pk] if partner else []))
         before = _snapshot(batch)
         moved = IngestionBatch.objects.filter(pk=batch.pk, status=Status.LOADED).update(
             status=Status.REVERSED, reversed_at=timezone.now(), reversed_by=actor.display[:200],
@@ -448,7 +472,7 @@ def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> Inges
               JOIN (SELECT DISTINCT external_id, business_date FROM reconciliation_record
                     WHERE batch_id = %(batch)s) k
                 ON p.external_id = k.external_id AND p.business_date = k.business_date
-              WHERE p.tenant_id = %(tenant)s AND p.source_id = %(source)s AND p.status <> 'reversed'
+              WHERE p.tenant_id = %(tenant)s AND p.source_id = %(source)s AND p.status = 'superseded'
                 AND NOT EXISTS (SELECT 1 FROM reconciliation_record a WHERE a.tenant_id = p.tenant_id
                   AND a.source_id = p.source_id AND a.external_id = p.external_id
                   AND a.business_date = p.business_date AND a.status = 'active')
@@ -459,18 +483,50 @@ def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> Inges
             {"batch": batch.pk, "tenant": tenant.pk, "source": batch.source_id},
         )
         reactivated = cursor.rowcount
+        unlinked = _unlink_re_reports(cursor, batch=batch, partner=partner) if partner else 0
         batch.refresh_from_db()
         audit.record(tenant=tenant, actor=actor, action="batch.reverse", obj=batch, before=before,
                      after={**_snapshot(batch), "reason": reason, "rows_reversed": reversed_rows,
-                            "versions_reactivated": reactivated})  # fmt: skip
+                            "versions_reactivated": reactivated, "links_released": unlinked})  # fmt: skip
     log.info("batch_reversed", batch_id=batch.pk, tenant=tenant.slug, rows_reversed=reversed_rows,
-             versions_reactivated=reactivated)  # fmt: skip
+             versions_reactivated=reactivated, links_released=unlinked)  # fmt: skip
     return batch
+
+
+def _unlink_re_reports(cursor, *, batch, partner) -> int:
+    """The partner's records linked to the reversed batch's records become active (their
+    attributes keep ``unlinked_from``), unless their own source has an active one of the key. A
+    linked record's booking date is within LINK_WINDOW_DAYS of its earlier copy's, which bounds
+    the partitions read."""
+    cursor.execute(
+        "SELECT min(business_date), max(business_date) FROM reconciliation_record WHERE batch_id = %s",
+        [batch.pk],
+    )
+    first, last = cursor.fetchone()
+    if first is None:
+        return 0
+    window = timedelta(days=LINK_WINDOW_DAYS)
+    cursor.execute(
+        """
+        UPDATE reconciliation_record l SET status = 'active',
+          attributes = (l.attributes - 'linked_to' - 'linked_batch')
+            || jsonb_build_object('unlinked_from', l.attributes->'linked_to')
+        WHERE l.tenant_id = %(tenant)s AND l.source_id = %(partner)s AND l.status = 'linked'
+          AND l.business_date BETWEEN %(first)s AND %(last)s
+          AND l.attributes->>'linked_batch' = %(batch)s
+          AND NOT EXISTS (SELECT 1 FROM reconciliation_record a WHERE a.tenant_id = l.tenant_id
+            AND a.source_id = l.source_id AND a.external_id = l.external_id
+            AND a.business_date = l.business_date AND a.status = 'active')
+        """,
+        {"tenant": batch.tenant_id, "partner": partner.pk, "batch": str(batch.pk), "first": first - window,
+         "last": last + window},
+    )  # fmt: skip
+    return cursor.rowcount
 
 
 # --- Sources -----------------------------------------------------------------------------------
 
-SOURCE_FIELDS = ("kind", "format", "mapping", "connector", "is_active", "accept_empty")
+SOURCE_FIELDS = ("kind", "format", "mapping", "connector", "is_active", "accept_empty", "re_reports")
 CONNECTOR_TYPES = ("database", "http", "directory")
 
 
@@ -501,23 +557,93 @@ def source_validate(*, kind: str, format: str, mapping: dict, connector: dict) -
         raise ApplicationError("a directory connector needs a path", code="invalid_source")
 
 
+def re_report_problems(sources: dict[str, tuple[str, str | None]], name: str) -> list[str]:
+    """What is wrong with source ``name``'s re-reporting pair, given the tenant's sources as they
+    are to be: ``{name: (kind, name of the source it re-reports or None)}``.
+
+    A pair is two statement sources, the one re-reporting the other (a camt.053 statement source
+    re-reports its camt.054 notification source); a source is in one pair at most, so an entry has
+    at most two copies and a reversal knows which copy comes back (docs/ingestion.md).
+    """
+    from reconciliation.models import RecordKind
+
+    kind, target = sources[name]
+    reported_by = sorted(other for other, (_, t) in sources.items() if t == name and other != name)
+    if not target:
+        if reported_by and kind != RecordKind.STATEMENT:
+            return [
+                f"kind: source {reported_by[0]} re-reports this source, which must stay a statement source"
+            ]
+        return []
+    if target == name:
+        return ["re_reports: a source cannot re-report itself"]
+    if target not in sources:
+        return [f"re_reports: no source named {target!r} in this tenant"]
+    target_kind, target_target = sources[target]
+    problems = []
+    if kind != RecordKind.STATEMENT:
+        problems.append(f"re_reports: only a statement source re-reports another (this one is {kind})")
+    if target_kind != RecordKind.STATEMENT:
+        problems.append(f"re_reports: {target} is a {target_kind} source, not a statement source")
+    if target_target:
+        problems.append(
+            f"re_reports: {target} itself re-reports {target_target} (two sources pair, no chains)"
+        )
+    others = sorted(other for other, (_, t) in sources.items() if t == target and other != name)
+    if others:
+        problems.append(f"re_reports: {target} is already re-reported by {others[0]}")
+    if reported_by:
+        problems.append(
+            f"re_reports: {reported_by[0]} re-reports this source (a source is in one pair at most)"
+        )
+    return problems
+
+
+def tenant_source_pairs(tenant) -> dict[str, tuple[str, str | None]]:
+    """The tenant's sources as re_report_problems reads them."""
+    if tenant is None:
+        return {}
+    return {
+        name: (kind, target)
+        for name, kind, target in DataSource.objects.filter(tenant=tenant).values_list(
+            "name", "kind", "re_reports__name"
+        )
+    }
+
+
+def source_validate_re_reports(*, tenant, name: str, kind: str, re_reports: str | None) -> None:
+    """Raise ApplicationError (invalid_source) when the pair this source would be in is not valid."""
+    problems = re_report_problems({**tenant_source_pairs(tenant), name: (kind, re_reports or None)}, name)
+    if problems:
+        raise ApplicationError("; ".join(problems), code="invalid_source")
+
+
 def _source_snapshot(source: DataSource) -> dict:
-    return {"name": source.name, **{f: getattr(source, f) for f in SOURCE_FIELDS}}
+    snapshot = {"name": source.name, **{f: getattr(source, f) for f in SOURCE_FIELDS}}
+    snapshot["re_reports"] = source.re_reports.name if source.re_reports_id else None
+    return snapshot
 
 
 def source_upsert(
     *, tenant, actor, name: str, kind: str, format: str = "csv", mapping: dict | None = None,
     connector: dict | None = None, is_active: bool = True, accept_empty: bool = False,
+    re_reports: str | None = None,
 ) -> tuple[DataSource, str]:  # fmt: skip
-    """Create or update a source by (tenant, name). Returns (source, "created" | "updated" | "unchanged")."""
+    """Create or update a source by (tenant, name). Returns (source, "created" | "updated" | "unchanged").
+
+    ``re_reports``: the name of the statement source whose entries this one re-reports, or None.
+    """
     values = {"kind": kind, "format": format, "mapping": mapping or {}, "connector": connector or {},
-              "is_active": is_active, "accept_empty": accept_empty}  # fmt: skip
+              "is_active": is_active, "accept_empty": accept_empty,
+              "re_reports": re_reports or None}  # fmt: skip
     source_validate(kind=kind, format=format, mapping=values["mapping"], connector=values["connector"])
     with transaction.atomic():
         source = DataSource.objects.select_for_update().filter(tenant=tenant, name=name).first()
         permissions.require(tenant=tenant, actor=actor, area="source", verb="change" if source else "add")
+        source_validate_re_reports(tenant=tenant, name=name, kind=kind, re_reports=values["re_reports"])
+        target = DataSource.objects.get(tenant=tenant, name=re_reports) if re_reports else None
         if source is None:
-            source = DataSource(tenant=tenant, name=name, **values)
+            source = DataSource(tenant=tenant, name=name, **{**values, "re_reports": target})
             source.full_clean()
             source.save()
             audit.record(
@@ -527,7 +653,7 @@ def source_upsert(
         before = _source_snapshot(source)
         if all(before[f] == values[f] for f in SOURCE_FIELDS):
             return source, "unchanged"
-        for field_name, value in values.items():
+        for field_name, value in {**values, "re_reports": target}.items():
             setattr(source, field_name, value)
         source.full_clean()
         source.save()

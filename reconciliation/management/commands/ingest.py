@@ -29,6 +29,7 @@ def batch_summary(batch: IngestionBatch) -> dict:
         "file_name": batch.file_name,
         "sha256": batch.sha256, "format": batch.detected_format, "rows_total": batch.rows_total,
         "rows_accepted": batch.rows_accepted, "rows_rejected": batch.rows_rejected,
+        "rows_linked": batch.rows_linked,
         "control_totals": {"declared": batch.declared_totals, "computed": batch.computed_totals},
         "reject_code": batch.reject_code, "reject_reason": batch.reject_reason,
         "duplicate_of": batch.duplicate_of_id,
@@ -67,8 +68,10 @@ class Command(BaseCommand):
             raise SystemExit(1)
 
     def _human(self, s: dict) -> None:
+        linked = f" ({s['rows_linked']} linked to the partner source's records)" if s["rows_linked"] else ""
         self.stdout.write(f"batch {s['batch_id']}: {s['status']} — {s['rows_total']} rows, "
-                          f"{s['rows_accepted']} accepted, {s['rows_rejected']} rejected")  # fmt: skip
+                          f"{s['rows_accepted']} accepted{linked}, "
+                          f"{s['rows_rejected']} rejected")  # fmt: skip
         if s["reject_code"]:
             self.stdout.write(f"rejected: {s['reject_code']}: {s['reject_reason']}")
         for r in s["rejections"]:
