@@ -9,7 +9,16 @@ from django.db import IntegrityError, connection, transaction
 
 from jfintech.common.errors import ApplicationError
 from reconciliation.matching.passes import parse_rules
-from reconciliation.matching.tests.factories import AS_OF, groups_of, outcome_of, reconcile, records, two_way
+from reconciliation.matching.tests.factories import (
+    ACTOR,
+    AS_OF,
+    groups_of,
+    outcome_of,
+    reconcile,
+    records,
+    two_way,
+)
+from reconciliation.runs import services
 from reconciliation.runs.models import Match, MatchItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -517,6 +526,14 @@ def test_aggregate_dates_refuse_bad_specs_and_say_where():
     # A pair has no group: said, not silently ignored.
     tolerance = {"name": "near", "type": "tolerance", "keys": ["reference"], "date": {"group": "span"}}
     assert refused(tolerance) == "passes[1].date.group: only an aggregate pass's date has a group condition."
+    # The services every surface writes rules through (admin, apply_config, API) refuse it alike.
+    defn, _, _ = two_way([EXACT])
+    with pytest.raises(ApplicationError) as exc:
+        services.rules_publish(
+            definition=defn, actor=ACTOR, rules={"passes": [EXACT, dated("one_to_many", "spread")]}
+        )
+    assert (exc.value.code, exc.value.status) == ("invalid_rules", 400)
+    assert defn.rule_versions.count() == 1
     # The default is member, and the engine's reading of the rules says so.
     (parsed,) = [p for p in parse_rules({"passes": [EXACT, dated("one_to_many")]}).passes if p.name == "agg"]
     assert parsed.describe()["date"] == {"field": "value_date", "window_days": 2, "group": "member"}
