@@ -14,12 +14,13 @@
 - Dates (optional, ``"date": {"field": "value_date", "window_days": 2, "group": "member"}``): the
   condition holds for every member, never for the sums alone, so a partial settlement days outside
   the window cannot complete a group. ``member`` (the default): every record within window_days of
-  every record of the other side (in 1:N and N:1, each member of the counterpart: the window of a
-  pairing pass, applied to each member). ``span``: the whole group, earliest to latest date of
-  both sides, within window_days; never looser than ``member`` (the counterpart is inside the
-  span). A group that fails it is not matched: its records stay for later passes, then breaks.
-  A member without the date never matches (as in a pairing pass). Without ``date`` no date is
-  compared (as before dates were added: the rule versions already approved keep their meaning).
+  every record of the other side (in 1:N and N:1: each member within the window of its
+  counterpart, the window of a pairing pass applied to each member). ``span``: the whole group,
+  earliest to latest date of both sides, within window_days; never looser than ``member`` (the
+  counterpart is inside the span). A group that fails it is not matched: its records stay for
+  later passes, then breaks. A member without the date never matches (as in a pairing pass).
+  Without ``date`` no date is compared (as before dates were added: the rule versions already
+  approved keep their meaning).
 
 One statement per pass (GROUP BY, hash join on the keys, a window for the one-to-one choice), written
 into the engine's ``_agg`` table: one row per match with the member ids and dates of each side as
