@@ -15,6 +15,8 @@ from jfintech.tenancy.selectors import role_of
 SIDE_LABELS = {"left": "Left", "right": "Right"}
 AMOUNT_FIELDS = {"amount", "raw_amount", "amount_at_stake"}
 QUANTITY_FIELDS = {"quantity", "opening", "traded", "expected_closing", "closing"}
+# Shown with the reference, not as a row of its own (a ledger record never has one).
+REFERENCE_FROM = "reference_from"
 
 
 def _readable(kind: str, value, currency: str):
@@ -30,6 +32,13 @@ def _readable(kind: str, value, currency: str):
 
 def _kind(field: str) -> str:
     return "amount" if field in AMOUNT_FIELDS else "quantity" if field in QUANTITY_FIELDS else ""
+
+
+def _with_origin(reference, record: dict | None):
+    """``INV-2026-0042 (from remittance /(?P<ref>INV-\\d+)/)``: the reference and the source
+    mapping's extractor that derived it (reconciliation's ingestion/references.py)."""
+    origin = (record or {}).get(REFERENCE_FROM)
+    return f"{reference} (from {origin})" if origin and reference is not None else reference
 
 
 def records_side_by_side(case) -> dict:
@@ -54,7 +63,7 @@ def records_side_by_side(case) -> dict:
     fields: list[str] = []
     for column in columns:
         for key in column["record"] or {}:
-            if key not in fields:
+            if key not in fields and key != REFERENCE_FROM:
                 fields.append(key)
     named = set(case.differences or {}) if isinstance(case.differences, dict) else set()
     rows = []
@@ -66,6 +75,8 @@ def records_side_by_side(case) -> dict:
                 _readable(_kind(field), v, (c["record"] or {}).get("currency") or case.currency)
                 for v, c in zip(values, columns, strict=True)
             ]
+        elif field == "reference":
+            values = [_with_origin(v, c["record"]) for v, c in zip(values, columns, strict=True)]
         differs = field in named or len(present) > 1
         rows.append({"field": field, "values": values, "differs": differs})
     return {"columns": columns, "rows": rows}
@@ -141,6 +152,13 @@ def case_page_context(request, case) -> dict:
 
 def case_links(case) -> dict:
     """Where the case's facts live in reconciliation, by URL name (exceptions never imports it)."""
+    if case.break_type == BreakType.DELIVERY_FAILED:
+        # Its "definition" is a report subscription and its "run" the delivery (reporting), never a
+        # reconciliation run of the same id.
+        return {
+            "delivery": reverse("admin:reporting_reportdelivery_change", args=[case.first_run_id]),
+            "subscription": reverse("admin:reporting_reportsubscription_change", args=[case.definition_id]),
+        }
     breaks = reverse("admin:reconciliation_break_changelist")
     return {
         "first_run": reverse("admin:reconciliation_run_change", args=[case.first_run_id]),

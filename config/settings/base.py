@@ -374,6 +374,7 @@ DEMO_SEEDERS = [
     "jfintech.tenancy.demo.seed_demo_tenant",
     "reconciliation.ingestion.demo.seed_ingestion_demo",
     "reconciliation.runs.demo.seed_recon_demo",
+    "reporting.demo.seed_report_demo",
     "exceptions.demo.seed_demo_cases",
 ]
 # The demo users' passwords, kept (mode 0600, in the checkout's local directory, never in git) so a

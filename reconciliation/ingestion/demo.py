@@ -1,15 +1,21 @@
-"""`make demo`: a month of the demo tenant's data, loaded through the real ingestion paths.
+"""`make demo`: a month of the demo tenant's data up to today, loaded through the real ingestion paths.
 
 Sources (names other demo seeders can rely on): ``fo-trades`` (front-office trades CSV),
 ``custodian-settlements`` (the custodian's CSV: ; separated, dd/mm/YYYY, decimal commas, D/C
-column), ``custody-positions`` (month-end positions CSV), ``gl-cash`` (general-ledger cash CSV) and
-``bank-camt053`` (the bank's camt.053 statements of the same cash account, one per business day).
+column), ``custody-positions`` (the custodian's end-of-day positions CSV, one set per business day
+and one as of today), ``gl-cash`` (general-ledger cash CSV) and ``bank-camt053`` (the bank's
+camt.053 statements of the same cash account, one per business day).
 
-Realistic breaks: settlements missing, late, short by a few cents, one the trades never had; a
-duplicated settlement row (rejected ``duplicate_key``) and a malformed one; positions that differ
-from the trades; bank fees not in the ledger, a ledger entry the bank never booked, an amount
-keyed wrong. Deterministic (seeded), idempotent (a source that already has a loaded batch is left
-alone) and quick (~2k rows).
+The data ends today (the tenant's business days of the last ~30 days, ``demo_days``), so a run
+as of today — beat's, or an analyst's "run now" — finds today's positions and trades: it reports
+what the data holds, not every holding as a break for want of a position dated today.
+
+Realistic breaks: settlements missing, late, short by a few cents or by a quantity, one the
+trades never had; a duplicated settlement row (rejected ``duplicate_key``) and a malformed one;
+on the last day (``POSITION_STORY_DAYS_AGO``) two positions that differ from the trades and one the
+custodian did not report; bank fees not in the ledger, a ledger entry the bank never booked,
+yesterday's first payment posted twice, an amount keyed wrong. Deterministic (seeded), idempotent
+(a source that already has a loaded batch is left alone) and quick (~2k rows).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from jfintech.audit import Actor
-from jfintech.tenancy.calendar import tenant_today
+from jfintech.tenancy.calendar import is_business_day, tenant_today
 from jfintech.tenancy.models import Tenant
 from reconciliation.ingestion import services
 from reconciliation.ingestion.samples import Entry, Statement, camt_chunks
@@ -32,6 +38,10 @@ ACCOUNT_IBAN = "GB33BUKB20201555555555"
 GL_ACCOUNT = "1010-CASH-GBP"
 BOOKS = ["EQ-LDN", "EQ-NY", "FI-LDN"]
 ISINS = ["GB0002374006", "GB0007980591", "US0378331005", "US5949181045", "DE0007164600", "FR0000120271"]
+DAYS_BACK = 30  # calendar days of data before today
+# The day the custodian's positions go wrong (business days before the data's last one): the demo's
+# securities run as of that day finds the position breaks (reconciliation.runs.demo).
+POSITION_STORY_DAYS_AGO = 0
 
 SOURCES = {
     "fo-trades": (
@@ -109,26 +119,39 @@ SOURCES = {
 }
 
 
-def _business_days(first: date, last: date) -> list[date]:
-    return [
-        first + timedelta(days=i)
-        for i in range((last - first).days + 1)
-        if (first + timedelta(days=i)).weekday() < 5
-    ]
+def demo_days(tenant) -> tuple[list[date], date]:
+    """(the business days the demo data covers, today): those of the last ~30 days up to today."""
+    today = tenant_today(tenant)
+    span = [today - timedelta(days=i) for i in range(DAYS_BACK, -1, -1)]
+    return [d for d in span if is_business_day(tenant, d)], today
 
 
-def _month(tenant) -> tuple[date, date]:
-    first_of_this = tenant_today(tenant).replace(day=1)
-    last = first_of_this - timedelta(days=1)
-    return last.replace(day=1), last
+def _positions(days: list[date], today: date, trades_by_day: dict) -> str:
+    """The custodian's end-of-day positions: each business day's holdings (the trades up to that
+    day), and today's when today is not a business day (a run as of today finds them). On the story
+    day two holdings are off by 100 and one is not reported: that day's run has its position
+    breaks, and the next day balances again (its opening is the custodian's own previous day)."""
+    story = days[-1 - POSITION_STORY_DAYS_AGO]
+    lines = ["position_id,as_of,account,isin,quantity,market_value,ccy"]
+    holdings: dict[tuple[str, str], int] = {}
+    for as_of in [*days, *([today] if today != days[-1] else [])]:
+        for key, qty in trades_by_day.get(as_of, []):
+            holdings[key] = holdings.get(key, 0) + qty
+        for i, ((book, isin), qty) in enumerate(sorted(holdings.items())):
+            if as_of == story and i % 11 == 7:
+                continue  # a position the custodian did not report that day
+            if as_of >= story and i % 9 == 4:
+                qty += 100  # the custodian booked 100 the trades never had (and keeps them)
+            lines.append(f"P-{book}-{isin}-{as_of:%Y%m%d},{as_of},{book},{isin},{qty},{qty * 10:.2f},GBP")
+    return "\n".join(lines) + "\n"
 
 
-def _trades_and_settlements(days: list[date], rng: random.Random) -> tuple[str, str, str]:
+def _trades_and_settlements(days: list[date], today: date, rng: random.Random) -> tuple[str, str, str]:
     trades = ["trade_id,trade_date,settle_date,book,isin,quantity,consideration,ccy,broker,version,trader"]
     settlements = [
         "settlement_ref;settled_on;trade_dt;safekeeping_acct;isin;qty;cash_amount;dr_cr;ccy;client_ref"
     ]
-    holdings: dict[tuple[str, str], int] = {}
+    trades_by_day: dict[date, list] = {}
     n = 0
     for day in days:
         for _ in range(rng.randint(20, 30)):
@@ -142,15 +165,19 @@ def _trades_and_settlements(days: list[date], rng: random.Random) -> tuple[str, 
             trades.append(
                 f"{trade_id},{day},{settle},{book},{isin},{qty},{cash:.2f},GBP,BRK{n % 7},1,trader{n % 5}"
             )
-            holdings[(book, isin)] = holdings.get((book, isin), 0) + qty
+            trades_by_day.setdefault(day, []).append(((book, isin), qty))
             roll = rng.random()
             if roll < 0.03:
                 continue  # never settled: missing on the custodian side
             settled_cash = cash - Decimal("0.05") if roll < 0.06 else cash  # a few pence short
-            settled_on = settle + timedelta(days=3) if roll < 0.08 else settle  # settled late
+            late = min(settle + timedelta(days=3), today)  # never a settlement dated after today
+            settled_on = late if roll < 0.08 else settle  # settled late
+            # Partly settled: the custodian delivered 100 fewer (a lone 100 lot: 100 more).
+            step = 100 if qty > 0 else -100
+            settled_qty = (qty - step if abs(qty) > 100 else qty + step) if 0.08 <= roll < 0.09 else qty
             text = f"{abs(settled_cash):.2f}".replace(".", ",")
             settlements.append(
-                f"ST{n:06d};{settled_on:%d/%m/%Y};{day:%d/%m/%Y};{book};{isin};{qty};{text};"
+                f"ST{n:06d};{settled_on:%d/%m/%Y};{day:%d/%m/%Y};{book};{isin};{settled_qty};{text};"
                 f"{'D' if settled_cash < 0 else 'C'};GBP;{trade_id}"
             )
     settlements.append(settlements[-1])  # the custodian sent one row twice: duplicate_key
@@ -158,15 +185,8 @@ def _trades_and_settlements(days: list[date], rng: random.Random) -> tuple[str, 
         f"ST999998;{days[3]:%d/%m/%Y};{days[1]:%d/%m/%Y};EQ-LDN;GB0002374006;100;12,50;C;GBP;UNKNOWN"
     )
     settlements.append(f"ST999999;{days[4]:%d/%m/%Y};;EQ-LDN;GB0002374006;100;twelve;C;GBP;TYPO")  # malformed
-    positions = ["position_id,as_of,account,isin,quantity,market_value,ccy"]
-    as_of = days[-1]
-    for i, ((book, isin), qty) in enumerate(sorted(holdings.items())):
-        if i % 9 == 4:
-            qty += 100  # the custodian's position differs from the trades
-        if i % 11 == 7:
-            continue  # a position the custodian does not report
-        positions.append(f"P-{book}-{isin},{as_of},{book},{isin},{qty},{qty * 10:.2f},GBP")
-    return "\n".join(trades) + "\n", "\n".join(settlements) + "\n", "\n".join(positions) + "\n"
+    positions = _positions(days, today, trades_by_day)
+    return "\n".join(trades) + "\n", "\n".join(settlements) + "\n", positions
 
 
 def _cash(days: list[date], rng: random.Random) -> tuple[str, list[Statement]]:
@@ -190,6 +210,8 @@ def _cash(days: list[date], rng: random.Random) -> tuple[str, list[Statement]]:
             )
             booked = amount + Decimal("10.00") if line % 37 == 0 else amount  # keyed wrong in the ledger
             gl.append(f"JL{line:06d},{day},{day},{GL_ACCOUNT},{booked:.2f},GBP,{ref},Invoice {line}")
+            if k == len(days) - 2 and j == 0:  # yesterday's first payment posted twice: a duplicate
+                gl.append(f"JL{line:06d}B,{day},{day},{GL_ACCOUNT},{booked:.2f},GBP,{ref},Invoice {line}")
         if k % 5 == 2:
             entries.append(
                 Entry(Decimal("-25.00"), day, ref=f"FEE{day:%m%d}", end_to_end="", description="Bank charges")
@@ -215,10 +237,10 @@ def seed_ingestion_demo(out) -> None:
         )[0]
         for name, (kind, fmt, mapping) in SOURCES.items()
     }
-    first, last = _month(tenant)
-    days = _business_days(first, last)
+    days, today = demo_days(tenant)
+    first = days[0]
     rng = random.Random(20240131)  # noqa: S311  (deterministic demo data, not security)
-    trades, settlements, positions = _trades_and_settlements(days, rng)
+    trades, settlements, positions = _trades_and_settlements(days, today, rng)
     gl, statements = _cash(days, rng)
     files = {
         "fo-trades": ("trades.csv", trades),

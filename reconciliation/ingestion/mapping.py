@@ -12,8 +12,13 @@ A CSV source's ``mapping`` (DataSource.mapping)::
       "sign": "as_is" | "negate" | {"column": "DC", "negative": ["D", "DR"], "positive": ["C", "CR"]},
       "default_currency": "EUR",
       "attributes": ["Desk", "Trader"],   # extra columns kept in the record's attributes
-      "last_line_break": "required"       # default; "optional" when the producer omits it (RFC 4180
-    }                                     # allows that; parsers/csv.py says what is checked then)
+      "last_line_break": "required",      # default; "optional" when the producer omits it (RFC 4180
+                                          # allows that; parsers/csv.py says what is checked then)
+      "reference_extractors": [...]       # optional: how ``reference`` is derived from the mapped
+    }                                     # text fields and attributes (references.py)
+
+A statement source's mapping takes only ``reference_extractors`` (over its parser's candidate
+references; docs/config-file.md, "Reference extractors").
 
 Parsers only pick the mapped columns (cheap, C-level); turning text into dates, amounts and signs
 is done by validation.Validator from the ``Normalization`` below.

@@ -26,6 +26,10 @@ class Entry:
     # A batched booking: the amounts (signed) of its transactions.
     transactions: list[tuple[str, Decimal]] = field(default_factory=list)
     instructed: tuple[Decimal, str, Decimal] | None = None  # (amount, currency, exchange rate)
+    # More references of a transaction (camt): InstrId, UETR (001.08 only), CdtrRefInf/Ref.
+    instruction_id: str = ""
+    uetr: str = ""
+    creditor_reference: str = ""
 
 
 @dataclass
@@ -75,7 +79,12 @@ def _entry(e: Entry, version: str) -> str:
     txs = e.transactions or [(e.end_to_end, None)]
     details = []
     for ref, amount in txs:
-        tx = ["<TxDtls>", f"<Refs><EndToEndId>{escape(ref or 'NOTPROVIDED')}</EndToEndId></Refs>"]
+        refs = [
+            f"<InstrId>{escape(e.instruction_id)}</InstrId>" if e.instruction_id else "",
+            f"<EndToEndId>{escape(ref or 'NOTPROVIDED')}</EndToEndId>",
+            f"<UETR>{e.uetr}</UETR>" if e.uetr and version == "08" else "",
+        ]
+        tx = ["<TxDtls>", f"<Refs>{''.join(refs)}</Refs>"]
         if amount is not None:
             if version == "08":
                 tx.append(f'<Amt Ccy="{{ccy}}">{abs(amount):.2f}</Amt><CdtDbtInd>{_cdi(amount)}</CdtDbtInd>')
@@ -90,8 +99,11 @@ def _entry(e: Entry, version: str) -> str:
         if e.counterparty:
             tag = "Dbtr" if e.amount >= 0 else "Cdtr"
             tx.append(f"<RltdPties>{_party(tag, e.counterparty, version)}</RltdPties>")
-        if e.description:
-            tx.append(f"<RmtInf><Ustrd>{escape(e.description)[:140]}</Ustrd></RmtInf>")
+        remittance = f"<Ustrd>{escape(e.description)[:140]}</Ustrd>" if e.description else ""
+        if e.creditor_reference:
+            remittance += f"<Strd><CdtrRefInf><Ref>{escape(e.creditor_reference)}</Ref></CdtrRefInf></Strd>"
+        if remittance:
+            tx.append(f"<RmtInf>{remittance}</RmtInf>")
         tx.append("</TxDtls>")
         details.append("".join(tx))
     parts.append(f"<NtryDtls>{''.join(details)}</NtryDtls></Ntry>\n")

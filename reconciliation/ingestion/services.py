@@ -27,7 +27,7 @@ from jfintech.observability.tracing import current_trace_id
 from jfintech.tenancy import permissions
 from jfintech.tenancy.calendar import tenant_today
 from reconciliation import partitions
-from reconciliation.ingestion import formats, metrics
+from reconciliation.ingestion import formats, metrics, references
 from reconciliation.ingestion.loader import DirectLoad, LoadResult, Staging, StagingNeeded
 from reconciliation.ingestion.parsers import FileRejected, Parsed
 from reconciliation.ingestion.parsers.json_records import parse_json_records
@@ -196,7 +196,7 @@ def _load(
 
 def _validated(parsed: Parsed, source: DataSource, tenant):
     validator = Validator(kind=source.kind, normalization=parsed.normalization, window=tenant_window(tenant))
-    return map(validator.check, parsed.rows)
+    return map(validator.check, references.apply(parsed.rows, source.mapping))
 
 
 def _check_not_empty(parsed: Parsed, total: int, source: DataSource) -> None:
@@ -489,6 +489,7 @@ def source_validate(*, kind: str, format: str, mapping: dict, connector: dict) -
         raise ApplicationError("mapping and connector must be objects", code="invalid_source")
     if format == DataSource.Format.CSV:
         validate_csv_mapping(mapping, kind)
+    references.validate(mapping, format)
     connector_type = connector.get("type", "database")
     if connector_type not in CONNECTOR_TYPES:
         raise ApplicationError(

@@ -596,7 +596,13 @@ _RECORD_JSON = """jsonb_build_object('id', {t}.id, 'source_id', {t}.source_id,
     'account', {t}.account, 'instrument', {t}.instrument,
     'reference', {t}.reference, 'counterparty', {t}.counterparty, 'currency', {t}.currency,
     'amount', {t}.raw_amount::text, 'quantity', {t}.quantity::text, 'trade_date', {t}.trade_date,
-    'value_date', {t}.value_date)"""
+    'value_date', {t}.value_date) || coalesce((
+    -- which extractor gave the reference (ingestion/references.py), for the case page; read off the
+    -- record for the few break rows rather than carried through every pool
+    SELECT jsonb_build_object('reference_from', x.attributes->>'reference_from')
+    FROM reconciliation_record x
+    WHERE x.id = {t}.id AND x.business_date = {t}.business_date AND x.attributes ? 'reference_from'
+    ), '{{}}'::jsonb)"""
 
 
 def _persist(ctx: RunContext, rules: RuleSet, base: dict, left: str, right: str) -> dict:

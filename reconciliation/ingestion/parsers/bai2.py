@@ -125,6 +125,17 @@ def parse_bai2(stream, *, max_bytes: int) -> Parsed:
                     "statement_id": info.statement_id,
                     "type_code": code,
                     "bank_reference": tx.bank_reference,
+                    # Candidate references (references.CANDIDATES["bai2"]); the package joins a 16
+                    # record's text and its 88 continuations with a space.
+                    "references": {
+                        k: str(v)
+                        for k, v in (
+                            ("customer_reference", tx.customer_reference),
+                            ("bank_reference", tx.bank_reference),
+                            ("remittance", tx.text),
+                        )
+                        if v
+                    },
                 }
                 rows.append(
                     (

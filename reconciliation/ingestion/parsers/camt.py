@@ -11,6 +11,9 @@ each entry is turned into a staging row and cleared, so memory stays flat howeve
 - A batched entry whose TxDtls carry amounts adding up to the entry becomes one record per
   transaction; otherwise one record for the entry, with the transaction references in attributes.
 - Foreign-currency details (AmtDtls/InstdAmt with CcyXchg) are kept in attributes.
+- Every candidate reference (EndToEndId, InstrId, TxId, UETR, AcctSvcrRef, CdtrRefInf/Ref, the
+  Ustrd text) is kept in ``attributes.references`` for the source's reference extractors
+  (references.py); the reference itself is the end-to-end id, else the AcctSvcrRef.
 - Entries that are not booked (Sts PDNG/INFO) are rejected as ``not_booked``: a statement's
   booked balances do not include them.
 - Control: opening + booked entries = closing per statement (camt.053), else the whole file is
@@ -277,9 +280,15 @@ def _entry_rows(n: _Names, entry, entry_no: int, statement: StatementInfo):
     if split and sum((_signed(d["amount"], d["cdi"]) for d in details), Decimal(0)) != _signed(amount, cdi):
         split = False  # the transactions do not add up to the entry: keep the entry whole
     description = _text(f, "Ntry/AddtlNtryInf")
+    # The entry's own references back a transaction's missing ones (a bank that gives AcctSvcrRef
+    # only on the entry, remittance only in AddtlNtryInf).
+    entry_refs = {
+        k: v for k, v in (("account_servicer_ref", servicer_ref), ("additional_info", description)) if v
+    }
     if split:
         for k, d in enumerate(details, start=1):
-            attributes = {**common, **d["attributes"], "batch_entry": external_id}
+            attributes = {**common, **d["attributes"], "batch_entry": external_id,
+                          "references": entry_refs | d["references"]}  # fmt: skip
             yield _row(
                 entry_no,
                 raw,
@@ -297,9 +306,11 @@ def _entry_rows(n: _Names, entry, entry_no: int, statement: StatementInfo):
             )
         return
     first = (
-        details[0] if details else {"reference": "", "counterparty": "", "description": "", "attributes": {}}
+        details[0]
+        if details
+        else {"reference": "", "counterparty": "", "description": "", "attributes": {}, "references": {}}
     )
-    attributes = {**common, **first["attributes"]}
+    attributes = {**common, **first["attributes"], "references": entry_refs | first["references"]}
     if len(details) > 1:
         attributes["transactions"] = [d["reference"] for d in details]
     yield _row(
@@ -339,6 +350,10 @@ def _tx(n: _Names, tx, entry_cdi: str) -> dict:
     counterparty = _text(f, f"{role}/Nm") if n.version == "02" else n.party(tx, role)
     reference = attributes.get("end_to_end_id") or _text(f, "Refs/AcctSvcrRef")
     description = " ".join(u.text or "" for u in tx.iterfind(n.q("RmtInf/Ustrd"))).strip()
+    # Every reference the transaction carries, as given (NOTPROVIDED included: the analyst sees
+    # what the bank sent; references.py treats it as absent).
+    references = {key: _text(f, path) for key, path in _TX_REFERENCES}
+    references["remittance"] = description
     return {
         "amount": amount,
         "cdi": cdi,
@@ -346,7 +361,20 @@ def _tx(n: _Names, tx, entry_cdi: str) -> dict:
         "counterparty": counterparty,
         "description": description,
         "attributes": attributes,
+        "references": {k: v for k, v in references.items() if v},
     }
+
+
+# Candidate references of a transaction (names: references.CANDIDATES), by their XML path.
+_TX_REFERENCES = (
+    ("end_to_end_id", "Refs/EndToEndId"),
+    ("instruction_id", "Refs/InstrId"),
+    ("transaction_id", "Refs/TxId"),
+    ("uetr", "Refs/UETR"),
+    ("account_servicer_ref", "Refs/AcctSvcrRef"),
+    ("creditor_reference", "CdtrRefInf/Ref"),  # structured: ISO 11649 RF… or a national one
+    ("additional_info", "TxDtls/AddtlTxInf"),
+)
 
 
 def _row(

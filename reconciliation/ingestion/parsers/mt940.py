@@ -3,7 +3,8 @@
 The package reads a whole file, so the size is capped (INGEST_MAX_WHOLE_FILE_BYTES). Its 5.0 default
 gives a reversal of a credit (``RC``) a positive amount; ``reversal_sign=True`` signs it like the
 debit it is (and ``RD``, a reversal of a debit, stays a credit). Control: opening (:60F:/:60M:) +
-entries = closing (:62F:/:62M:) per statement.
+entries = closing (:62F:/:62M:) per statement. An entry's candidate references (:61: customer and
+bank references, the whole :86: text) are kept in ``attributes.references`` (references.py).
 
 Complete to the last byte: every statement ends with a line ``-`` (``-}`` in a SWIFT envelope,
 whose braces must balance), so a file whose last line is anything else was cut (``truncated_file``)
@@ -59,6 +60,28 @@ def _entry_lines(text: str) -> list[tuple[int, str]]:
                 block.append(follow)
             entries.append((i + 1, "\n".join(block)))
     return entries
+
+
+def details_text(raw: str) -> str:
+    """The :86: of an entry's raw block, its lines joined as SWIFT wraps them: at 65 characters,
+    often inside a word (``INV-2026-00`` / ``42``), so without a separator."""
+    _, found, details = raw.partition("\n:86:")
+    return "".join(line.rstrip("\r") for line in details.split("\n")) if found else ""
+
+
+def _references(t: dict, raw: str) -> dict:
+    """An entry's candidate references (names: references.CANDIDATES["mt940"]), as given.
+
+    The :61: customer reference (subfield 7, often NONREF) and bank reference (after //); the
+    ``EREF+`` of a structured (German GVC) :86: the package reads; the whole :86: text.
+    """
+    references = {
+        "customer_reference": t.get("customer_reference"),
+        "bank_reference": t.get("bank_reference"),
+        "end_to_end_id": t.get("end_to_end_reference"),
+        "remittance": details_text(raw),
+    }
+    return {k: str(v) for k, v in references.items() if v}
 
 
 def _balance(data: dict, *keys: str):
@@ -125,6 +148,7 @@ def parse_mt940(stream, *, max_bytes: int) -> Parsed:
                 "bank_reference": t.get("bank_reference"),
                 "reversal": str(t.get("status", "")).upper().startswith("R"),
             }
+            attributes["references"] = _references(t, raw)
             reference = t.get("customer_reference") or t.get("bank_reference") or ""
             rows.append(
                 (

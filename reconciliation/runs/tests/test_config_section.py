@@ -5,6 +5,7 @@ from django.core.management import CommandError, call_command
 
 from jfintech.audit.models import AuditEvent
 from jfintech.tests.factories import TenantFactory
+from reconciliation.runs.config_section import validate
 from reconciliation.runs.models import Definition
 
 pytestmark = pytest.mark.django_db
@@ -98,3 +99,16 @@ def test_apply_config_takes_an_aggregate_date_group_and_refuses_a_bad_one_saying
         call_command("apply_config", str(path))
     versions = Definition.objects.get(tenant=tenant, name="batches").rule_versions.order_by("version")
     assert [v.rules["passes"][1]["date"].get("group") for v in versions] == [None, "span"]
+
+
+def test_the_documented_reconciliations_example_is_valid():
+    """docs/config-file.md's "Reconciliations and their rules" example passes the section's checks."""
+    from pathlib import Path
+
+    import yaml
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "config-file.md").read_text()
+    section = docs.split("## Reconciliations and their rules", 1)[1].split("\n## ", 1)[0]
+    (block,) = [yaml.safe_load(b.split("```", 1)[0]) for b in section.split("```yaml\n")[1:]]
+    assert validate(block["reconciliations"], tenant=None) == []
+    assert block["reconciliations"][0]["rules"]["passes"][1]["date"]["group"] == "member"
