@@ -26,6 +26,7 @@ from jfintech.tenancy.admin import TenantScopedAdminMixin
 from reconciliation.matching import approval, manual, selectors, simulation, suggestions
 from reconciliation.matching.models import MatchReview, RuleVersionApproval, SimulationKind, SimulationReport
 from reconciliation.matching.passes import parse_rules
+from reconciliation.runs.admin import passes_html
 from reconciliation.runs.models import (
     MANUAL_PASS_NAME,
     Definition,
@@ -264,8 +265,8 @@ class RuleVersionApprovalAdmin(_MemberAdmin):
     list_filter = ["status"]
     actions = ["approve", "reject"]
     readonly_fields = [
-        "definition", "version", "status", "rules_pretty", "comment", "created_by", "created_at",
-        "decided_by", "decided_at", "decision_note",
+        "definition", "version", "status", "rules_pretty", "passes_effective", "comment", "created_by",
+        "created_at", "decided_by", "decided_at", "decision_note",
     ]  # fmt: skip
     fields = readonly_fields
 
@@ -275,6 +276,10 @@ class RuleVersionApprovalAdmin(_MemberAdmin):
     @admin.display(description="rules")
     def rules_pretty(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.rules, indent=2))
+
+    @admin.display(description="passes as run (defaults filled in)")
+    def passes_effective(self, obj):
+        return passes_html(obj.rules)
 
     def _decide(self, request, queryset, note, approve: bool):
         # The service checks the role (approver) and four-eyes (never the author) for each version.

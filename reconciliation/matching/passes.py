@@ -137,7 +137,7 @@ def closeness_sql(index: int, params: dict, *, amount, quantity, date=None) -> s
         delta = f"abs({l}.{column} - {r}.{column})"
         used.append(f"CASE WHEN {limit} > 0 THEN {delta} / {limit} ELSE 0 END")
     if date is not None and date.window_days:
-        used.append(f"abs({l}.{date.field} - {r}.{date.field})::numeric / {int(date.window_days)}")
+        used.append(f"({date.delta_sql()})::numeric / {int(date.window_days)}")
     if not used:
         return "1::numeric"
     return f"(1 - greatest({', '.join(f'coalesce({u}, 0)' for u in used)}) / 2)"
@@ -145,13 +145,25 @@ def closeness_sql(index: int, params: dict, *, amount, quantity, date=None) -> s
 
 @dataclass(frozen=True)
 class DateWindow:
+    """A pair's dates at most ``window_days`` apart (inclusive) in ``field``."""
+
     field: str = "value_date"
     window_days: int = 0
+
+    def delta_sql(self) -> str:
+        """The days the condition measures between the sides ``l`` and ``r`` (<= window_days)."""
+        return f"abs(l.{self.field} - r.{self.field})"
 
     @classmethod
     def parse(cls, spec, where: str) -> DateWindow:
         if not isinstance(spec, dict):
             raise _invalid(f'{where}: expected {{"field": "value_date", "window_days": 2}}.', field=where)
+        if "group" in spec:
+            # Said rather than ignored: a pair has no group; a date copied from an aggregate pass
+            # would otherwise silently mean less than its author thinks.
+            raise _invalid(
+                f"{where}.group: only an aggregate pass's date has a group condition.", field=where
+            )
         name = spec.get("field", "value_date")
         if name not in DATE_FIELDS:
             raise _invalid(f"{where}.field: one of {list(DATE_FIELDS)}.", field=where)
@@ -253,7 +265,7 @@ class KeyedPass(Pass):
         date_delta = "NULL::integer"
         if self.date is not None:
             f = self.date.field
-            date_delta = f"abs(l.{f} - r.{f})"
+            date_delta = self.date.delta_sql()
             if self.date.window_days == 0:
                 joins.append(f"l.{f} = r.{f}")
             else:
@@ -455,6 +467,22 @@ def parse_rules(rules) -> RuleSet:
         break_keys=tuple(break_keys),
         field_map=parse_field_map(rules.get("field_map", {})),
     )
+
+
+def effective_passes(rules) -> list[dict] | None:
+    """Each pass as the engine reads it, defaults filled in (an aggregate date's ``group``, an
+    omitted amount's exact tolerance), for the pages that show rules; None if they do not parse."""
+    try:
+        passes = parse_rules(rules).passes
+    except ApplicationError:
+        return None
+    shown = []
+    for p in passes:
+        entry = {"name": p.name, "type": p.type, **p.describe()}
+        if p.outcome == "matched":  # a pass that pairs or groups: its score thresholds
+            entry |= {"auto_threshold": str(p.auto_threshold), "suggest_threshold": str(p.suggest_threshold)}
+        shown.append(entry)
+    return shown
 
 
 def parse_field_map(spec) -> dict:

@@ -20,7 +20,7 @@ from jfintech.common.errors import ApplicationError
 from jfintech.common.money import format_money, money_html, quantity_html
 from jfintech.observability.admin import trace_links
 from jfintech.tenancy.admin import TenantScopedAdminMixin
-from reconciliation.matching.passes import DEFAULT_RULES, parse_rules
+from reconciliation.matching.passes import DEFAULT_RULES, effective_passes, parse_rules
 from reconciliation.models import DataSource, Record
 from reconciliation.runs import selectors, services
 from reconciliation.runs.models import Break, Definition, RuleVersion, Run, RunTrigger, Side
@@ -201,6 +201,13 @@ class DefinitionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                 self.message_user(request, f"{definition.name}: {exc.message}", messages.ERROR)
 
 
+def passes_html(rules) -> str:
+    """The passes as the engine reads them, with the defaults the JSON leaves out (e.g. an aggregate
+    date's group: member), so a reviewer sees what a version will do, not only what it says."""
+    passes = effective_passes(rules)
+    return "-" if passes is None else format_html("<pre>{}</pre>", json.dumps(passes, indent=2, default=str))
+
+
 @admin.register(RuleVersion)
 class RuleVersionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     """Read-only: a version never changes (edit a definition's rules to publish a new one; another
@@ -213,6 +220,7 @@ class RuleVersionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "definition",
         "version",
         "rules_pretty",
+        "passes_effective",
         "comment",
         "created_by",
         "created_at",
@@ -223,6 +231,10 @@ class RuleVersionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="rules")
     def rules_pretty(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.rules, indent=2))
+
+    @admin.display(description="passes as run (defaults filled in)")
+    def passes_effective(self, obj):
+        return passes_html(obj.rules)
 
 
 def _link(name: str, pk, text) -> str:

@@ -10,7 +10,7 @@ from jfintech.tenancy.models import Membership, Role
 from jfintech.testing.processes import wait_until
 from jfintech.tests.factories import member
 from reconciliation.matching.models import SimulationReport
-from reconciliation.matching.tests.factories import reconcile, records, two_way
+from reconciliation.matching.tests.factories import ACTOR, reconcile, records, two_way
 from reconciliation.runs import services
 from reconciliation.runs.models import Match
 
@@ -138,3 +138,21 @@ def test_a_simulation_is_requested_from_the_admin_and_computed_by_a_worker(clien
     # The worker computes it (and is done before the test's tables are flushed under it).
     wait_until(lambda: SimulationReport.objects.get(pk=report.pk).status != "pending", timeout=60)
     assert SimulationReport.objects.get(pk=report.pk).status == "completed"
+
+
+def test_rule_version_pages_show_the_passes_with_an_aggregate_dates_default_group(client):
+    defn, _, _ = suggested()
+    dated = {"name": "batch", "type": "aggregate", "cardinality": "one_to_many", "keys": ["reference"],
+             "date": {"field": "value_date", "window_days": 2}}  # fmt: skip
+    version = services.rules_publish(definition=defn, actor=ACTOR, rules={"passes": [EXACT, dated]})
+    staff(client, defn.tenant, Role.APPROVER)
+    for url in (
+        f"/admin/reconciliation/ruleversionapproval/{version.pk}/change/",
+        f"/admin/reconciliation/ruleversion/{version.pk}/change/",
+    ):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        html = page.content.decode()
+        # The JSON as written has no group; the passes as run say which one applies.
+        assert "Passes as run (defaults filled in)" in html
+        assert "&quot;group&quot;: &quot;member&quot;" in html, url

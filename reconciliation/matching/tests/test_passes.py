@@ -1,6 +1,7 @@
 """Fuzzy and aggregation passes, scores and thresholds: each cardinality, each boundary, checked on what
 PostgreSQL stored (matches, items, breaks) and on the run's conservation."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -8,7 +9,16 @@ from django.db import IntegrityError, connection, transaction
 
 from jfintech.common.errors import ApplicationError
 from reconciliation.matching.passes import parse_rules
-from reconciliation.matching.tests.factories import AS_OF, groups_of, outcome_of, reconcile, records, two_way
+from reconciliation.matching.tests.factories import (
+    ACTOR,
+    AS_OF,
+    groups_of,
+    outcome_of,
+    reconcile,
+    records,
+    two_way,
+)
+from reconciliation.runs import services
 from reconciliation.runs.models import Match, MatchItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -363,3 +373,167 @@ def test_aggregation_refuses_bad_specs():
     ]:
         with pytest.raises(ApplicationError, match=message):
             parse_rules({"passes": [EXACT, aggregate("one_to_many") | bad]})
+
+
+# --- aggregation: dates over every member ------------------------------------------------------------
+
+DAY = AS_OF  # the counterpart's value date; a window of two days either side
+
+
+def dated(cardinality: str, group: str | None = None, window_days: int = 2) -> dict:
+    date = {"field": "value_date", "window_days": window_days} | ({"group": group} if group else {})
+    return aggregate(cardinality, date=date)
+
+
+def days(n: int):
+    return DAY + timedelta(days=n)
+
+
+def sides_of(cardinality: str, left, right):
+    """(the counterpart's source, the members' source) of a 1:N or N:1 pass."""
+    return (left, right) if cardinality == "one_to_many" else (right, left)
+
+
+# Member dates relative to the counterpart's, and whether the group matches under member / span.
+# The counterpart is inside the span, so span is never looser than member: a group that fails member
+# fails span too, and span also refuses a group whose members sit on either side of the counterpart.
+DATED_GROUPS = [
+    pytest.param((0, 1, 2), True, True, id="all-within-the-window-and-the-span"),
+    pytest.param((-2, 0, 2), True, False, id="each-within-the-window-but-spanning-4-days"),
+    pytest.param((0, 1, 5), False, False, id="one-partial-settlement-3-days-outside"),
+    pytest.param((-3, 0, 0), False, False, id="one-partial-settlement-before-the-window"),
+]
+
+
+@pytest.mark.parametrize("cardinality", ["one_to_many", "many_to_one"])
+@pytest.mark.parametrize(("offsets", "under_member", "under_span"), DATED_GROUPS)
+@pytest.mark.parametrize("group", [None, "member", "span"])
+def test_an_aggregate_date_condition_holds_for_every_member(
+    cardinality, offsets, under_member, under_span, group
+):
+    defn, left, right = two_way([EXACT, dated(cardinality, group)], break_keys=["account"])
+    one, many = sides_of(cardinality, left, right)
+    (counterpart,) = records(
+        one, {"reference": "BATCH", "amount": "60.00", "value_date": DAY, "account": "C"}
+    )
+    members = records(
+        many,
+        *({"reference": "BATCH", "amount": "20.00", "value_date": days(d), "account": f"M{i}"}
+          for i, d in enumerate(offsets)),
+    )  # fmt: skip
+    run = reconcile(defn)
+    assert run.conservation["ok"], run.conservation
+    expected = under_span if group == "span" else under_member  # no group given: member
+    got = outcome_of(run)
+    if expected:
+        assert groups_of(run) == {"agg": [sorted([counterpart, *members])]}
+        # member: the farthest member from the counterpart; span: earliest to latest of all.
+        everyone = (*offsets, 0)
+        farthest = max(everyone) - min(everyone) if group == "span" else max(abs(d) for d in offsets)
+        match = Match.objects.get(run_id=run.pk)
+        assert match.differences.get("date_days", 0) == farthest
+        # Closeness of the dates: at the window's edge a group scores 0.5, as a pair does.
+        assert match.score == 1 - Decimal(farthest) / 2 / 2
+    else:
+        assert not Match.objects.filter(run_id=run.pk).exists()
+        # Not matched: every record stays unmatched and ends in the breaks (break keys: account).
+        on_left, on_right = "missing_right", "missing_left"
+        assert got[counterpart] == (on_left if one == left else on_right)
+        assert {got[m] for m in members} == {on_right if one == left else on_left}
+
+
+def test_a_group_the_date_refuses_goes_to_the_next_pass():
+    strict = dated("one_to_many") | {"name": "agg_2d"}
+    wide = dated("one_to_many", window_days=5) | {"name": "agg_5d"}
+    defn, left, right = two_way([EXACT, strict, wide], break_keys=["account"])
+    (batch,) = records(left, {"reference": "B", "amount": "30", "value_date": DAY, "account": "1"})
+    parts = records(
+        right,
+        {"reference": "B", "amount": "10", "value_date": DAY, "account": "2"},
+        {"reference": "B", "amount": "20", "value_date": days(4), "account": "3"},  # settled 4 days late
+    )
+    # The two-day pass leaves the whole group in the pools; the five-day pass after it takes it.
+    assert groups_of(reconcile(defn)) == {"agg_5d": [sorted([batch, *parts])]}
+
+
+def test_a_member_without_the_date_never_completes_a_dated_group():
+    defn, left, right = two_way([EXACT, dated("many_to_one")], break_keys=["account"])
+    parts = records(
+        left,
+        {"reference": "P", "amount": "10", "value_date": DAY, "account": "1"},
+        {"reference": "P", "amount": "20", "account": "2"},  # no value date
+    )
+    (total,) = records(right, {"reference": "P", "amount": "30", "value_date": DAY, "account": "3"})
+    got = outcome_of(reconcile(defn))
+    assert {got[i] for i in parts} == {"missing_right"}
+    assert got[total] == "missing_left"
+
+
+@pytest.mark.parametrize(
+    ("right_offsets", "group", "expected"),
+    [
+        pytest.param((0, 0), "member", True, id="every-cross-side-pair-within-2-days"),
+        pytest.param((0, 0), "span", False, id="spanning-4-days"),
+        pytest.param((0, 1), "member", False, id="days-minus-2-and-1-are-3-apart"),
+    ],
+)
+def test_many_to_many_dates_compare_every_record_with_every_record_of_the_other_side(
+    right_offsets, group, expected
+):
+    defn, left, right = two_way([EXACT, dated("many_to_many", group)], break_keys=["account"])
+    lefts = records(
+        left,
+        {"reference": "N", "amount": "10", "value_date": days(-2), "account": "1"},
+        {"reference": "N", "amount": "20", "value_date": days(2), "account": "2"},
+    )
+    rights = records(
+        right,
+        *({"reference": "N", "amount": "15", "value_date": days(d), "account": f"R{d}{i}"}
+          for i, d in enumerate(right_offsets)),
+    )  # fmt: skip
+    run = reconcile(defn)
+    assert groups_of(run) == ({"agg": [sorted(lefts + rights)]} if expected else {})
+    assert run.conservation["ok"]
+
+
+def test_an_aggregate_pass_without_a_date_compares_no_dates_as_before():
+    defn, left, right = two_way([EXACT, aggregate("one_to_many")], break_keys=["account"])
+    (batch,) = records(left, {"reference": "B", "amount": "30", "value_date": DAY, "account": "1"})
+    parts = records(
+        right,
+        {"reference": "B", "amount": "10", "value_date": days(-20), "account": "2"},
+        {"reference": "B", "amount": "20", "account": "3"},
+    )
+    run = reconcile(defn)
+    assert groups_of(run) == {"agg": [sorted([batch, *parts])]}
+    assert "date_days" not in Match.objects.get(run_id=run.pk).differences
+
+
+def test_aggregate_dates_refuse_bad_specs_and_say_where():
+    def refused(spec) -> str:
+        with pytest.raises(ApplicationError) as exc:
+            parse_rules({"passes": [EXACT, spec]})
+        assert exc.value.code == "invalid_rules"
+        return exc.value.message
+
+    assert refused(dated("one_to_many", "spread")).startswith("passes[1].date.group: 'member'")
+    assert refused(aggregate("one_to_many", date={"window_days": -1})) == (
+        "passes[1].date.window_days: a whole number of days >= 0."
+    )
+    assert "passes[1].date.field" in refused(aggregate("one_to_many", date={"field": "booked_on"}))
+    assert "unknown keys ['window']" in refused(aggregate("one_to_many", date={"window": 2}))
+    assert refused(aggregate("one_to_many", date="value_date")).startswith("passes[1].date: expected")
+    # A pair has no group: said, not silently ignored.
+    tolerance = {"name": "near", "type": "tolerance", "keys": ["reference"], "date": {"group": "span"}}
+    assert refused(tolerance) == "passes[1].date.group: only an aggregate pass's date has a group condition."
+    # The services every surface writes rules through (admin, apply_config, API) refuse it alike.
+    defn, _, _ = two_way([EXACT])
+    with pytest.raises(ApplicationError) as exc:
+        services.rules_publish(
+            definition=defn, actor=ACTOR, rules={"passes": [EXACT, dated("one_to_many", "spread")]}
+        )
+    assert (exc.value.code, exc.value.status) == ("invalid_rules", 400)
+    assert defn.rule_versions.count() == 1
+    # The default is member, and the engine's reading of the rules says so.
+    (parsed,) = [p for p in parse_rules({"passes": [EXACT, dated("one_to_many")]}).passes if p.name == "agg"]
+    assert parsed.describe()["date"] == {"field": "value_date", "window_days": 2, "group": "member"}

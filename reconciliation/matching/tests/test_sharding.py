@@ -2,6 +2,7 @@
 worker processes through the second chord."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -140,6 +141,44 @@ def test_a_sharded_run_in_this_process_gives_the_unsharded_outcome():
     assert baseline.suggested == 24
     # A shard delivered again does nothing.
     assert sharding.run_match_shard(run_id=split.pk, shard_no=1, shard_count=3) == "terminal"
+
+
+def load_dated(defn, accounts: int = 12) -> None:
+    """Per account three 1:N groups with value dates around the batch's (a window of 2 days): TIGHT
+    within the window and spanning 1 day, WIDE each within the window but spanning 4, LATE with a
+    partial settlement 3 days late."""
+    left, right = [], []
+    for a in range(accounts):
+        acct = f"ACC{a:03d}"
+
+        def row(ext, ref, amount, offset, acct=acct):
+            return {"external_id": f"{acct}-{ext}", "account": acct, "reference": ref, "amount": amount,
+                    "value_date": AS_OF + timedelta(days=offset)}  # fmt: skip
+
+        for ref, (first, second) in {"TIGHT": (0, 1), "WIDE": (-2, 2), "LATE": (0, 3)}.items():
+            left.append(row(f"L-{ref}", ref, "90.00", 0))
+            right += [row(f"R1-{ref}", ref, "30.00", first), row(f"R2-{ref}", ref, "60.00", second)]
+    records(source_of(defn, "left"), *left)
+    records(source_of(defn, "right"), *right)
+
+
+@pytest.mark.parametrize(("group", "grouped"), [("member", {"TIGHT", "WIDE"}), ("span", {"TIGHT"})])
+def test_aggregate_dates_give_the_unsharded_outcome_when_sharded(group, grouped):
+    dated = {**RULES["passes"][3], "date": {"field": "value_date", "window_days": 2, "group": group}}
+    rules = RULES | {"passes": [*RULES["passes"][:3], dated]}
+    tenant = TenantFactory()
+    plain, sharded = definition(tenant, rules=rules), definition(tenant, rules=rules)
+    load_dated(plain)
+    load_dated(sharded)
+    baseline = services.run_execute_inline(start(plain))
+    split = sharding.run_execute_sharded_inline(start(sharded), shard_count=3)
+    assert split.status == "completed", split.error
+    assert outcome(split) == outcome(baseline)
+    assert counts(split) == counts(baseline)
+    # The date condition did decide: these groups matched in every account, the others are breaks.
+    matched = {ext.split("-")[-1] for ext, got in outcome(baseline).items() if got.startswith("agg:")}
+    assert matched == grouped
+    assert baseline.matches == 12 * len(grouped)
 
 
 # Two-way rules keyed on the reference alone: every account's "A" competes with every other's, so

@@ -5,6 +5,7 @@ from django.core.management import CommandError, call_command
 
 from jfintech.audit.models import AuditEvent
 from jfintech.tests.factories import TenantFactory
+from reconciliation.runs.config_section import validate
 from reconciliation.runs.models import Definition
 
 pytestmark = pytest.mark.django_db
@@ -61,3 +62,53 @@ def test_apply_config_reports_every_reconciliation_error(tmp_path):
                      "reconciliations[0] (a).lookback_days", "reconciliations[1] (b).kind"):  # fmt: skip
         assert expected in message, message
     assert not Definition.objects.filter(tenant=tenant).exists()
+
+
+DATED_AGGREGATE = """
+version: 1
+tenant: {slug}
+sources:
+  - {{name: gl-cash, kind: ledger, format: json}}
+  - {{name: bank, kind: statement, format: json}}
+reconciliations:
+  - name: batches
+    kind: two_way
+    sources: {{left: [gl-cash], right: [bank]}}
+    rules:
+      passes:
+        - {{name: exact, type: exact, keys: [reference]}}
+        - name: batch
+          type: aggregate
+          cardinality: one_to_many
+          keys: [reference]
+          date: {{field: value_date, window_days: 2{group}}}
+"""
+
+
+def test_apply_config_takes_an_aggregate_date_group_and_refuses_a_bad_one_saying_where(tmp_path):
+    tenant = TenantFactory()
+    path = tmp_path / "config.yaml"
+    path.write_text(DATED_AGGREGATE.format(slug=tenant.slug, group=", group: spread"))
+    with pytest.raises(CommandError) as exc:
+        call_command("apply_config", str(path))
+    assert "reconciliations[0] (batches).rules: passes[1].date.group: 'member'" in str(exc.value)
+    assert not Definition.objects.filter(tenant=tenant).exists()
+
+    for group in ("", ", group: span"):  # none given: member, the default
+        path.write_text(DATED_AGGREGATE.format(slug=tenant.slug, group=group))
+        call_command("apply_config", str(path))
+    versions = Definition.objects.get(tenant=tenant, name="batches").rule_versions.order_by("version")
+    assert [v.rules["passes"][1]["date"].get("group") for v in versions] == [None, "span"]
+
+
+def test_the_documented_reconciliations_example_is_valid():
+    """docs/config-file.md's "Reconciliations and their rules" example passes the section's checks."""
+    from pathlib import Path
+
+    import yaml
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "config-file.md").read_text()
+    section = docs.split("## Reconciliations and their rules", 1)[1].split("\n## ", 1)[0]
+    (block,) = [yaml.safe_load(b.split("```", 1)[0]) for b in section.split("```yaml\n")[1:]]
+    assert validate(block["reconciliations"], tenant=None) == []
+    assert block["reconciliations"][0]["rules"]["passes"][1]["date"]["group"] == "member"
