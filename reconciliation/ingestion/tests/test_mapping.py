@@ -9,10 +9,11 @@ import pytest
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.models import Role
 from jfintech.tests.factories import member
+from reconciliation.ingestion import services
 from reconciliation.ingestion.config_file import config_validate
 from reconciliation.ingestion.mapping import SignRule, json_key_fields, validate_csv_mapping
 from reconciliation.ingestion.parsers.json_records import parse_json_records
-from reconciliation.ingestion.tests.factories import SourceFactory
+from reconciliation.ingestion.tests.factories import ACTOR, SourceFactory
 from reconciliation.ingestion.tests.test_composite_keys_and_signs import POSITIONS_MAPPING, TRADES_MAPPING
 from reconciliation.ingestion.validation import Validator
 
@@ -203,3 +204,16 @@ def test_the_admin_shows_the_mapping_indented(client, django_user_model):
     page = client.get(f"/admin/reconciliation/datasource/{source.pk}/change/").content.decode()
     # One key a line (jsonb keeps its own key order), not one long JSON line.
     assert "    &quot;external_id&quot;: [\n      &quot;Account&quot;,\n      &quot;ISIN&quot;," in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_push_to_a_csv_source_whose_key_has_an_unmapped_column_is_refused_whole():
+    """The key's Portfolio column is in the CSV but maps to no record field: JSON cannot make it."""
+    columns = {**POSITIONS_MAPPING["columns"], "external_id": ["Account", "Portfolio"]}
+    source = SourceFactory(kind="position", mapping={**POSITIONS_MAPPING, "columns": columns})
+    batch = services.batch_ingest_records(
+        tenant=source.tenant, actor=ACTOR, source=source,
+        records=[{"account": "A", "business_date": date.today().isoformat(), "quantity": "1"}],
+    )  # fmt: skip
+    assert (batch.status, batch.reject_code, batch.rows_total) == ("rejected", "invalid_mapping", 0)
+    assert "Portfolio is not a record field" in batch.reject_reason
