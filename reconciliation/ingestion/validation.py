@@ -236,7 +236,7 @@ class Validator:
         elif amount is not None and sign_v is None:
             reason = "malformed_sign"
             message = f"sign {quoted(sign_t)} is not one of the mapping's debit/credit values"
-        elif sign_problem is not None and (amount is not None or quantity is not None):
+        elif sign_problem is not None:
             reason, message = "malformed_sign", sign_problem
         elif amount is not None and currency == "":
             reason, message = "missing_field", "currency is missing (and the source has no default currency)"

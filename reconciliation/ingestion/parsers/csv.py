@@ -94,7 +94,7 @@ def _read(text, delimiter: str, columns: dict, normalization: Normalization, bre
     if missing:
         raise FileRejected("malformed_file", f"columns not in the header: {', '.join(missing)}")
     width = len(header)
-    position[None] = width
+    position[None] = width  # the sign slot's legacy column when the mapping has none (sign_slot)
     # Unmapped fields read index `width`: the "" appended to every row (SQL treats "" as absent).
     # A composite key's external_id slot and the rules' sign slot are filled from their own pickers.
     pick = itemgetter(*[position[single[f]] if f in single else width for f in FIELDS])
