@@ -13,32 +13,12 @@ import pytest
 from django.db.models import Sum
 
 from reconciliation.ingestion import services
-from reconciliation.ingestion.tests.factories import ACTOR, SourceFactory
+from reconciliation.ingestion.tests.factories import ACTOR, POSITIONS_MAPPING, TRADES_MAPPING, SourceFactory
 from reconciliation.models import Record, Rejection
 
 DATA = Path(__file__).parent / "data"
 TODAY = date.today()
 PREVIOUS = TODAY - timedelta(days=1)
-
-POSITIONS_MAPPING = {
-    "columns": {
-        "external_id": ["Account", "ISIN", "AsOf"], "business_date": "AsOf", "account": "Account",
-        "instrument": "ISIN", "quantity": "Quantity", "amount": "MarketValue", "currency": "Ccy",
-        "amend": "Correction",
-    },
-    "date_format": "%d/%m/%Y",
-}  # fmt: skip
-TRADES_MAPPING = {
-    "columns": {
-        "external_id": "TradeRef", "business_date": "TradeDate", "account": "Account", "instrument": "ISIN",
-        "quantity": "Quantity", "amount": "Consideration", "currency": "Ccy",
-    },
-    # A sale delivers securities (quantity out) and receives cash; a purchase the reverse.
-    "signs": {
-        "quantity": {"sign_by": "Side", "negative_when": ["SELL", "S"], "positive_when": ["BUY", "B"]},
-        "amount": {"sign_by": "Side", "negative_when": ["BUY", "B"], "positive_when": ["SELL", "S"]},
-    },
-}  # fmt: skip
 
 
 def sample(tmp_path, name: str) -> Path:

@@ -13,8 +13,7 @@ from reconciliation.ingestion import services
 from reconciliation.ingestion.config_file import config_validate
 from reconciliation.ingestion.mapping import SignRule, json_key_fields, validate_csv_mapping
 from reconciliation.ingestion.parsers.json_records import parse_json_records
-from reconciliation.ingestion.tests.factories import ACTOR, SourceFactory
-from reconciliation.ingestion.tests.test_composite_keys_and_signs import POSITIONS_MAPPING, TRADES_MAPPING
+from reconciliation.ingestion.tests.factories import ACTOR, POSITIONS_MAPPING, TRADES_MAPPING, SourceFactory
 from reconciliation.ingestion.validation import Validator
 
 COLUMNS = {"external_id": "Ref", "business_date": "Date", "quantity": "Qty", "amount": "Amt"}
