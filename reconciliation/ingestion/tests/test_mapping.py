@@ -9,7 +9,7 @@ import pytest
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.models import Role
 from jfintech.tests.factories import member
-from reconciliation.ingestion import services
+from reconciliation.ingestion import references, services
 from reconciliation.ingestion.config_file import config_validate
 from reconciliation.ingestion.mapping import SignRule, json_key_fields, validate_csv_mapping
 from reconciliation.ingestion.parsers.json_records import parse_json_records
@@ -216,3 +216,12 @@ def test_a_push_to_a_csv_source_whose_key_has_an_unmapped_column_is_refused_whol
     )  # fmt: skip
     assert (batch.status, batch.reject_code, batch.rows_total) == ("rejected", "invalid_mapping", 0)
     assert "Portfolio is not a record field" in batch.reject_reason
+
+
+def test_a_composite_key_is_no_reference_candidate_but_its_columns_fields_are():
+    """Reference extractors run before the validator derives the key: they cannot read it."""
+    with pytest.raises(ApplicationError, match="unknown candidate field 'external_id'"):
+        references.validate({**POSITIONS_MAPPING, "reference_extractors": [{"field": "external_id"}]}, "csv")
+    assert references.validate(
+        {**POSITIONS_MAPPING, "reference_extractors": [{"field": "instrument"}]}, "csv"
+    )
