@@ -1,5 +1,7 @@
 """Admin: sources (with upload), batches with status and totals, rejections inline."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -20,6 +22,15 @@ from reconciliation.models import DataSource, IngestionBatch, Rejection
 INLINE_REJECTIONS = 200
 
 
+class IndentedJSONField(forms.JSONField):
+    """A mapping shown one key a line: a composite key or sign rules on one JSON line are unreadable."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value  # what the user typed, shown back with the error
+        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
 class DataSourceForm(forms.ModelForm):
     class Meta:
         model = DataSource
@@ -27,6 +38,8 @@ class DataSourceForm(forms.ModelForm):
             "tenant", "name", "kind", "format", "mapping", "connector", "is_active", "accept_empty",
             "re_reports",
         ]  # fmt: skip
+        field_classes = {"mapping": IndentedJSONField, "connector": IndentedJSONField}
+        widgets = {"mapping": forms.Textarea(attrs={"rows": 16, "cols": 80})}
         help_texts = {
             "re_reports": "The statement source whose entries this one re-reports (a camt.053 statement "
             "source re-reporting its camt.054 notifications): an entry both carry is loaded once; the "

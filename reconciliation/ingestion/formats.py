@@ -48,7 +48,8 @@ def parse(fmt: str, stream, *, source: DataSource) -> Parsed:
         from reconciliation.ingestion.parsers.json_records import load_json_document, parse_json_records
         from reconciliation.ingestion.parsers.mt940 import read_capped
 
-        return parse_json_records(load_json_document(read_capped(stream, whole_file_limit, "JSON").encode()))
+        document = load_json_document(read_capped(stream, whole_file_limit, "JSON").encode())
+        return parse_json_records(document, mapping=source.mapping)
     if fmt in ("camt053", "camt054"):
         from reconciliation.ingestion.parsers.camt import parse_camt
 

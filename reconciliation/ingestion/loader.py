@@ -159,20 +159,21 @@ class Staging:
         self.cursor.execute(f"ANALYZE {self.checked}")  # autovacuum never analyses temp tables
         return count
 
-    def reject_repeated_keys(self) -> None:
+    def reject_repeated_keys(self, key_label: str = "external id") -> None:
         """The same natural key twice in one file: the first occurrence stands, later ones are
-        rejected (a hash aggregate finds the few repeated keys; only their rows are updated)."""
+        rejected (a hash aggregate finds the few repeated keys; only their rows are updated).
+        ``key_label`` names the key in the message (Normalization.key_label)."""
         self.cursor.execute(
             f"""
             UPDATE {self.checked} c SET reason = 'duplicate_key',
-              message = format('external id %%s on %%s already appears at line %%s of this file',
-                               c.external_id, c.business_date, d.first_line)
+              message = format('%%s %%s on %%s already appears at line %%s of this file',
+                               %(label)s::text, c.external_id, c.business_date, d.first_line)
             FROM (SELECT external_id, business_date, min(line_no) AS first_line FROM {self.checked}
                   WHERE reason IS NULL GROUP BY external_id, business_date HAVING count(*) > 1) d
             WHERE c.reason IS NULL AND c.external_id = d.external_id
               AND c.business_date = d.business_date AND c.line_no > d.first_line
             """,
-            {},  # params (even none) so that %% is read as a literal %
+            {"label": key_label},
         )
 
     def date_range(self) -> tuple[date, date] | None:
@@ -187,7 +188,8 @@ class Staging:
         self.cursor.execute(f"UPDATE {self.checked} SET reason = %s, message = %s", [code, message])
 
     def load(self, *, tenant_id: int, source_id: int, batch_id: int, kind: str,
-             date_range: tuple[date, date] | None, partner=None) -> LoadResult:  # fmt: skip
+             date_range: tuple[date, date] | None, partner=None,
+             key_label: str = "external id") -> LoadResult:  # fmt: skip
         """Inside the caller's transaction: duplicates against existing records, amendments, entries
         the partner source (a DataSource, or None) loaded already, insert.
 
@@ -197,7 +199,7 @@ class Staging:
         cursor, checked = self.cursor, self.checked
         first, last = date_range or (date.min, date.min)
         key = {"tenant": tenant_id, "source": source_id, "batch": batch_id, "kind": kind, "first": first,
-               "last": last}  # fmt: skip
+               "last": last, "label": key_label}  # fmt: skip
         live = (
             "r.tenant_id = %(tenant)s AND r.source_id = %(source)s AND r.external_id = c.external_id"
             " AND r.business_date = c.business_date AND r.status <> 'reversed'"
@@ -212,9 +214,10 @@ class Staging:
         cursor.execute(
             f"""
             UPDATE {checked} c SET reason = 'duplicate_key',
-              message = format('external id %%s on %%s version %%s is already loaded'
+              message = format('%%s %%s on %%s version %%s is already loaded'
                                ' (batch %%s, version %%s)',
-                               c.external_id, c.business_date, c.version, r.batch_id, r.version)
+                               %(label)s::text, c.external_id, c.business_date, c.version,
+                               r.batch_id, r.version)
             FROM reconciliation_record r
             WHERE c.reason IS NULL AND {live} AND r.version >= c.version
             """,

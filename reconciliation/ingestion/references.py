@@ -129,7 +129,12 @@ def parse_extractors(spec, *, known: Iterable[str]) -> tuple[Extractor, ...]:
 
 def csv_candidate_names(mapping: dict) -> tuple[str, ...]:
     columns = mapping.get("columns") or {}
-    return tuple(f for f in CSV_TEXT_FIELDS if f in columns) + tuple(mapping.get("attributes") or ())
+    # A composite external_id (a list of columns) exists only once the validator derives it, after
+    # the extractors ran: not a candidate (its columns' mapped fields are).
+    composite = isinstance(columns.get("external_id"), list)
+    return tuple(
+        f for f in CSV_TEXT_FIELDS if f in columns and not (composite and f == "external_id")
+    ) + tuple(mapping.get("attributes") or ())
 
 
 def validate(mapping: dict, fmt: str) -> tuple[Extractor, ...]:

@@ -304,7 +304,7 @@ def _load_staged(*, tenant, actor, source, batch, parse, started, timings) -> In
                 parsed: Parsed = parse()
                 total = staging.copy_rows(_validated(parsed, source, tenant))
                 _check_not_empty(parsed, total, source)
-            staging.reject_repeated_keys()
+            staging.reject_repeated_keys(parsed.normalization.key_label)
             IngestionBatch.objects.filter(pk=batch.pk, status=Status.RECEIVED).update(
                 status=Status.VALIDATED, rows_total=total
             )
@@ -333,6 +333,7 @@ def _load_staged(*, tenant, actor, source, batch, parse, started, timings) -> In
                     kind=source.kind,
                     date_range=date_range,
                     partner=partner,
+                    key_label=parsed.normalization.key_label,
                 )
                 timings["load_s"] = round(time.monotonic() - t0, 3)
                 return _close_loaded(tenant=tenant, actor=actor, source=source, batch=batch, parsed=parsed,
@@ -432,7 +433,7 @@ def batch_ingest_records(
     canonical = json.dumps(records, sort_keys=True, separators=(",", ":"), default=str).encode()
     return _run(tenant=tenant, actor=actor, source=source, sha256=hashlib.sha256(canonical).hexdigest(),
                 size=len(canonical), file_name=file_name or "records.json", fmt="json",
-                parse=lambda: parse_json_records(records))  # fmt: skip
+                parse=lambda: parse_json_records(records, mapping=source.mapping))  # fmt: skip
 
 
 def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> IngestionBatch:
@@ -532,7 +533,7 @@ CONNECTOR_TYPES = ("database", "http", "directory")
 
 def source_validate(*, kind: str, format: str, mapping: dict, connector: dict) -> None:
     """Raise ApplicationError (code invalid_source / invalid_mapping) with a message a person can act on."""
-    from reconciliation.ingestion.mapping import validate_csv_mapping
+    from reconciliation.ingestion.mapping import json_key_fields, validate_csv_mapping
     from reconciliation.models import RecordKind
 
     if kind not in RecordKind.values:
@@ -555,6 +556,8 @@ def source_validate(*, kind: str, format: str, mapping: dict, connector: dict) -
         raise ApplicationError("an http connector needs an http(s) url", code="invalid_source")
     if connector_type == "directory" and not connector.get("path"):
         raise ApplicationError("a directory connector needs a path", code="invalid_source")
+    if format == DataSource.Format.JSON or connector_type == "http":
+        json_key_fields(mapping)  # JSON records (pushed or pulled) must be able to make the key
 
 
 def re_report_problems(sources: dict[str, tuple[str, str | None]], name: str) -> list[str]:

@@ -1,7 +1,9 @@
 """Parsers turn a file into text rows; validation.Validator types them and gives reasons.
 
 Every parser returns a ``Parsed``: ``rows`` is a (lazy, streamed) iterator of tuples in
-``STAGE_COLUMNS`` order, all text except ``line_no``. A parser raises ``FileRejected`` when the file
+``STAGE_COLUMNS`` order, all text except ``line_no`` — and, from a mapping that declares them, the
+external_id slot (a composite key's component texts) and the sign slot (the sign rules' side
+texts), which then hold tuples (mapping.py). A parser raises ``FileRejected`` when the file
 as a whole cannot be read (bad XML, XSD violation, missing CSV header column): the batch is then
 rejected with that code and no row is loaded.
 

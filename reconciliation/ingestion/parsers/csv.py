@@ -22,10 +22,11 @@ import io
 import json
 from operator import itemgetter
 
-from reconciliation.ingestion.mapping import FIELDS, validate_csv_mapping
+from reconciliation.ingestion.mapping import FIELDS, Normalization, validate_csv_mapping
 from reconciliation.ingestion.parsers import STAGE_COLUMNS, FileRejected, Parsed, malformed, truncated
 
 assert STAGE_COLUMNS[4 : 4 + len(FIELDS)] == FIELDS
+_EXTERNAL_ID, _SIGN = FIELDS.index("external_id"), FIELDS.index("sign")
 
 
 def parse_csv(stream, *, mapping: dict, kind: str) -> Parsed:
@@ -40,15 +41,15 @@ def parse_csv(stream, *, mapping: dict, kind: str) -> Parsed:
         columns["sign"] = sign["column"]
     break_required = mapping.get("last_line_break", "required") == "required"
     return Parsed(
-        rows=_rows(text, mapping.get("delimiter", ","), columns, normalization.attributes, break_required),
+        rows=_rows(text, mapping.get("delimiter", ","), columns, normalization, break_required),
         format="csv",
         normalization=normalization,
     )
 
 
-def _rows(text, delimiter: str, columns: dict, attribute_names: tuple, break_required: bool):
+def _rows(text, delimiter: str, columns: dict, normalization: Normalization, break_required: bool):
     try:
-        yield from _read(text, delimiter, columns, attribute_names, break_required)
+        yield from _read(text, delimiter, columns, normalization, break_required)
     finally:
         # Hand the binary stream back open: the loader may read the file again (services._load).
         text.detach()
@@ -59,7 +60,8 @@ def _unterminated(line: str) -> bool:
     return not line.endswith(("\n", "\r"))
 
 
-def _read(text, delimiter: str, columns: dict, attribute_names: tuple, break_required: bool):
+def _read(text, delimiter: str, columns: dict, normalization: Normalization, break_required: bool):
+    attribute_names = normalization.attributes
     consumed_lines: list[str] = []
     at_end = []  # [True] once the text is exhausted: a csv.Error then is a quote left open
 
@@ -83,13 +85,24 @@ def _read(text, delimiter: str, columns: dict, attribute_names: tuple, break_req
     if break_required and _unterminated(consumed_lines[-1]):
         raise truncated("the header line has no line break and no row follows it")
     position = {name: i for i, name in enumerate(header)}
-    wanted = list(columns.values()) + list(attribute_names)
+    key_columns = normalization.key_columns
+    sign_columns = [rule.column for rule in normalization.sign_rules]
+    # A composite key's external_id is a list: its columns are picked apart (pick_key below).
+    single = {f: c for f, c in columns.items() if not (f == "external_id" and key_columns)}
+    wanted = dict.fromkeys([*single.values(), *key_columns, *sign_columns, *attribute_names])
     missing = [c for c in wanted if c not in position]
     if missing:
         raise FileRejected("malformed_file", f"columns not in the header: {', '.join(missing)}")
     width = len(header)
+    position[None] = width  # the sign slot's legacy column when the mapping has none (sign_slot)
     # Unmapped fields read index `width`: the "" appended to every row (SQL treats "" as absent).
-    pick = itemgetter(*[position[columns[f]] if f in columns else width for f in FIELDS])
+    # A composite key's external_id slot and the rules' sign slot are filled from their own pickers.
+    pick = itemgetter(*[position[single[f]] if f in single else width for f in FIELDS])
+    # Both pick two or more columns (a key has at least two), so itemgetter returns a tuple.
+    pick_key = itemgetter(*[position[c] for c in key_columns]) if key_columns else None
+    # The sign slot then carries (the legacy sign column's text or "", *each rule's side text).
+    sign_slot = [columns.get("sign"), *sign_columns]
+    pick_signs = itemgetter(*[position[c] for c in sign_slot]) if sign_columns else None
     pick_attributes = itemgetter(*[position[a] for a in attribute_names]) if attribute_names else None
     line_no = len(consumed_lines)
     consumed_lines.clear()
@@ -133,4 +146,12 @@ def _read(text, delimiter: str, columns: dict, attribute_names: tuple, break_req
             values = values if len(attribute_names) > 1 else (values,)
             attributes = json.dumps(dict(zip(attribute_names, values, strict=True)))
         fields.append("")
-        yield (first, raw, None, None, *pick(fields), attributes)
+        if pick_key is None and pick_signs is None:
+            yield (first, raw, None, None, *pick(fields), attributes)
+            continue
+        values = list(pick(fields))
+        if pick_key is not None:
+            values[_EXTERNAL_ID] = pick_key(fields)
+        if pick_signs is not None:
+            values[_SIGN] = pick_signs(fields)
+        yield (first, raw, None, None, *values, attributes)

@@ -3,6 +3,10 @@
 Each object names record fields directly (``external_id``, ``business_date`` as YYYY-MM-DD,
 ``amount`` as a string or a number, ``currency``, …) plus an optional ``attributes`` object.
 Numbers are parsed as Decimal, never float.
+
+A source whose mapping declares a composite key (``columns.external_id`` a list, mapping.py)
+gets its records' external_id derived from those fields, as for its CSV files; such a record
+must not carry an external_id of its own (two ids for one row would be ambiguous).
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ import json
 from decimal import Decimal
 
 from jfintech.common import inputs
-from reconciliation.ingestion.mapping import FIELDS
+from jfintech.common.errors import ApplicationError
+from reconciliation.ingestion.mapping import FIELDS, Normalization, json_normalization
 from reconciliation.ingestion.parsers import FileRejected, Parsed, malformed, truncated
+
+_EXTERNAL_ID = FIELDS.index("external_id")
 
 
 def load_json_document(data: bytes) -> list:
@@ -40,7 +47,8 @@ def _text(value) -> str | None:
     return str(value)
 
 
-def _rows(records: list):
+def _rows(records: list, normalization: Normalization):
+    key_fields = normalization.key_columns
     for number, record in enumerate(records, start=1):
         raw = json.dumps(record, default=str)
         if not isinstance(record, dict):
@@ -59,11 +67,23 @@ def _rows(records: list):
         if attributes is not None and not isinstance(attributes, dict):
             yield malformed(number, raw, "attributes must be a JSON object")
             continue
-        yield (
-            number, raw, None, None, *(_text(record.get(f)) for f in FIELDS),
-            json.dumps(attributes, default=str) if attributes else None,
-        )  # fmt: skip
+        values = [_text(record.get(f)) for f in FIELDS]
+        if key_fields:
+            if values[_EXTERNAL_ID] is not None:
+                yield malformed(
+                    number, raw, f"external_id is derived from the {normalization.key_label} for this"
+                    " source; a record must not carry its own",
+                )  # fmt: skip
+                continue
+            values[_EXTERNAL_ID] = tuple(_text(record.get(f)) for f in key_fields)
+        yield (number, raw, None, None, *values, json.dumps(attributes, default=str) if attributes else None)
 
 
-def parse_json_records(records: list) -> Parsed:
-    return Parsed(rows=_rows(records), format="json")
+def parse_json_records(records: list, mapping: dict | None = None) -> Parsed:
+    """``mapping``: the source's, for a composite key (a key that names no record field rejects
+    the delivery, invalid_mapping: a CSV source's key columns must be mapped to fields)."""
+    try:
+        normalization: Normalization = json_normalization(mapping or {})
+    except ApplicationError as exc:
+        raise FileRejected("invalid_mapping", f"the source's mapping: {exc.message}") from exc
+    return Parsed(rows=_rows(records, normalization), format="json", normalization=normalization)
