@@ -6,9 +6,13 @@ last ~30 days up to today):
 - ``securities-3way``: positions (custody-positions) + trades (fo-trades) vs settlements
   (custodian-settlements). Trades carry the trade id in external_id and the settlement date in
   value_date; the custodian quotes the trade id as reference and settles on business_date: the
-  rules' field_map lines them up. Exact pass, then a pass allowing a cent and a day.
-- ``gl-vs-bank``: the general ledger's cash account (gl-cash) vs the bank's camt.053 statements
-  (bank-camt053), on the end-to-end reference.
+  rules' field_map lines them up. Exact pass, a pass allowing a cent and a day, then an aggregate
+  pass (1:N) for a trade settled in parts, every part within two days of the settlement date (the
+  demo's late second half stays a break).
+- ``gl-vs-bank``: the general ledger's cash account (gl-cash) vs the bank's intraday camt.054
+  notifications and end-of-day camt.053 statements (bank-camt054, bank-camt053; the statement's
+  copies of notified entries are linked, so each entry is in scope once), on the reference: the
+  end-to-end id, or the invoice number the bank source's extractors found in the remittance text.
 
 Each is run as the desk would have seen it over the last weeks (``HISTORY``: business days before
 the data's last day), in this process (the workers are not up yet while the demo is seeded; the
@@ -70,13 +74,24 @@ DEFINITIONS = {
                     "quantity": {"absolute": "0"},
                     "date": {"field": "value_date", "window_days": 1},
                 },
+                {  # a trade the custodian settled in parts: within two days of the settlement date
+                    "name": "partials_2d",
+                    "type": "aggregate",
+                    "cardinality": "one_to_many",
+                    "keys": ["reference"],
+                    "amount": {"absolute": "0.01"},
+                    "quantity": {"absolute": "0"},
+                    "date": {"field": "value_date", "window_days": 2, "group": "member"},
+                },
             ],
         },
     },
     "gl-vs-bank": {
         "kind": "two_way",
-        "sources": {"left": ["gl-cash"], "right": ["bank-camt053"]},
-        "description": "General-ledger cash account against the bank's camt.053 statements.",
+        # The statement re-reports the notifications (its copies linked): each entry is in scope once.
+        "sources": {"left": ["gl-cash"], "right": ["bank-camt054", "bank-camt053"]},
+        "description": "General-ledger cash account against the bank's camt.054 notifications and "
+        "camt.053 statements.",
         "rules": {
             "passes": [
                 {"name": "exact", "type": "exact", "keys": ["reference"], "date": {"field": "value_date"}},
