@@ -172,10 +172,11 @@ def _positions(days: list[date], today: date, trades_by_day: dict) -> str:
 
 
 def _split_settlements(days: list[date]) -> dict[date, date]:
-    """Trade days whose first trade the custodian settled in two halves -> the second half's date:
-    one the calendar day after the settlement date (within the two days of securities-3way's
-    aggregate pass: matched 1:N), the next trade day's three business days late (the late partial
-    the pass's date condition refuses: a break). Two weeks back, so every run sees both halves."""
+    """Trade days whose first trade the custodian settled in two halves -> the second half's date
+    (the first half settles on the settlement date): for one trade the calendar day after it (within
+    the two days of securities-3way's aggregate pass: matched 1:N), for the next day's three business
+    days after it (the late partial the pass's date condition refuses: a break). Some two weeks
+    back, so every demo run sees both halves."""
     i = next(i for i in range(len(days) - 15, len(days) - 8) if (days[i + 3] - days[i + 2]).days == 1)
     return {days[i]: days[i + 3], days[i + 1]: days[i + 6]}
 
@@ -281,7 +282,14 @@ def _cash(days: list[date], rng: random.Random) -> tuple[str, list[Statement], l
                 gl.append(f"JL{line:06d}B,{day},{day},{GL_ACCOUNT},{booked:.2f},GBP,{ref},{narrative}")
         notifications.append(
             Statement(
-                f"NTF-{day:%Y%m%d}", ACCOUNT_IBAN, "GBP", opening, day, day, lambda e=entries[:3]: e, k + 1
+                f"NTF-{day:%Y%m%d}",
+                ACCOUNT_IBAN,
+                "GBP",
+                opening,
+                day,
+                day,
+                lambda e=entries[:3]: e,
+                sequence=k + 1,
             )
         )
         if k % 5 == 2:
