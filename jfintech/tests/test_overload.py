@@ -3,9 +3,12 @@ database pool that gives no connection within its timeout, and a queue at its de
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 import redis
+import requests
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
@@ -17,7 +20,12 @@ from jfintech.audit.models import AuditEvent
 from jfintech.observability.platform import broker_queue_keys
 from jfintech.tenancy import services
 from jfintech.tenancy.models import Role
-from jfintech.testing.processes import free_port
+from jfintech.testing.processes import (
+    database_url_for_current_connection,
+    free_port,
+    gunicorn_server,
+    wait_until,
+)
 from jfintech.tests.factories import TenantFactory
 from jfintech.tests.test_api_errors import assert_error
 from reconciliation.runs.models import Run
@@ -185,3 +193,62 @@ def test_the_depth_is_read_once_per_cache_period_and_an_unreachable_broker_admit
         admission.admit("fetch")  # admitted: the run's row is its own outbox (see the module)
     finally:
         admission._client = None
+
+
+# --- Pool exhaustion under a real gunicorn ---------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_exhausted_pool_answers_503_within_its_timeout_not_a_hang(tmp_path):
+    """One gunicorn process, four threads, a pool of ONE connection with a 1 s timeout. A request
+    holds that connection (its query waits on a lock this test holds); the next request waits for
+    the pool, gets none within DB_POOL_TIMEOUT and is answered 503 with Retry-After: it neither
+    hangs nor fails with a 500. The held request completes once the lock goes."""
+    tenant = TenantFactory()
+    key = services.api_key_create(tenant=tenant, actor=Actor.for_system("t"), name="pool", role=Role.ANALYST)
+    headers = {"Authorization": f"Api-Key {key.plaintext}"}
+    server = gunicorn_server(
+        tmp_path, workers=1, GUNICORN_THREADS=4, DB_POOL_MIN=1, DB_POOL_MAX=1, DB_POOL_TIMEOUT=1,
+        OTEL_TRACES_EXPORTER="none",
+    ).start()  # fmt: skip
+    url = server.extra["url"]
+    locker = psycopg.connect(database_url_for_current_connection())
+    try:
+        wait_until(lambda: _answers(f"{url}/livez"), timeout=60, message=f"gunicorn not up:\n{server.tail()}")
+        assert requests.get(f"{url}/api/v1/exceptions/cases/", headers=headers, timeout=30).status_code == 200
+        locker.execute("LOCK TABLE exceptions_case IN ACCESS EXCLUSIVE MODE")
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(requests.get, f"{url}/api/v1/exceptions/cases/", headers=headers, timeout=60)
+            wait_until(lambda: _lock_waiters() > 0, timeout=30, message="the case list never blocked")
+            started = time.monotonic()
+            refused = requests.get(f"{url}/api/v1/reconciliation/runs/", headers=headers, timeout=30)
+            waited = time.monotonic() - started
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "service_unavailable"
+            assert refused.headers["Retry-After"] == "5"
+            assert 0.9 <= waited < 5, waited  # the pool's 1 s timeout (+ a busy machine), not a hang
+            assert not held.done()
+            locker.rollback()
+            assert held.result(timeout=30).status_code == 200
+        after = requests.get(f"{url}/api/v1/reconciliation/runs/", headers=headers, timeout=30)
+        assert after.status_code == 200  # the pool recovers by itself
+    finally:
+        locker.close()
+        server.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _lock_waiters() -> int:
+    # Asked on a connection of its own: the locker is inside its transaction.
+    with psycopg.connect(database_url_for_current_connection(), autocommit=True) as probe:
+        return probe.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        ).fetchone()[0]
