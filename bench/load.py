@@ -16,7 +16,7 @@ the case list 35%, a run read 35%, a JSON ingest push of 10 records 15%, a run s
 
 1. **Step search**: each rate of ``--rates`` for ``--step-seconds``; the sustained rate is the
    highest whose p99 <= 250 ms with no 5xx and at least 90% of the target sent.
-2. **Overload**: 2x and 4x that rate for ``--phase-seconds`` each.
+2. **Overload**: 2x and 4x that rate (``--factors``) for ``--phase-seconds`` each.
 3. **Small-run latency**: ``--small-runs`` runs of a definition with ``--small-records`` records
    a side (90% matching), one after the other: API POST -> GET shows completed, p50/p95.
 
@@ -69,10 +69,10 @@ def locust_phase(spec: dict) -> dict:
     from locust.exception import StopUser
 
     users = max(1, math.ceil(spec["rate"] / PER_CLIENT_RATE))
-    keys = iter(spec["keys"])
+    keys = itertools.cycle(spec["keys"])
     definitions = itertools.cycle(spec["definitions"])
     run_ids = list(spec["run_ids"])
-    samples, accepted_runs, in_flight, sent = [], [], set(), [0]
+    samples, accepted_runs, in_flight, sent, refusals = [], [], set(), [0], Counter()
     pushes = itertools.count()
 
     class Client(FastHttpUser):
@@ -96,6 +96,8 @@ def locust_phase(spec: dict) -> dict:
                     response.success()  # statuses are counted here, not judged by locust
                     status = response.status_code or 0
                     data = response.json() if status in (200, 202) and name == "run start" else None
+                    if status >= 400:  # which refusal: the error shape's code
+                        refusals[f"{status} {_error_code(response)}"] += 1
             finally:
                 in_flight.discard(token)
             samples.append((name, status, (time.perf_counter() - started) * 1000))
@@ -141,7 +143,15 @@ def locust_phase(spec: dict) -> dict:
         "samples": samples,
         "accepted_runs": accepted_runs,
         "unanswered": len(in_flight),
+        "refusals": dict(refusals),
     }
+
+
+def _error_code(response) -> str:
+    try:
+        return response.json()["error"]["code"]
+    except Exception:  # not the API's error shape (a proxy's page, a truncated body)
+        return "?"
 
 
 # --- the orchestrating side (Django) -------------------------------------------------------------
@@ -169,6 +179,7 @@ def summarise(target: float, raw: dict) -> dict:
         "by_endpoint": {
             name: dict(sorted(Counter(str(s) for n, s, _ in samples if n == name).items())) for name in MIX
         },
+        "refusals": dict(sorted(raw["refusals"].items())),
         "server_errors": sum(n for s, n in by_status.items() if s.startswith("5") and s not in ("503",)),
         "hung": hung,
         "accepted_runs": raw["accepted_runs"],
@@ -209,6 +220,8 @@ def drain(run_ids: list[int], timeout: float) -> dict:
 
 def report(name: str, r: dict) -> None:
     statuses = " ".join(f"{s}:{n}" for s, n in r["by_status"].items())
+    if r["refusals"]:
+        statuses += " (" + ", ".join(f"{s}: {n}" for s, n in r["refusals"].items()) + ")"
     runs = r.get("runs") or {}
     print(
         f"{name:<12} {r['target_rps']:>6.1f} {r['offered_rps']:>8.1f} {r['accepted_rps']:>9.1f} "
@@ -305,7 +318,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="4,8,16,32,64", help="step search: requests/s, ascending")
     parser.add_argument("--step-seconds", type=float, default=15)
-    parser.add_argument("--phase-seconds", type=float, default=30, help="the 2x and 4x phases")
+    parser.add_argument("--phase-seconds", type=float, default=30, help="each overload phase")
+    parser.add_argument("--factors", default="2,4", help="overload phases: multiples of the sustained rate")
     parser.add_argument("--hang-seconds", type=float, default=30, help="no answer by then: a hung request")
     parser.add_argument("--queue-limit", type=int, default=20, help="API_QUEUE_DEPTH_LIMIT of the server")
     parser.add_argument(
@@ -338,7 +352,8 @@ def main(argv=None) -> int:
         verbosity=0, interactive=False, keepdb=bool(os.environ.get("BENCH_DATABASE_NAME"))
     )
     rates = [float(x) for x in args.rates.split(",")]
-    clients = math.ceil(max(rates) * 4 / PER_CLIENT_RATE)
+    factors = [float(f) for f in args.factors.split(",")]
+    clients = math.ceil(max(rates) * max(factors) / PER_CLIENT_RATE)  # one API key per client
     results: dict = {"steps": [], "overload": [], "settings": vars(args) | {"locust": None}}
     failures: list[str] = []
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
@@ -404,8 +419,8 @@ def main(argv=None) -> int:
             print(f"note: no step held p99 <= {P99_TARGET_MS} ms; the overload phases use the lowest rate")
         results["capacity_rps"] = capacity
         print(f"sustained rate (p99 <= {P99_TARGET_MS} ms): {capacity:g} requests/s", flush=True)
-        for factor in (2, 4):
-            results["overload"].append(phase(f"{factor}x", capacity * factor, args.phase_seconds))
+        for factor in factors:
+            results["overload"].append(phase(f"{factor:g}x", capacity * factor, args.phase_seconds))
 
         if args.small_runs:
             small = small_runs(url, data["keys"][0], data["as_of"], args.small_runs)
