@@ -434,6 +434,7 @@ def main(argv=None) -> int:
         server.stop()
         worker.stop()
         connections.close_all()
+        _drop_broker_keys(os.environ["CELERY_KEY_PREFIX"])
         if not os.environ.get("BENCH_DATABASE_NAME"):
             teardown_databases(databases, verbosity=0)
     for r in results["steps"] + results["overload"]:
@@ -445,6 +446,16 @@ def main(argv=None) -> int:
     for failure in failures:
         print(f"!! {failure}")
     return 1 if failures else 0
+
+
+def _drop_broker_keys(prefix: str) -> None:
+    """The bench's queues and task results (its own key prefix) go with it."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(f"{prefix}*", count=1000):
+        client.delete(key)
 
 
 def _answers(url: str) -> bool:
