@@ -28,6 +28,7 @@ from jfintech.testing.processes import (
 )
 from jfintech.tests.factories import TenantFactory
 from jfintech.tests.test_api_errors import assert_error
+from reconciliation.matching.models import SimulationReport
 from reconciliation.runs.models import Run
 from reconciliation.runs.tests.factories import AS_OF, definition
 from reporting.models import ExportJob
@@ -143,7 +144,7 @@ def test_a_run_start_at_the_queue_limit_is_503_queue_full_and_creates_nothing(se
     assert _refusals("fetch") == before + 2
 
 
-def test_the_compute_queue_and_the_export_queue_are_gated_too(settings, broker):
+def test_the_compute_queue_gates_runs_and_dry_runs_and_the_default_queue_exports(settings, broker):
     settings.API_QUEUE_DEPTH_LIMIT = 3
     tenant = TenantFactory()
     defn = definition(tenant, name="gated")
@@ -152,6 +153,14 @@ def test_the_compute_queue_and_the_export_queue_are_gated_too(settings, broker):
     refused = c.post("/api/v1/reconciliation/runs/", {"definition": "gated"}, format="json")
     assert assert_error(refused, 503, "queue_full")["details"]["queue"] == "reconciliation"
     assert not Run.objects.filter(definition=defn).exists()
+    dry_run = c.post(f"/api/v1/reconciliation/definitions/{defn.pk}/dry-runs/", {}, format="json")
+    assert assert_error(dry_run, 503, "queue_full")["details"]["queue"] == "reconciliation"
+    assert not SimulationReport.objects.exists()
+    broker("reconciliation", 2)
+    assert (
+        c.post(f"/api/v1/reconciliation/definitions/{defn.pk}/dry-runs/", {}, format="json").status_code
+        == 202
+    )
 
     before = _refusals("default")
     broker("default", 3)  # reporting.run_export's queue
