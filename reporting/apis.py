@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jfintech.api.admission import admits, queue_of
 from jfintech.api.idempotency import idempotent
 from jfintech.api.permissions import actor_for_request, tenant_may
 from jfintech.api.tenancy import request_tenant
@@ -213,6 +214,7 @@ class ExportJobListApi(APIView):
 
     @extend_schema(request=ExportJobInput, responses={202: ExportJobOutput})
     @idempotent
+    @admits(queue_of("reporting.run_export"))
     def post(self, request):
         data = ExportJobInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -113,6 +113,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # LOGIN_LOCKOUT_SECONDS (audited as auth.login_locked).
 AUTHENTICATION_BACKENDS = ["jfintech.login_throttle.ThrottledModelBackend"]
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=1200)  # 0: no limit
+# Admission control (jfintech/api/admission.py): an API endpoint that enqueues on a queue answers
+# 503 queue_full with Retry-After while the queue holds this many messages (0: no limit); per-queue
+# overrides as "reconciliation=200,fetch=500"; the depth is read at most once per cache period.
+API_QUEUE_DEPTH_LIMIT = env.int("API_QUEUE_DEPTH_LIMIT", default=1000)
+API_QUEUE_DEPTH_LIMITS = {q: int(n) for q, n in env.dict("API_QUEUE_DEPTH_LIMITS", default={}).items()}
+API_QUEUE_DEPTH_CACHE_SECONDS = env.float("API_QUEUE_DEPTH_CACHE_SECONDS", default=1.0)
+API_QUEUE_FULL_RETRY_AFTER = env.int("API_QUEUE_FULL_RETRY_AFTER", default=15)
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 

@@ -100,7 +100,7 @@ def _django_field_errors(exc: DjangoValidationError) -> list[dict]:
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         log.info("application_error", code=exc.code, message=exc.message)
-        return error_response(exc.code, exc.message, exc.extra, exc.status)
+        return error_response(exc.code, exc.message, exc.extra, exc.status, exc.headers)
     if isinstance(exc, DjangoValidationError):
         return error_response(
             "invalid", "The request is not valid.", {"errors": _django_field_errors(exc)}, 400

@@ -129,6 +129,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     # --- tenancy (jfintech.api, jfintech.audit) ------------------------------------------------
     _m("api_idempotency_requests_total", "counter", ["outcome"], "tenancy", "process",
        "POSTs with an Idempotency-Key by outcome."),
+    _m("api_queue_full_refusals_total", "counter", ["queue"], "tenancy", "process",
+       "API requests refused 503 queue_full: the queue they enqueue on was at its depth limit."),
     _m("audit_chain_verified", "gauge", ["tenant"], "tenancy", "process",
        "1 if the tenant's audit chain verified at the last run, else 0 (jfintech.audit.metrics)."),
     _m("audit_chain_events", "gauge", ["tenant"], "tenancy", "process",

@@ -134,11 +134,11 @@ def celery_beat(workdir: Path, **env) -> ManagedProcess:
     return process
 
 
-def gunicorn_server(workdir: Path, **env) -> ManagedProcess:
+def gunicorn_server(workdir: Path, *, workers: int = 2, **env) -> ManagedProcess:
     port = free_port()
     args = [
         sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.conf.py",
-        "--bind", f"127.0.0.1:{port}", "--workers", "2",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
     ]  # fmt: skip
     process = ManagedProcess("gunicorn", args, base_env(workdir, **env), workdir / "gunicorn.log")
     process.extra["url"] = f"http://127.0.0.1:{port}"

@@ -14,6 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jfintech.api.admission import admits
 from jfintech.api.idempotency import idempotent
 from jfintech.api.pagination import get_paginated_response
 from jfintech.api.permissions import actor_for_request, tenant_may
@@ -277,6 +278,7 @@ class DryRunApi(APIView):
 
     @extend_schema(request=DryRunInput, responses={202: SimulationOutput})
     @idempotent
+    @admits(simulation.SIMULATION_QUEUE)
     def post(self, request, definition_id: int):
         definition = _definition_or_404(request, definition_id)
         data = DryRunInput(data=request.data)
@@ -297,6 +299,7 @@ class ImpactApi(APIView):
 
     @extend_schema(request=ImpactInput, responses={202: SimulationOutput})
     @idempotent
+    @admits(simulation.SIMULATION_QUEUE)
     def post(self, request, run_id: int):
         run = Run.objects.filter(tenant=request_tenant(request), pk=run_id).first()
         if run is None:

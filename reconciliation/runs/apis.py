@@ -13,12 +13,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exceptions import selectors as case_selectors
+from jfintech.api.admission import admits
 from jfintech.api.idempotency import idempotent
 from jfintech.api.pagination import get_paginated_response
 from jfintech.api.permissions import actor_for_request, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
-from reconciliation.runs import selectors, services
+from reconciliation.runs import dispatch, selectors, services
 from reconciliation.runs.models import Break, Definition, RuleVersionStatus, Run, RunStatus, RunTrigger
 
 
@@ -232,9 +233,11 @@ class RunListApi(APIView):
 
     @extend_schema(request=RunStartInput, responses={202: RunOutput, 409: None})
     @idempotent
+    @admits(dispatch.FETCH_QUEUE, dispatch.COMPUTE_QUEUE)
     def post(self, request):
         """Start a run; it is reconciled by the workers (follow it at the run's URL). 409 while
-        another run of the definition is in flight."""
+        another run of the definition is in flight; 503 ``queue_full`` while the workers' queues are
+        at their depth limit."""
         data = RunStartInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)

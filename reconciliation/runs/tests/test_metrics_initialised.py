@@ -14,6 +14,7 @@ from django.conf import settings
 
 from exceptions import metrics as exception_metrics
 from exceptions.models import Priority
+from jfintech.api import metrics as api_metrics
 from jfintech.observability import metrics as platform_metrics
 from reconciliation.models import RecordKind
 from reconciliation.runs import metrics
@@ -29,6 +30,7 @@ INITIALISED = {
     "recon_transactions_processed_total": metrics.TRANSACTIONS_PROCESSED,
     "exception_sla_breaches_total": exception_metrics.SLA_BREACHES,
     "db_pool_errors_total": platform_metrics.DB_POOL_ERRORS,
+    "api_queue_full_refusals_total": api_metrics.QUEUE_FULL_REFUSALS,
 }
 NOT_INITIALISABLE = {"recon_errors_total"}
 
@@ -84,6 +86,8 @@ def test_every_series_an_alert_reads_exists_at_zero_before_the_first_event():
         for a in settings.DATABASES
         for k in ("request", "connection")
     }
+    queues = settings.CELERY_TASK_QUEUES_NAMES
+    expected |= {("api_queue_full_refusals_total", (("queue", q),)) for q in queues}
     assert not expected - zero, sorted(expected - zero)
 
 
@@ -91,5 +95,5 @@ def test_every_counter_an_alert_reads_is_initialised_or_named_as_not():
     exprs = " ".join(
         rule["expr"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
     )
-    read = set(re.findall(r"\b((?:recon|exception|db_pool|ingest|audit)_\w+_total)\b", exprs))
+    read = set(re.findall(r"\b((?:recon|exception|db_pool|ingest|audit|api)_\w+_total)\b", exprs))
     assert read == set(INITIALISED) | NOT_INITIALISABLE
