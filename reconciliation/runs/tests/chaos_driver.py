@@ -194,10 +194,10 @@ def handle(request: dict):
         elif what == "chord":
             dispatch.run_chord(run.pk, run.kind).apply_async()
         return {}
-    if op == "reap":
+    if op == "reap":  # what beat's reap_stuck_runs does: fail past the deadline, re-drive the stale
         from reconciliation.runs import services
 
-        return services.runs_redrive_stale()
+        return {"past_deadline": services.runs_reap(), **services.runs_redrive_stale()}
     if op == "run":
         from reconciliation.runs.models import Run
 

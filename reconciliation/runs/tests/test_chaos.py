@@ -157,11 +157,12 @@ class Hold:
 
 
 def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), duplicate_start=False,
-          redis_down_at_start=False) -> dict:  # fmt: skip
+          redis_down_at_start=False, after=None, deadline=240) -> dict:  # fmt: skip
     """One trial: a fresh definition, a run started through the API, the fault at ``point``, then
-    the reaper every second (beat's job) until every run is terminal, then the invariant check."""
+    the reaper every second (beat's job) until every run is terminal, ``after(env)`` (the end of a
+    fault that outlives the run), then the invariant check."""
     env.ensure_worker()
-    seeded = env.driver("seed", accounts=12)
+    seeded = env.driver("seed", accounts=12, deadline=deadline)
     before = env.driver("metrics")
     hold = Hold(env, point)
     idem = f"chaos-{uuid.uuid4().hex[:10]}"
@@ -205,6 +206,8 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
     except TimeoutError:
         runs = env.driver("runs", definition=seeded["definition"])
     elapsed = time.monotonic() - started
+    if after is not None:
+        after(env)
     unacknowledged = sum(1 for status in responses if status != 202)
     invariants = env.driver("check", definition=seeded["definition"], acknowledged=acknowledged,
                             unacknowledged=unacknowledged)  # fmt: skip
@@ -225,6 +228,7 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
         "runs": [(pk, s) for pk, s in runs],
         "attempts": [d.get("attempts") for d in details],
         "redrives": [d.get("redrives") for d in details],
+        "error_codes": [d.get("error_code") for d in details],
         "lost": sum(1 for pk, s in runs if s not in ("completed", "failed")) + (0 if runs else 1),
         "duplicated": max(0, len(runs) - 1),
         "seconds_to_terminal": round(elapsed, 1),
@@ -348,6 +352,42 @@ def _definition_of(env: Env, hold: Hold) -> int:
     return env.sql("SELECT definition_id FROM reconciliation_run ORDER BY id DESC LIMIT 1")[0][0]
 
 
+class Stall:
+    """The worker's backend blocked at the phase is stopped (SIGSTOP), then the phase released: its
+    statement never returns and no server-side timeout can end it (a stopped backend runs no timer;
+    its kernel still acknowledges TCP, so keepalives see a live peer). ``resume_after``: continued
+    (SIGCONT) that many seconds later, inside the fault; None: only once the run is terminal, so the
+    run must end without the stalled connection, and what the backend does when it resumes (its
+    transaction's client gone, or interrupted) must change nothing."""
+
+    def __init__(self, resume_after: float | None = None):
+        self.resume_after = resume_after
+        self.pids: list[int] = []
+
+    def inject(self, env: Env, hold: Hold):
+        self.pids = hold.waiting()
+        assert self.pids, "no backend blocked at the phase"
+        for pid in self.pids:
+            os.kill(pid, signal.SIGSTOP)
+        hold.release()
+        if self.resume_after is not None:
+            time.sleep(self.resume_after)
+            self.resume(env)
+
+    def resume(self, env: Env):
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+        def settled():  # the resumed backend went on: its statement ended, or the backend exited
+            rows = env.sql(
+                "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) AND state = 'active'", [self.pids]
+            )
+            return not rows
+
+        wait_until(settled, timeout=60, interval=0.5, message=f"stalled backends {self.pids} never settled")
+
+
 def nothing(env: Env, hold: Hold):
     """No fault: the trial's own conditions (a duplicate request, Redis down at enqueue) are the test."""
 
@@ -391,6 +431,34 @@ def test_postgres_restarted_mid_run(chaos_env):
 def test_a_compute_delivered_twice(chaos_env):
     row = trial(chaos_env, "compute delivered twice", "persisting", duplicate_compute)
     assert [s for _, s in row["runs"]] == ["completed"]
+
+
+def test_a_backend_stalled_past_the_time_limit_fails_the_run_loudly(chaos_env):
+    """No statement_timeout could end it (the backend is stopped) and the heartbeat, on a connection
+    of its own, keeps the run fresh (its worker is alive: no re-drive). The bound is the task's soft
+    time limit (CELERY_TASK_SOFT_TIME_LIMIT; 20 s here, 54 min in production, beyond a run's default
+    30 min deadline, where the reaper fails it first): it interrupts psycopg's wait, the compute's
+    transaction is abandoned (Django closes the connection whose rollback failed) and the chord's
+    error callback fails the run, loudly, before its deadline; the stalled backend, continued after,
+    commits nothing."""
+    stall = Stall()
+    row = trial(chaos_env, "backend stalled past the time limit (SIGSTOP)", "persisting", stall.inject,
+                after=stall.resume, deadline=120, expect_alerts=("JfintechRunFailed",))  # fmt: skip
+    assert [s for _, s in row["runs"]] == ["failed"]
+    assert row["error_codes"] == ["task_error"]
+    assert row["redrives"] == [0]
+    assert row["seconds_to_terminal"] < 120
+
+
+def test_a_backend_stalled_for_a_while_is_waited_for(chaos_env):
+    """Stalled past the stale period (6 s) but within the time limit: the heartbeat's own
+    connection keeps the run fresh, so the reaper does not take a slow live compute for a dead one;
+    once continued, the run completes on its first attempt."""
+    stall = Stall(resume_after=STALE + 4)
+    row = trial(chaos_env, "backend stalled 10 s (SIGSTOP, SIGCONT)", "persisting", stall.inject)
+    assert [s for _, s in row["runs"]] == ["completed"]
+    assert row["redrives"] == [0]
+    assert row["attempts"] == [1]
 
 
 def test_the_same_request_sent_twice(chaos_env):
