@@ -176,6 +176,15 @@ def handle(request: dict):
                                format="json", HTTP_IDEMPOTENCY_KEY=request["idem"])  # fmt: skip
         body = response.json() if response.get("Content-Type", "").startswith("application/json") else {}
         return {"status": response.status_code, "body": body}
+    if op == "create":  # a committed run whose messages are left to the test (``send``)
+        from jfintech.audit import Actor
+        from reconciliation.runs.models import Definition, RunTrigger
+        from reconciliation.runs.services import run_start
+
+        definition = Definition.objects.select_related("tenant").get(pk=request["definition"])
+        run = run_start(tenant=definition.tenant, actor=Actor.for_system("chaos"), definition=definition,
+                        trigger=RunTrigger.API, request_key=request["idem"], dispatch=False)  # fmt: skip
+        return {"id": run.pk}
     if op == "send":  # a raw message, as a broker redelivery or a lost callback would leave it
         from celery import group
 

@@ -157,7 +157,7 @@ class Hold:
 
 
 def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), duplicate_start=False,
-          redis_down_at_start=False, after=None, deadline=240) -> dict:  # fmt: skip
+          redis_down_at_start=False, after=None, deadline=240, lose_callback=False) -> dict:  # fmt: skip
     """One trial: a fresh definition, a run started through the API, the fault at ``point``, then
     the reaper every second (beat's job) until every run is terminal, ``after(env)`` (the end of a
     fault that outlives the run), then the invariant check."""
@@ -172,7 +172,12 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
     try:
         if redis_down_at_start:
             env.redis.stop()
-        answer = env.driver("start", definition=seeded["definition"], key=seeded["key"], idem=idem)
+        if lose_callback:  # the run committed, its chord's parts sent without the callback
+            created = env.driver("create", definition=seeded["definition"], idem=idem)
+            env.driver("send", run=created["id"], what="header")
+            answer = {"status": 202, "body": created}
+        else:
+            answer = env.driver("start", definition=seeded["definition"], key=seeded["key"], idem=idem)
         responses.append(answer["status"])
         if redis_down_at_start:
             env.redis.start()
@@ -459,6 +464,17 @@ def test_a_backend_stalled_for_a_while_is_waited_for(chaos_env):
     assert [s for _, s in row["runs"]] == ["completed"]
     assert row["redrives"] == [0]
     assert row["attempts"] == [1]
+
+
+def test_a_lost_chord_callback(chaos_env):
+    """The chord's parts run, the callback never comes (as a broker that lost it would leave the
+    run): both sides fetched, nothing computes, the fetches' heartbeat stops; the reaper finds the
+    run stale and re-sends the chord, whose parts find their RunPart and whose callback computes."""
+    row = trial(chaos_env, "chord callback lost", None, nothing, lose_callback=True, expect_alerts=REDRIVEN)
+    assert [s for _, s in row["runs"]] == ["completed"]
+    assert row["redrives"] == [1]
+    assert row["attempts"] == [1]
+    assert row["metrics_moved"].get('recon_run_redrives_total{kind="two_way",status="fetching"}') == 1
 
 
 def test_the_same_request_sent_twice(chaos_env):
