@@ -101,11 +101,12 @@ def reap_stuck_runs() -> dict[str, list[int]]:
     return {"past_deadline": services.runs_reap(), **services.runs_redrive_stale()}
 
 
-@shared_task(name="reconciliation.start_scheduled_run", bind=True, acks_late=True, **_RETRY)
-def start_scheduled_run(self, definition_id: int) -> int | None:
-    """Beat's entry point: one run per tick (the message id is the run's request key, so a
-    redelivered tick starts nothing new); a tick while a run is in flight is logged and skipped."""
-    return services.run_start_scheduled(definition_id=definition_id, request_key=f"beat:{self.request.id}")
+@shared_task(name="reconciliation.start_scheduled_run", acks_late=True, **_RETRY)
+def start_scheduled_run(definition_id: int) -> int | None:
+    """Beat's entry point: one run per slot of the schedule (the slot is the run's request key, so a
+    redelivered tick, or a slot a restarted beat sends again, starts nothing new); a tick while a
+    run is in flight is logged and skipped."""
+    return services.run_start_scheduled(definition_id=definition_id)
 
 
 def run_chord(run_id: int, *, fetch_queue: str = FETCH_QUEUE, compute_queue: str = COMPUTE_QUEUE):

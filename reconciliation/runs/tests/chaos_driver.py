@@ -185,6 +185,15 @@ def handle(request: dict):
         run = run_start(tenant=definition.tenant, actor=Actor.for_system("chaos"), definition=definition,
                         trigger=RunTrigger.API, request_key=request["idem"], dispatch=False)  # fmt: skip
         return {"id": run.pk}
+    if op == "schedule":  # the definition's beat entry (a crontab), as an admin sets it
+        from reconciliation.runs.models import Definition
+        from reconciliation.runs.services import definition_schedule_set
+        from reconciliation.runs.tests.factories import ACTOR
+
+        definition = Definition.objects.get(pk=request["definition"])
+        definition = definition_schedule_set(definition=definition, actor=ACTOR, cron=request["cron"],
+                                             expire_seconds=request.get("expire_seconds", 50))  # fmt: skip
+        return {"periodic_task": definition.schedule_id}
     if op == "send":  # a raw message, as a broker redelivery or a lost callback would leave it
         from celery import group
 
@@ -211,7 +220,8 @@ def handle(request: dict):
         from reconciliation.runs.models import Run
 
         r = Run.objects.filter(pk=request["run"]).values(
-            "status", "attempts", "redrives", "error_code", "error", "created_at", "completed_at"
+            "status", "attempts", "redrives", "error_code", "error", "created_at", "completed_at",
+            "request_key", "trigger",
         ).first()  # fmt: skip
         return {k: (str(v) if k.endswith("_at") else v) for k, v in (r or {}).items()}
     if op == "runs":

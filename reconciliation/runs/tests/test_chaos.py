@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -106,7 +107,8 @@ class Env:
 
     def sql(self, query: str, params=None):
         with psycopg.connect(self.pg.url, autocommit=True, connect_timeout=5) as conn:
-            return conn.execute(query, params).fetchall()
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
 
     def close(self):
         for stop in (self.worker.stop, self.driver.close, self.redis.stop, self.pg.stop):
@@ -195,7 +197,18 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
         inject(env, hold)
     finally:
         hold.release()
-    runs = env.driver("runs", definition=seeded["definition"])
+    return conclude(env, fault, point, seeded["definition"], started=started, before=before,
+                    acknowledged=acknowledged, responses=responses, expect_alerts=expect_alerts,
+                    after=after)  # fmt: skip
+
+
+def conclude(env: Env, fault: str, point: str | None, definition: int, *, started: float, before: dict,
+             acknowledged: dict, responses: list, expect_alerts=(), after=None,
+             slots: int = 1) -> dict:  # fmt: skip
+    """The end of a trial: the reaper every second until every run of ``definition`` is terminal,
+    ``after(env)``, the invariant check, the alerts, the row of the table. ``slots``: how many runs
+    the trial asked for (one, or one per slot of a schedule): more is a duplicate."""
+    seeded = {"definition": definition}
 
     def all_terminal():
         # The supervisor's part (Kubernetes, or `serve` locally): a worker that died is started again.
@@ -234,8 +247,9 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
         "attempts": [d.get("attempts") for d in details],
         "redrives": [d.get("redrives") for d in details],
         "error_codes": [d.get("error_code") for d in details],
+        "request_keys": [d.get("request_key") for d in details],
         "lost": sum(1 for pk, s in runs if s not in ("completed", "failed")) + (0 if runs else 1),
-        "duplicated": max(0, len(runs) - 1),
+        "duplicated": max(0, len(runs) - slots),
         "seconds_to_terminal": round(elapsed, 1),
         "metrics_moved": moved,
         "alerts": fired,
@@ -475,6 +489,79 @@ def test_a_lost_chord_callback(chaos_env):
     assert row["redrives"] == [1]
     assert row["attempts"] == [1]
     assert row["metrics_moved"].get('recon_run_redrives_total{kind="two_way",status="fetching"}') == 1
+
+
+class Beat:
+    """A real ``celery beat`` (the DatabaseScheduler) on the private servers, started and stopped."""
+
+    def __init__(self, env: Env):
+        self.env, self.process, self.starts = env, None, 0
+
+    def start(self):
+        self.starts += 1
+        beat = processes.celery_beat(self.env.base)
+        beat.env, beat.log_path = self.env.env, self.env.base / f"beat{self.starts}.log"
+        self.process = beat.start()
+        beat.wait_for_log("beat: Starting", timeout=90)
+
+    def stop(self, sig=signal.SIGTERM):
+        os.kill(self.process.proc.pid, sig)
+        self.process.proc.wait(90)  # a warm stop writes the schedule first: slow on a loaded machine
+        self.process.stop()
+
+
+def _next_minute(after: float) -> float:
+    return after - after % 60 + 60
+
+
+def test_beat_stopped_across_a_slot_then_killed_before_writing_it(chaos_env):
+    """A definition scheduled every minute. Beat is stopped across a slot: started again, it sends
+    one tick, which starts the run of the missed slot (beat's catch-up: the latest missed slot, one
+    run however many were missed). Then beat is killed before it wrote the tick's ``last_run_at``
+    (it writes every three minutes; the state is set by rewinding the row, as a kill leaves it):
+    started again, it sends the same slot again, which must start nothing new."""
+    env = chaos_env
+    env.ensure_worker()
+    seeded = env.driver("seed", accounts=12)
+    definition = seeded["definition"]
+    before = env.driver("metrics")
+    if _next_minute(time.time()) - time.time() < 25:  # room to start and stop beat before the slot
+        time.sleep(_next_minute(time.time()) - time.time() + 1)
+    periodic_task = env.driver("schedule", definition=definition, cron="* * * * *")["periodic_task"]
+    beat = Beat(env)
+    beat.start()
+    beat.stop()  # warm: beat had sent nothing for the definition
+    slot = _next_minute(time.time())
+    assert env.driver("runs", definition=definition) == []
+    time.sleep(slot - time.time() + 2)  # beat is down across the slot
+    started = time.monotonic()
+    beat.start()
+    runs = wait_until(lambda: env.driver("runs", definition=definition), timeout=60,
+                      message=f"beat sent no catch-up tick:\n{beat.process.tail()}")  # fmt: skip
+    beat.stop(signal.SIGKILL)
+    env.sql("UPDATE django_celery_beat_periodictask SET last_run_at = to_timestamp(%s) WHERE id = %s",
+            [slot - 30, periodic_task])  # fmt: skip
+    ticks = "reconciliation.start_scheduled_run["
+    beat.start()
+
+    def replayed():
+        done = [
+            line for line in env.worker.tail(400).splitlines() if ticks in line and "succeeded in" in line
+        ]
+        return len(done) >= 2
+
+    wait_until(replayed, timeout=60, message=f"beat did not send the slot again:\n{beat.process.tail()}")
+    replayed_at = time.time()
+    beat.stop()
+    env.sql("UPDATE django_celery_beat_periodictask SET enabled = false WHERE id = %s", [periodic_task])
+    assert replayed_at < slot + 60, "the replay reached the next slot: the machine is too slow for it"
+    acknowledged = {f"slot-{pk}": pk for pk, _ in env.driver("runs", definition=definition)}
+    row = conclude(env, "beat stopped across a slot, killed before writing it", "scheduled slot", definition,
+                   started=started, before=before, acknowledged=acknowledged, responses=[])  # fmt: skip
+    slot_key = datetime.fromtimestamp(slot, UTC).isoformat()
+    assert row["request_keys"] == [f"beat:{definition}:{slot_key}"], row["request_keys"]
+    assert [s for _, s in row["runs"]] == ["completed"]
+    assert runs
 
 
 def test_the_same_request_sent_twice(chaos_env):
