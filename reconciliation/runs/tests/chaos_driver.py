@@ -130,6 +130,41 @@ def check(definition: int, acknowledged: dict[str, int], unacknowledged: int = 0
     return out
 
 
+def check_ingest(source: int, rows: int) -> dict[str, dict]:
+    """The invariants of an ingest for ``source``, which was sent one file of ``rows`` valid rows
+    (each with its own external id), perhaps more than once: no partial batch (a batch that is not
+    loaded holds no record, a loaded one exactly its accepted rows), one batch's records loaded
+    (once, not twice), every batch closed with a status that says what happened, the audit chain."""
+    from django.db.models import Count
+
+    from jfintech.audit.services import audit_chains_verify
+    from reconciliation.models import DataSource, IngestionBatch, Record
+
+    source_obj = DataSource.objects.select_related("tenant").get(pk=source)
+    batches = list(IngestionBatch.objects.filter(source_id=source).order_by("pk"))
+    per_batch = Record.objects.filter(source_id=source).values("batch_id").annotate(n=Count("id"))
+    held = {r["batch_id"]: r["n"] for r in per_batch}
+    partial = [
+        (b.pk, b.status, held.get(b.pk, 0), b.rows_accepted)
+        for b in batches
+        if held.get(b.pk, 0) != (b.rows_accepted if b.status == "loaded" else 0)
+    ]
+    loaded = [b.pk for b in batches if b.status == "loaded"]
+    records = Record.objects.filter(source_id=source, status="active")
+    keys = records.values("external_id").distinct().count()
+    tenant = source_obj.tenant
+    reports = audit_chains_verify(tenants=[tenant])
+    return {
+        "no_partial_batch": {"ok": not partial, "detail": partial},
+        "loaded_once": {"ok": len(loaded) == 1 and records.count() == keys == rows,
+                        "detail": {"loaded": loaded, "records": records.count(), "keys": keys, "rows": rows}},
+        "every_batch_closed": {"ok": all(b.completed_at for b in batches),
+                               "detail": [(b.pk, b.status, b.reject_code) for b in batches]},
+        "audit_chain_verifies": {"ok": bool(reports) and all(r.ok for r in reports),
+                                 "detail": [r.describe() for r in reports]},
+    }  # fmt: skip
+
+
 def metrics() -> dict[str, float]:
     """Every recon_* counter sample of every process sharing PROMETHEUS_MULTIPROC_DIR (the workers,
     dead or alive, and this driver, which runs the reaper): {'name{labels}': value}."""
@@ -176,6 +211,33 @@ def handle(request: dict):
                                format="json", HTTP_IDEMPOTENCY_KEY=request["idem"])  # fmt: skip
         body = response.json() if response.get("Content-Type", "").startswith("application/json") else {}
         return {"status": response.status_code, "body": body}
+    if op == "seed_source":  # a tenant, a CSV trade source, an integration key
+        from jfintech.tenancy import services as tenancy
+        from reconciliation.ingestion.tests.factories import SourceFactory
+        from reconciliation.runs.tests.factories import ACTOR, TenantFactory
+
+        source = SourceFactory(tenant=TenantFactory())
+        key = tenancy.api_key_create(tenant=source.tenant, actor=ACTOR, name=f"chaos-{uuid.uuid4().hex[:6]}",
+                                     role="integration")  # fmt: skip
+        return {"source": source.pk, "key": key.plaintext}
+    if op == "upload":  # a file through the API, as a client uploads it
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from rest_framework.test import APIClient
+
+        client = APIClient(raise_request_exception=False)
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {request['key']}")
+        headers = {"HTTP_IDEMPOTENCY_KEY": request["idem"]} if request.get("idem") else {}
+        upload = SimpleUploadedFile("chaos.csv", request["content"].encode())
+        response = client.post(f"/api/v1/ingestion/sources/{request['source']}/batches/", {"file": upload},
+                               format="multipart", **headers)  # fmt: skip
+        body = response.json() if response.get("Content-Type", "").startswith("application/json") else {}
+        return {"status": response.status_code, "body": body}
+    if op == "reap_batches":  # beat's ingestion.fail_abandoned_batches, without its minimum age
+        from reconciliation.ingestion.services import batches_fail_abandoned
+
+        return batches_fail_abandoned(older_than_s=0)
+    if op == "check_ingest":
+        return check_ingest(request["source"], request["rows"])
     if op == "create":  # a committed run whose messages are left to the test (``send``)
         from jfintech.audit import Actor
         from reconciliation.runs.models import Definition, RunTrigger

@@ -56,7 +56,13 @@ class Driver:
         assert json.loads(self.proc.stdout.readline()) == {"ready": True}
 
     def __call__(self, op: str, **kwargs):
+        self.send(op, **kwargs)
+        return self.receive(op)
+
+    def send(self, op: str, **kwargs):
         self.proc.stdin.write(json.dumps({"op": op, **kwargs}) + "\n")
+
+    def receive(self, op: str):
         answer = json.loads(self.proc.stdout.readline())
         if not answer["ok"]:
             raise AssertionError(f"driver {op}: {answer['error']}\n{answer['traceback']}")
@@ -136,8 +142,8 @@ def chaos_env():
 class Hold:
     """A phase held open: the table the phase writes, locked by the test until release()."""
 
-    def __init__(self, env: Env, point: str | None):
-        self.env, self.table = env, POINTS.get(point)
+    def __init__(self, env: Env, point: str | None, table: str | None = None):
+        self.env, self.table = env, table or POINTS.get(point)
         self.conn = None
         if self.table:
             self.conn = psycopg.connect(env.pg.url, connect_timeout=5)
@@ -489,6 +495,97 @@ def test_a_lost_chord_callback(chaos_env):
     assert row["redrives"] == [1]
     assert row["attempts"] == [1]
     assert row["metrics_moved"].get('recon_run_redrives_total{kind="two_way",status="fetching"}') == 1
+
+
+# --- faults during an ingest -----------------------------------------------------------------------
+
+INGEST_ROWS = 2000
+
+
+def _trade_file(rows: int) -> str:
+    today = datetime.now(UTC).date().isoformat()
+    lines = ["trade_id,trade_date,account,isin,amount,ccy,version"]
+    lines += [f"CH{i:06d},{today},ACC{i % 7},XS{i % 11:010d},{i}.25,EUR," for i in range(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def kill_uploader(env: Env, uploader: Driver):
+    """The process serving the upload (a web worker) killed while its COPY waits."""
+    uploader.proc.kill()
+    uploader.proc.wait(10)
+
+
+def postgres_crash(env: Env, uploader: Driver):
+    env.pg.restart(mode="immediate")
+
+
+def ingest_trial(env: Env, fault: str, inject, *, idempotency_key: bool) -> dict:
+    """A CSV uploaded through the API in a process of its own, held at its load (the record table
+    locked: the COPY waits), the fault, then the client's retry with the same file (and the same
+    Idempotency-Key when it sent one): one batch's records loaded, no partial batch, every batch closed."""
+    seeded = env.driver("seed_source")
+    content = _trade_file(INGEST_ROWS)
+    idem = f"chaos-ingest-{uuid.uuid4().hex[:10]}" if idempotency_key else ""
+    request = {"source": seeded["source"], "key": seeded["key"], "content": content, "idem": idem}
+    uploader = Driver(env.env, env.base / "uploader.log")
+    hold = Hold(env, "loading", table="reconciliation_record")
+    started = time.monotonic()
+    try:
+        uploader.send("upload", **request)
+        wait_until(hold.waiting, timeout=60, message="the upload never reached its load")
+        live = env.driver("reap_batches")  # a batch being loaded is never taken for abandoned
+        inject(env, uploader)
+    finally:
+        hold.release()
+    first = None
+    if uploader.proc.poll() is None:  # the request's own answer (the fault did not kill its process)
+        with contextlib.suppress(AssertionError):
+            first = uploader.receive("upload")["status"]
+        uploader.close()
+    retry = env.driver("upload", **request)
+    abandoned = env.driver("reap_batches")  # beat's job: close what the dead process left open
+    elapsed = time.monotonic() - started
+    invariants = env.driver("check_ingest", source=seeded["source"], rows=INGEST_ROWS)
+    invariants["a_live_load_is_not_abandoned"] = {"ok": live == [], "detail": live}
+    row = {
+        "fault": fault, "point": "ingest: loading", "responses": [first, retry["status"]],
+        "runs": [], "attempts": "-", "redrives": "-", "lost": 0 if invariants["loaded_once"]["ok"] else 1,
+        "duplicated": max(0, len(invariants["loaded_once"]["detail"]["loaded"]) - 1),
+        "seconds_to_terminal": round(elapsed, 1), "alerts": [],
+        "batches": invariants["every_batch_closed"]["detail"], "abandoned": abandoned,
+        "invariants": {name: v["ok"] for name, v in invariants.items()},
+    }  # fmt: skip
+    RESULTS.append(row)
+    print(json.dumps(row, default=str))  # noqa: T201 (the suite's table, in the test output)
+    broken = {name: v for name, v in invariants.items() if not v["ok"]}
+    assert not broken, f"{fault}: {json.dumps(broken, default=str)}"
+    return row
+
+
+@pytest.mark.parametrize("idempotency_key", [False, True], ids=["no-key", "idempotency-key"])
+def test_the_uploading_process_killed_mid_load(chaos_env, idempotency_key):
+    """Without an Idempotency-Key the batch row committed at receipt: its process gone, it stays
+    open until beat's fail_abandoned_batches closes it (failed, abandoned). With one, the whole
+    request is one transaction: nothing of it remains. The retry loads the file once."""
+    fault = f"upload process killed ({'Idempotency-Key' if idempotency_key else 'no key'})"
+    row = ingest_trial(chaos_env, fault, kill_uploader, idempotency_key=idempotency_key)
+    assert row["responses"] == [None, 201]
+    expected = [["loaded", ""]] if idempotency_key else [["failed", "abandoned"], ["loaded", ""]]
+    assert [b[1:] for b in row["batches"]] == expected
+
+
+@pytest.mark.parametrize("idempotency_key", [False, True], ids=["no-key", "idempotency-key"])
+def test_postgres_restarted_mid_load(chaos_env, idempotency_key):
+    """The load's connection is lost: the request answers 503 (retry later). Without a key the
+    batch row committed at receipt; the process's own attempt to close it as failed
+    (internal_error) needs the connection it lost, so it stays open until fail_abandoned_batches
+    closes it (abandoned). With a key nothing of the request remains. The retry loads the file once."""
+    fault = f"PostgreSQL restart mid-load ({'Idempotency-Key' if idempotency_key else 'no key'})"
+    row = ingest_trial(chaos_env, fault, postgres_crash, idempotency_key=idempotency_key)
+    assert row["responses"] == [503, 201]
+    statuses = [b[1] for b in row["batches"]]
+    assert statuses == (["loaded"] if idempotency_key else ["failed", "loaded"])
+    assert all(code in ("", "internal_error", "abandoned") for _, _, code in row["batches"])
 
 
 class Beat:
