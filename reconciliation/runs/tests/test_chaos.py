@@ -547,9 +547,11 @@ def ingest_trial(env: Env, fault: str, inject, *, idempotency_key: bool) -> dict
     elapsed = time.monotonic() - started
     invariants = env.driver("check_ingest", source=seeded["source"], rows=INGEST_ROWS)
     invariants["a_live_load_is_not_abandoned"] = {"ok": live == [], "detail": live}
+    batches = invariants["every_batch_closed"]["detail"]
     row = {
         "fault": fault, "point": "ingest: loading", "responses": [first, retry["status"]],
-        "runs": [], "attempts": "-", "redrives": "-", "lost": 0 if invariants["loaded_once"]["ok"] else 1,
+        "runs": [(pk, f"batch {status}" + (f" ({code})" if code else "")) for pk, status, code in batches],
+        "attempts": "-", "redrives": "-", "lost": 0 if invariants["loaded_once"]["ok"] else 1,
         "duplicated": max(0, len(invariants["loaded_once"]["detail"]["loaded"]) - 1),
         "seconds_to_terminal": round(elapsed, 1), "alerts": [],
         "batches": invariants["every_batch_closed"]["detail"], "abandoned": abandoned,
