@@ -463,14 +463,14 @@ def test_a_backend_stalled_past_the_time_limit_fails_the_run_loudly(chaos_env):
     of its own, keeps the run fresh (its worker is alive: no re-drive). The bound is the task's soft
     time limit (CELERY_TASK_SOFT_TIME_LIMIT; 20 s here, 54 min in production, beyond a run's default
     30 min deadline, where the reaper fails it first): it interrupts psycopg's wait, the compute's
-    transaction is abandoned (Django closes the connection whose rollback failed) and the chord's
-    error callback fails the run, loudly, before its deadline; the stalled backend, continued after,
+    transaction is abandoned (Django closes the connection whose rollback failed) and the task fails
+    the run, loudly (time_limit), before its deadline; the stalled backend, continued after,
     commits nothing."""
     stall = Stall()
     row = trial(chaos_env, "backend stalled past the time limit (SIGSTOP)", "persisting", stall.inject,
                 after=stall.resume, deadline=120, expect_alerts=("JfintechRunFailed",))  # fmt: skip
     assert [s for _, s in row["runs"]] == ["failed"]
-    assert row["error_codes"] == ["task_error"]
+    assert row["error_codes"] == ["time_limit"]
     assert row["redrives"] == [0]
     assert row["seconds_to_terminal"] < 120
 
