@@ -202,6 +202,7 @@ CELERY_TASK_ROUTES = {
             "exceptions.deliver_webhook",
             "exceptions.flag_sla_breaches",
             "ingestion.ensure_partitions_ahead",
+            "ingestion.fail_abandoned_batches",
             "reporting.deliver_report",
             "reporting.generate_subscription",
             "reporting.run_export",
@@ -341,6 +342,14 @@ PERIODIC_TASKS = {
         "crontab": {"minute": "41", "hour": "1"},
         "queue": "default",
         "expire_seconds": 6 * 3600,
+    },
+    # Closes as failed (code abandoned) the batches whose loading process died before closing them
+    # (reconciliation.ingestion.services.batches_fail_abandoned).
+    "ingestion.fail_abandoned_batches": {
+        "task": "ingestion.fail_abandoned_batches",
+        "crontab": {"minute": "*/5"},
+        "queue": "default",
+        "expire_seconds": 240,
     },
     # Flags unresolved break cases past their SLA due time (exceptions.services.cases_flag_sla_breaches).
     "exceptions.flag_sla_breaches": {

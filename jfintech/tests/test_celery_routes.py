@@ -15,6 +15,7 @@ QUEUE_OF = {
     "health.pipeline_failed": "default",
     "health.pipeline_probe": "default",
     "ingestion.ensure_partitions_ahead": "default",
+    "ingestion.fail_abandoned_batches": "default",
     "reporting.deliver_report": "default",
     "reporting.generate_subscription": "default",
     "reporting.run_export": "default",

@@ -9,14 +9,16 @@ missing partitions are created on a separate connection first, never under the l
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
@@ -39,6 +41,13 @@ log = get_logger(__name__)
 
 Status = IngestionBatch.Status
 _LOCK_NAMESPACE = 74_201  # pg_advisory_xact_lock(namespace, source id): one load per source at a time
+# pg_advisory_lock(namespace, batch id), held by the session loading the batch until it closes it:
+# the server drops it with the session, so a batch whose lock is free and that is still open was
+# abandoned (its process killed, its connection lost) and batches_fail_abandoned closes it.
+_LOADING_NAMESPACE = 74_202
+# Between _receive's commit and the loading lock there is a moment without the lock: a batch this
+# young is never taken for abandoned.
+ABANDONED_AFTER_SECONDS = 60
 _CHUNK = 1 << 20
 
 
@@ -344,6 +353,56 @@ def _load_staged(*, tenant, actor, source, batch, parse, started, timings) -> In
                 staging.drop()
 
 
+@contextmanager
+def _loading(batch_id: int):
+    """The batch's loading lock (session level, so it spans the load's own transactions)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_LOADING_NAMESPACE, batch_id])
+    try:
+        yield
+    finally:
+        # A lost connection took the lock with it; the load's own error is the one to raise.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOADING_NAMESPACE, batch_id])
+
+
+_ABANDONED = (
+    "the process loading this batch ended before closing it (killed, or its database connection lost);"
+    " nothing of it was loaded: send the file again"
+)
+
+
+def batches_fail_abandoned(*, older_than_s: float = ABANDONED_AFTER_SECONDS) -> list[int]:
+    """Close every batch still received or validated that nobody is loading (its loading lock is
+    free: the process that received it was killed or lost its connection before closing it) as
+    ``failed``, code ``abandoned``, loudly. Nothing of such a batch is in the record table: its load
+    transaction rolled back with the session. Beat calls this every five minutes."""
+    from jfintech.audit import Actor
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    open_batches = IngestionBatch.objects.filter(
+        status__in=[Status.RECEIVED, Status.VALIDATED], received_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    failed = []
+    for batch_id in list(open_batches):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_LOADING_NAMESPACE, batch_id])
+            if not cursor.fetchone()[0]:
+                continue  # a live load holds it
+            batch = IngestionBatch.objects.select_related("tenant", "source").get(pk=batch_id)
+            if batch.status not in (Status.RECEIVED, Status.VALIDATED):
+                continue  # closed meanwhile
+            _finish(batch, actor=Actor.for_system("ingestion"), status=Status.FAILED,
+                    started=time.monotonic(), code="abandoned", message=_ABANDONED)  # fmt: skip
+        metrics.BATCH_DURATION.labels(format=batch.detected_format or "unknown", outcome="failed").observe(
+            (timezone.now() - batch.received_at).total_seconds()
+        )
+        log.error("batch_abandoned", batch_id=batch_id, source_id=batch.source_id, tenant=batch.tenant.slug,
+                  **{"txn.type": batch.source.kind})  # fmt: skip
+        failed.append(batch_id)
+    return failed
+
+
 def _run(*, tenant, actor, source, sha256, size, file_name, fmt, parse) -> IngestionBatch:
     _check_source(tenant, source)
     started = time.monotonic()
@@ -355,19 +414,23 @@ def _run(*, tenant, actor, source, sha256, size, file_name, fmt, parse) -> Inges
                         file_name=file_name, fmt=fmt)  # fmt: skip
     batch = received.batch
     if not received.duplicate:
-        try:
-            batch = _load(
-                tenant=tenant, actor=actor, source=source, batch=batch, parse=parse, started=started
-            )
-        except Exception as exc:
-            log.exception("batch_failed", batch_id=batch.pk, source_id=source.pk, tenant=tenant.slug,
-                          **{"txn.type": source.kind})  # fmt: skip
-            metrics.BATCH_DURATION.labels(format=fmt, outcome="failed").observe(time.monotonic() - started)
-            if not connection.in_atomic_block:  # else the caller's transaction is rolled back whole
-                with transaction.atomic():
-                    _finish(batch, actor=actor, status=Status.FAILED, started=started,
-                            code="internal_error", message=f"{type(exc).__name__}: {exc}"[:2000])  # fmt: skip
-            raise
+        with _loading(batch.pk):
+            try:
+                batch = _load(
+                    tenant=tenant, actor=actor, source=source, batch=batch, parse=parse, started=started
+                )
+            except Exception as exc:
+                log.exception("batch_failed", batch_id=batch.pk, source_id=source.pk, tenant=tenant.slug,
+                              **{"txn.type": source.kind})  # fmt: skip
+                metrics.BATCH_DURATION.labels(format=fmt, outcome="failed").observe(
+                    time.monotonic() - started
+                )
+                if not connection.in_atomic_block:  # else the caller's transaction is rolled back whole
+                    message = f"{type(exc).__name__}: {exc}"[:2000]
+                    with transaction.atomic():
+                        _finish(batch, actor=actor, status=Status.FAILED, started=started,
+                                code="internal_error", message=message)  # fmt: skip
+                raise
     _observe(batch, source.kind, started)
     return batch
 

@@ -17,7 +17,7 @@ A run's life (docs/reconciliation.md):
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -487,12 +487,45 @@ def run_start(
     return run
 
 
-def run_start_scheduled(*, definition_id: int, request_key: str) -> int | None:
-    """Beat's start: the run id, or None when the definition is inactive or a run is in flight."""
-    definition = Definition.objects.select_related("tenant").get(pk=definition_id)
+def schedule_slot(crontab, now: datetime) -> datetime | None:
+    """The latest time at or before ``now`` at which ``crontab`` (celery's, with its ``tz``) fires,
+    in its time zone (None only past eight years back: celery refuses a date that never occurs)."""
+    t = now.astimezone(crontab.tz).replace(second=0, microsecond=0)
+    for _ in range(8 * 366):  # a day at a time, back from today
+        if (
+            t.month in crontab.month_of_year
+            and t.day in crontab.day_of_month
+            and t.isoweekday() % 7 in crontab.day_of_week  # celery: 0 is Sunday; both days must match
+        ):
+            for hour in sorted((h for h in crontab.hour if h <= t.hour), reverse=True):
+                minutes = [m for m in crontab.minute if hour < t.hour or m <= t.minute]
+                if minutes:
+                    return t.replace(hour=hour, minute=max(minutes))
+        t = (t - timedelta(days=1)).replace(hour=23, minute=59)
+    return None
+
+
+def run_start_scheduled(*, definition_id: int, request_key: str | None = None, now=None) -> int | None:
+    """Beat's start: the run id, or None when the definition is inactive, has no schedule or a run is
+    in flight.
+
+    One run per slot of the schedule: the request key is the slot this tick belongs to, the latest
+    time at or before ``now`` at which the definition's crontab fires (``beat:<definition>:<slot>``).
+    Beat sends a slot again when it restarts from a ``last_run_at`` it had not yet written (it writes
+    it every three minutes, so a killed beat forgets the ticks it sent since), and a redelivered
+    tick arrives again: both find the slot's run. A beat that was stopped across slots sends one
+    tick when it starts, which starts the run of the latest missed slot (docs/reliability.md)."""
+    definition = Definition.objects.select_related("tenant", "schedule__crontab").get(pk=definition_id)
     if not definition.is_active:
         log.warning("recon_scheduled_run_skipped", definition_id=definition_id, reason="inactive")
         return None
+    if request_key is None:
+        crontab = definition.schedule.crontab if definition.schedule else None
+        slot = schedule_slot(crontab.schedule, now or timezone.now()) if crontab else None
+        if slot is None:  # the schedule was removed after beat sent this tick
+            log.warning("recon_scheduled_run_skipped", definition_id=definition_id, reason="no_schedule")
+            return None
+        request_key = f"beat:{definition_id}:{slot.isoformat()}"
     try:
         run = run_start(
             tenant=definition.tenant,

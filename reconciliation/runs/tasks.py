@@ -14,6 +14,8 @@ the chord counter early). ``link_error`` and the reaper fail a run loudly.
 from __future__ import annotations
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import OperationalError
 
 from jfintech.observability import bind_run_context
@@ -21,6 +23,11 @@ from reconciliation.matching import sharding
 from reconciliation.runs import dispatch, lifecycle, services
 from reconciliation.runs.dispatch import COMPUTE_QUEUE, FETCH_QUEUE
 from reconciliation.runs.models import Run, Side
+
+_PAST_TIME_LIMIT = (
+    "the compute passed its soft time limit ({}s, CELERY_TASK_SOFT_TIME_LIMIT): a statement did not"
+    " return (a stalled database connection, a lock never released) or the scope is too large for it"
+)
 
 # Transient database trouble (a failover, a dropped connection) is retried, not fatal.
 _RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 30, "max_retries": 5}
@@ -77,7 +84,14 @@ def compute_reconciliation(self, run_id: int) -> str:
     sharded = sharding.run_dispatch_shards(run_id=run_id, queue=queue)
     if sharded:
         return sharded
-    outcome = services.run_compute(run_id=run_id)
+    try:
+        outcome = services.run_compute(run_id=run_id)
+    except SoftTimeLimitExceeded:
+        # A statement that never returns (a stalled database connection: no server-side timeout
+        # ends a stopped backend's statement) ends here; the run fails with what happened.
+        lifecycle.run_fail(run_id=run_id, error=_PAST_TIME_LIMIT.format(settings.CELERY_TASK_SOFT_TIME_LIMIT),
+                           code="time_limit")  # fmt: skip
+        raise
     if outcome in ("missing", "busy"):
         # Not yet: a fetch part is missing, or another delivery is computing. run_compute fails the
         # run itself once the deadline has passed, so these retries are bounded.
@@ -101,11 +115,12 @@ def reap_stuck_runs() -> dict[str, list[int]]:
     return {"past_deadline": services.runs_reap(), **services.runs_redrive_stale()}
 
 
-@shared_task(name="reconciliation.start_scheduled_run", bind=True, acks_late=True, **_RETRY)
-def start_scheduled_run(self, definition_id: int) -> int | None:
-    """Beat's entry point: one run per tick (the message id is the run's request key, so a
-    redelivered tick starts nothing new); a tick while a run is in flight is logged and skipped."""
-    return services.run_start_scheduled(definition_id=definition_id, request_key=f"beat:{self.request.id}")
+@shared_task(name="reconciliation.start_scheduled_run", acks_late=True, **_RETRY)
+def start_scheduled_run(definition_id: int) -> int | None:
+    """Beat's entry point: one run per slot of the schedule (the slot is the run's request key, so a
+    redelivered tick, or a slot a restarted beat sends again, starts nothing new); a tick while a
+    run is in flight is logged and skipped."""
+    return services.run_start_scheduled(definition_id=definition_id)
 
 
 def run_chord(run_id: int, *, fetch_queue: str = FETCH_QUEUE, compute_queue: str = COMPUTE_QUEUE):

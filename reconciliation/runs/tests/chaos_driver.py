@@ -130,6 +130,41 @@ def check(definition: int, acknowledged: dict[str, int], unacknowledged: int = 0
     return out
 
 
+def check_ingest(source: int, rows: int) -> dict[str, dict]:
+    """The invariants of an ingest for ``source``, which was sent one file of ``rows`` valid rows
+    (each with its own external id), perhaps more than once: no partial batch (a batch that is not
+    loaded holds no record, a loaded one exactly its accepted rows), one batch's records loaded
+    (once, not twice), every batch closed with a status that says what happened, the audit chain."""
+    from django.db.models import Count
+
+    from jfintech.audit.services import audit_chains_verify
+    from reconciliation.models import DataSource, IngestionBatch, Record
+
+    source_obj = DataSource.objects.select_related("tenant").get(pk=source)
+    batches = list(IngestionBatch.objects.filter(source_id=source).order_by("pk"))
+    per_batch = Record.objects.filter(source_id=source).values("batch_id").annotate(n=Count("id"))
+    held = {r["batch_id"]: r["n"] for r in per_batch}
+    partial = [
+        (b.pk, b.status, held.get(b.pk, 0), b.rows_accepted)
+        for b in batches
+        if held.get(b.pk, 0) != (b.rows_accepted if b.status == "loaded" else 0)
+    ]
+    loaded = [b.pk for b in batches if b.status == "loaded"]
+    records = Record.objects.filter(source_id=source, status="active")
+    keys = records.values("external_id").distinct().count()
+    tenant = source_obj.tenant
+    reports = audit_chains_verify(tenants=[tenant])
+    return {
+        "no_partial_batch": {"ok": not partial, "detail": partial},
+        "loaded_once": {"ok": len(loaded) == 1 and records.count() == keys == rows,
+                        "detail": {"loaded": loaded, "records": records.count(), "keys": keys, "rows": rows}},
+        "every_batch_closed": {"ok": all(b.completed_at for b in batches),
+                               "detail": [(b.pk, b.status, b.reject_code) for b in batches]},
+        "audit_chain_verifies": {"ok": bool(reports) and all(r.ok for r in reports),
+                                 "detail": [r.describe() for r in reports]},
+    }  # fmt: skip
+
+
 def metrics() -> dict[str, float]:
     """Every recon_* counter sample of every process sharing PROMETHEUS_MULTIPROC_DIR (the workers,
     dead or alive, and this driver, which runs the reaper): {'name{labels}': value}."""
@@ -176,6 +211,51 @@ def handle(request: dict):
                                format="json", HTTP_IDEMPOTENCY_KEY=request["idem"])  # fmt: skip
         body = response.json() if response.get("Content-Type", "").startswith("application/json") else {}
         return {"status": response.status_code, "body": body}
+    if op == "seed_source":  # a tenant, a CSV trade source, an integration key
+        from jfintech.tenancy import services as tenancy
+        from reconciliation.ingestion.tests.factories import SourceFactory
+        from reconciliation.runs.tests.factories import ACTOR, TenantFactory
+
+        source = SourceFactory(tenant=TenantFactory())
+        key = tenancy.api_key_create(tenant=source.tenant, actor=ACTOR, name=f"chaos-{uuid.uuid4().hex[:6]}",
+                                     role="integration")  # fmt: skip
+        return {"source": source.pk, "key": key.plaintext}
+    if op == "upload":  # a file through the API, as a client uploads it
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from rest_framework.test import APIClient
+
+        client = APIClient(raise_request_exception=False)
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {request['key']}")
+        headers = {"HTTP_IDEMPOTENCY_KEY": request["idem"]} if request.get("idem") else {}
+        upload = SimpleUploadedFile("chaos.csv", request["content"].encode())
+        response = client.post(f"/api/v1/ingestion/sources/{request['source']}/batches/", {"file": upload},
+                               format="multipart", **headers)  # fmt: skip
+        body = response.json() if response.get("Content-Type", "").startswith("application/json") else {}
+        return {"status": response.status_code, "body": body}
+    if op == "reap_batches":  # beat's ingestion.fail_abandoned_batches, without its minimum age
+        from reconciliation.ingestion.services import batches_fail_abandoned
+
+        return batches_fail_abandoned(older_than_s=0)
+    if op == "check_ingest":
+        return check_ingest(request["source"], request["rows"])
+    if op == "create":  # a committed run whose messages are left to the test (``send``)
+        from jfintech.audit import Actor
+        from reconciliation.runs.models import Definition, RunTrigger
+        from reconciliation.runs.services import run_start
+
+        definition = Definition.objects.select_related("tenant").get(pk=request["definition"])
+        run = run_start(tenant=definition.tenant, actor=Actor.for_system("chaos"), definition=definition,
+                        trigger=RunTrigger.API, request_key=request["idem"], dispatch=False)  # fmt: skip
+        return {"id": run.pk}
+    if op == "schedule":  # the definition's beat entry (a crontab), as an admin sets it
+        from reconciliation.runs.models import Definition
+        from reconciliation.runs.services import definition_schedule_set
+        from reconciliation.runs.tests.factories import ACTOR
+
+        definition = Definition.objects.get(pk=request["definition"])
+        definition = definition_schedule_set(definition=definition, actor=ACTOR, cron=request["cron"],
+                                             expire_seconds=request.get("expire_seconds", 50))  # fmt: skip
+        return {"periodic_task": definition.schedule_id}
     if op == "send":  # a raw message, as a broker redelivery or a lost callback would leave it
         from celery import group
 
@@ -194,15 +274,16 @@ def handle(request: dict):
         elif what == "chord":
             dispatch.run_chord(run.pk, run.kind).apply_async()
         return {}
-    if op == "reap":
+    if op == "reap":  # what beat's reap_stuck_runs does: fail past the deadline, re-drive the stale
         from reconciliation.runs import services
 
-        return services.runs_redrive_stale()
+        return {"past_deadline": services.runs_reap(), **services.runs_redrive_stale()}
     if op == "run":
         from reconciliation.runs.models import Run
 
         r = Run.objects.filter(pk=request["run"]).values(
-            "status", "attempts", "redrives", "error_code", "error", "created_at", "completed_at"
+            "status", "attempts", "redrives", "error_code", "error", "created_at", "completed_at",
+            "request_key", "trigger",
         ).first()  # fmt: skip
         return {k: (str(v) if k.endswith("_at") else v) for k, v in (r or {}).items()}
     if op == "runs":

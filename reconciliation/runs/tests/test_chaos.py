@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -27,6 +28,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from jfintech import devservices
 from jfintech.testing import chaos, processes
 from jfintech.testing.processes import ROOT, wait_until
 
@@ -55,7 +57,13 @@ class Driver:
         assert json.loads(self.proc.stdout.readline()) == {"ready": True}
 
     def __call__(self, op: str, **kwargs):
+        self.send(op, **kwargs)
+        return self.receive(op)
+
+    def send(self, op: str, **kwargs):
         self.proc.stdin.write(json.dumps({"op": op, **kwargs}) + "\n")
+
+    def receive(self, op: str):
         answer = json.loads(self.proc.stdout.readline())
         if not answer["ok"]:
             raise AssertionError(f"driver {op}: {answer['error']}\n{answer['traceback']}")
@@ -73,6 +81,10 @@ class Env:
     def __init__(self, base: Path):
         self.base = base
         self.pg = chaos.PrivatePostgres(base).start()
+        # devservices starts PostgreSQL with synchronous_commit=off (fast tests): a crash could then
+        # lose a commit already acknowledged. The suite's sessions commit as production's do.
+        self.sql(f"ALTER DATABASE {devservices.DB_NAME} SET synchronous_commit = on")
+        assert self.sql("SHOW synchronous_commit") == [("on",)]
         self.redis = chaos.PrivateRedis(base).start(persistent=False)
         self.metrics_dir = base / "prometheus"
         self.metrics_dir.mkdir()
@@ -106,7 +118,8 @@ class Env:
 
     def sql(self, query: str, params=None):
         with psycopg.connect(self.pg.url, autocommit=True, connect_timeout=5) as conn:
-            return conn.execute(query, params).fetchall()
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
 
     def close(self):
         for stop in (self.worker.stop, self.driver.close, self.redis.stop, self.pg.stop):
@@ -134,18 +147,21 @@ def chaos_env():
 class Hold:
     """A phase held open: the table the phase writes, locked by the test until release()."""
 
-    def __init__(self, env: Env, point: str | None):
-        self.env, self.table = env, POINTS.get(point)
+    def __init__(self, env: Env, point: str | None, table: str | None = None):
+        self.env, self.table = env, table or POINTS.get(point)
         self.conn = None
         if self.table:
             self.conn = psycopg.connect(env.pg.url, connect_timeout=5)
             self.conn.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
 
     def waiting(self) -> list[int]:
-        """The backends (a worker's) blocked on the held table."""
+        """The backends (a worker's) blocked on the held table: from pg_locks, not the statement's
+        text, which pg_stat_activity cuts at 1 kB (the case sync's statement names its table after
+        a long JSON literal)."""
         rows = self.env.sql(
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE %s",
-            [f"%{self.table}%"],
+            "SELECT DISTINCT pid FROM pg_locks WHERE NOT granted AND locktype = 'relation'"
+            " AND relation = %s::regclass",
+            [self.table],
         )
         return [r[0] for r in rows]
 
@@ -157,11 +173,12 @@ class Hold:
 
 
 def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), duplicate_start=False,
-          redis_down_at_start=False) -> dict:  # fmt: skip
+          redis_down_at_start=False, after=None, deadline=240, lose_callback=False) -> dict:  # fmt: skip
     """One trial: a fresh definition, a run started through the API, the fault at ``point``, then
-    the reaper every second (beat's job) until every run is terminal, then the invariant check."""
+    the reaper every second (beat's job) until every run is terminal, ``after(env)`` (the end of a
+    fault that outlives the run), then the invariant check."""
     env.ensure_worker()
-    seeded = env.driver("seed", accounts=12)
+    seeded = env.driver("seed", accounts=12, deadline=deadline)
     before = env.driver("metrics")
     hold = Hold(env, point)
     idem = f"chaos-{uuid.uuid4().hex[:10]}"
@@ -171,7 +188,12 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
     try:
         if redis_down_at_start:
             env.redis.stop()
-        answer = env.driver("start", definition=seeded["definition"], key=seeded["key"], idem=idem)
+        if lose_callback:  # the run committed, its chord's parts sent without the callback
+            created = env.driver("create", definition=seeded["definition"], idem=idem)
+            env.driver("send", run=created["id"], what="header")
+            answer = {"status": 202, "body": created}
+        else:
+            answer = env.driver("start", definition=seeded["definition"], key=seeded["key"], idem=idem)
         responses.append(answer["status"])
         if redis_down_at_start:
             env.redis.start()
@@ -189,7 +211,18 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
         inject(env, hold)
     finally:
         hold.release()
-    runs = env.driver("runs", definition=seeded["definition"])
+    return conclude(env, fault, point, seeded["definition"], started=started, before=before,
+                    acknowledged=acknowledged, responses=responses, expect_alerts=expect_alerts,
+                    after=after)  # fmt: skip
+
+
+def conclude(env: Env, fault: str, point: str | None, definition: int, *, started: float, before: dict,
+             acknowledged: dict, responses: list, expect_alerts=(), after=None,
+             slots: int = 1) -> dict:  # fmt: skip
+    """The end of a trial: the reaper every second until every run of ``definition`` is terminal,
+    ``after(env)``, the invariant check, the alerts, the row of the table. ``slots``: how many runs
+    the trial asked for (one, or one per slot of a schedule): more is a duplicate."""
+    seeded = {"definition": definition}
 
     def all_terminal():
         # The supervisor's part (Kubernetes, or `serve` locally): a worker that died is started again.
@@ -205,6 +238,8 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
     except TimeoutError:
         runs = env.driver("runs", definition=seeded["definition"])
     elapsed = time.monotonic() - started
+    if after is not None:
+        after(env)
     unacknowledged = sum(1 for status in responses if status != 202)
     invariants = env.driver("check", definition=seeded["definition"], acknowledged=acknowledged,
                             unacknowledged=unacknowledged)  # fmt: skip
@@ -225,8 +260,10 @@ def trial(env: Env, fault: str, point: str | None, inject, *, expect_alerts=(), 
         "runs": [(pk, s) for pk, s in runs],
         "attempts": [d.get("attempts") for d in details],
         "redrives": [d.get("redrives") for d in details],
+        "error_codes": [d.get("error_code") for d in details],
+        "request_keys": [d.get("request_key") for d in details],
         "lost": sum(1 for pk, s in runs if s not in ("completed", "failed")) + (0 if runs else 1),
-        "duplicated": max(0, len(runs) - 1),
+        "duplicated": max(0, len(runs) - slots),
         "seconds_to_terminal": round(elapsed, 1),
         "metrics_moved": moved,
         "alerts": fired,
@@ -348,6 +385,42 @@ def _definition_of(env: Env, hold: Hold) -> int:
     return env.sql("SELECT definition_id FROM reconciliation_run ORDER BY id DESC LIMIT 1")[0][0]
 
 
+class Stall:
+    """The worker's backend blocked at the phase is stopped (SIGSTOP), then the phase released: its
+    statement never returns and no server-side timeout can end it (a stopped backend runs no timer;
+    its kernel still acknowledges TCP, so keepalives see a live peer). ``resume_after``: continued
+    (SIGCONT) that many seconds later, inside the fault; None: only once the run is terminal, so the
+    run must end without the stalled connection, and what the backend does when it resumes (its
+    transaction's client gone, or interrupted) must change nothing."""
+
+    def __init__(self, resume_after: float | None = None):
+        self.resume_after = resume_after
+        self.pids: list[int] = []
+
+    def inject(self, env: Env, hold: Hold):
+        self.pids = hold.waiting()
+        assert self.pids, "no backend blocked at the phase"
+        for pid in self.pids:
+            os.kill(pid, signal.SIGSTOP)
+        hold.release()
+        if self.resume_after is not None:
+            time.sleep(self.resume_after)
+            self.resume(env)
+
+    def resume(self, env: Env):
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+        def settled():  # the resumed backend went on: its statement ended, or the backend exited
+            rows = env.sql(
+                "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) AND state = 'active'", [self.pids]
+            )
+            return not rows
+
+        wait_until(settled, timeout=60, interval=0.5, message=f"stalled backends {self.pids} never settled")
+
+
 def nothing(env: Env, hold: Hold):
     """No fault: the trial's own conditions (a duplicate request, Redis down at enqueue) are the test."""
 
@@ -391,6 +464,211 @@ def test_postgres_restarted_mid_run(chaos_env):
 def test_a_compute_delivered_twice(chaos_env):
     row = trial(chaos_env, "compute delivered twice", "persisting", duplicate_compute)
     assert [s for _, s in row["runs"]] == ["completed"]
+
+
+def test_a_backend_stalled_past_the_time_limit_fails_the_run_loudly(chaos_env):
+    """No statement_timeout could end it (the backend is stopped) and the heartbeat, on a connection
+    of its own, keeps the run fresh (its worker is alive: no re-drive). The bound is the task's soft
+    time limit (CELERY_TASK_SOFT_TIME_LIMIT; 20 s here, 54 min in production, beyond a run's default
+    30 min deadline, where the reaper fails it first): it interrupts psycopg's wait, the compute's
+    transaction is abandoned (Django closes the connection whose rollback failed) and the task fails
+    the run, loudly (time_limit), before its deadline; the stalled backend, continued after,
+    commits nothing."""
+    stall = Stall()
+    row = trial(chaos_env, "backend stalled past the time limit (SIGSTOP)", "persisting", stall.inject,
+                after=stall.resume, deadline=120, expect_alerts=("JfintechRunFailed",))  # fmt: skip
+    assert [s for _, s in row["runs"]] == ["failed"]
+    assert row["error_codes"] == ["time_limit"]
+    assert row["redrives"] == [0]
+    assert row["seconds_to_terminal"] < 120
+
+
+def test_a_backend_stalled_for_a_while_is_waited_for(chaos_env):
+    """Stalled past the stale period (6 s) but within the time limit: the heartbeat's own
+    connection keeps the run fresh, so the reaper does not take a slow live compute for a dead one;
+    once continued, the run completes on its first attempt."""
+    stall = Stall(resume_after=STALE + 4)
+    row = trial(chaos_env, "backend stalled 10 s (SIGSTOP, SIGCONT)", "persisting", stall.inject)
+    assert [s for _, s in row["runs"]] == ["completed"]
+    assert row["redrives"] == [0]
+    assert row["attempts"] == [1]
+
+
+def test_a_lost_chord_callback(chaos_env):
+    """The chord's parts run, the callback never comes (as a broker that lost it would leave the
+    run): both sides fetched, nothing computes, the fetches' heartbeat stops; the reaper finds the
+    run stale and re-sends the chord, whose parts find their RunPart and whose callback computes."""
+    row = trial(chaos_env, "chord callback lost", None, nothing, lose_callback=True, expect_alerts=REDRIVEN)
+    assert [s for _, s in row["runs"]] == ["completed"]
+    assert row["redrives"] == [1]
+    assert row["attempts"] == [1]
+    assert row["metrics_moved"].get('recon_run_redrives_total{kind="two_way",status="fetching"}') == 1
+
+
+# --- faults during an ingest -----------------------------------------------------------------------
+
+INGEST_ROWS = 2000
+
+
+def _trade_file(rows: int) -> str:
+    today = datetime.now(UTC).date().isoformat()
+    lines = ["trade_id,trade_date,account,isin,amount,ccy,version"]
+    lines += [f"CH{i:06d},{today},ACC{i % 7},XS{i % 11:010d},{i}.25,EUR," for i in range(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def kill_uploader(env: Env, uploader: Driver):
+    """The process serving the upload (a web worker) killed while its COPY waits."""
+    uploader.proc.kill()
+    uploader.proc.wait(10)
+
+
+def postgres_crash(env: Env, uploader: Driver):
+    env.pg.restart(mode="immediate")
+
+
+def ingest_trial(env: Env, fault: str, inject, *, idempotency_key: bool) -> dict:
+    """A CSV uploaded through the API in a process of its own, held at its load (the record table
+    locked: the COPY waits), the fault, then the client's retry with the same file (and the same
+    Idempotency-Key when it sent one): one batch's records loaded, no partial batch, every batch closed."""
+    seeded = env.driver("seed_source")
+    content = _trade_file(INGEST_ROWS)
+    idem = f"chaos-ingest-{uuid.uuid4().hex[:10]}" if idempotency_key else ""
+    request = {"source": seeded["source"], "key": seeded["key"], "content": content, "idem": idem}
+    uploader = Driver(env.env, env.base / "uploader.log")
+    hold = Hold(env, "loading", table="reconciliation_record")
+    started = time.monotonic()
+    try:
+        uploader.send("upload", **request)
+        wait_until(hold.waiting, timeout=60, message="the upload never reached its load")
+        live = env.driver("reap_batches")  # a batch being loaded is never taken for abandoned
+        inject(env, uploader)
+    finally:
+        hold.release()
+    first = None
+    if uploader.proc.poll() is None:  # the request's own answer (the fault did not kill its process)
+        with contextlib.suppress(AssertionError):
+            first = uploader.receive("upload")["status"]
+        uploader.close()
+    retry = env.driver("upload", **request)
+    abandoned = env.driver("reap_batches")  # beat's job: close what the dead process left open
+    elapsed = time.monotonic() - started
+    invariants = env.driver("check_ingest", source=seeded["source"], rows=INGEST_ROWS)
+    invariants["a_live_load_is_not_abandoned"] = {"ok": live == [], "detail": live}
+    batches = invariants["every_batch_closed"]["detail"]
+    row = {
+        "fault": fault, "point": "ingest: loading", "responses": [first, retry["status"]],
+        "runs": [(pk, f"batch {status}" + (f" ({code})" if code else "")) for pk, status, code in batches],
+        "attempts": "-", "redrives": "-", "lost": 0 if invariants["loaded_once"]["ok"] else 1,
+        "duplicated": max(0, len(invariants["loaded_once"]["detail"]["loaded"]) - 1),
+        "seconds_to_terminal": round(elapsed, 1), "alerts": [],
+        "batches": invariants["every_batch_closed"]["detail"], "abandoned": abandoned,
+        "invariants": {name: v["ok"] for name, v in invariants.items()},
+    }  # fmt: skip
+    RESULTS.append(row)
+    print(json.dumps(row, default=str))  # noqa: T201 (the suite's table, in the test output)
+    broken = {name: v for name, v in invariants.items() if not v["ok"]}
+    assert not broken, f"{fault}: {json.dumps(broken, default=str)}"
+    return row
+
+
+@pytest.mark.parametrize("idempotency_key", [False, True], ids=["no-key", "idempotency-key"])
+def test_the_uploading_process_killed_mid_load(chaos_env, idempotency_key):
+    """Without an Idempotency-Key the batch row committed at receipt: its process gone, it stays
+    open until beat's fail_abandoned_batches closes it (failed, abandoned). With one, the whole
+    request is one transaction: nothing of it remains. The retry loads the file once."""
+    fault = f"upload process killed ({'Idempotency-Key' if idempotency_key else 'no key'})"
+    row = ingest_trial(chaos_env, fault, kill_uploader, idempotency_key=idempotency_key)
+    assert row["responses"] == [None, 201]
+    expected = [["loaded", ""]] if idempotency_key else [["failed", "abandoned"], ["loaded", ""]]
+    assert [b[1:] for b in row["batches"]] == expected
+
+
+@pytest.mark.parametrize("idempotency_key", [False, True], ids=["no-key", "idempotency-key"])
+def test_postgres_restarted_mid_load(chaos_env, idempotency_key):
+    """The load's connection is lost: the request answers 503 (retry later). Without a key the
+    batch row committed at receipt; the process's own attempt to close it as failed
+    (internal_error) needs the connection it lost, so it stays open until fail_abandoned_batches
+    closes it (abandoned). With a key nothing of the request remains. The retry loads the file once."""
+    fault = f"PostgreSQL restart mid-load ({'Idempotency-Key' if idempotency_key else 'no key'})"
+    row = ingest_trial(chaos_env, fault, postgres_crash, idempotency_key=idempotency_key)
+    assert row["responses"] == [503, 201]
+    statuses = [b[1] for b in row["batches"]]
+    assert statuses == (["loaded"] if idempotency_key else ["failed", "loaded"])
+    assert all(code in ("", "internal_error", "abandoned") for _, _, code in row["batches"])
+
+
+class Beat:
+    """A real ``celery beat`` (the DatabaseScheduler) on the private servers, started and stopped."""
+
+    def __init__(self, env: Env):
+        self.env, self.process, self.starts = env, None, 0
+
+    def start(self):
+        self.starts += 1
+        beat = processes.celery_beat(self.env.base)
+        beat.env, beat.log_path = self.env.env, self.env.base / f"beat{self.starts}.log"
+        self.process = beat.start()
+        beat.wait_for_log("beat: Starting", timeout=90)
+
+    def stop(self, sig=signal.SIGTERM):
+        os.kill(self.process.proc.pid, sig)
+        self.process.proc.wait(90)  # a warm stop writes the schedule first: slow on a loaded machine
+        self.process.stop()
+
+
+def _next_minute(after: float) -> float:
+    return after - after % 60 + 60
+
+
+def test_beat_stopped_across_a_slot_then_killed_before_writing_it(chaos_env):
+    """A definition scheduled every minute. Beat is stopped across a slot: started again, it sends
+    one tick, which starts the run of the missed slot (beat's catch-up: the latest missed slot, one
+    run however many were missed). Then beat is killed before it wrote the tick's ``last_run_at``
+    (it writes every three minutes; the state is set by rewinding the row, as a kill leaves it):
+    started again, it sends the same slot again, which must start nothing new."""
+    env = chaos_env
+    env.ensure_worker()
+    seeded = env.driver("seed", accounts=12)
+    definition = seeded["definition"]
+    before = env.driver("metrics")
+    if _next_minute(time.time()) - time.time() < 25:  # room to start and stop beat before the slot
+        time.sleep(_next_minute(time.time()) - time.time() + 1)
+    periodic_task = env.driver("schedule", definition=definition, cron="* * * * *")["periodic_task"]
+    beat = Beat(env)
+    beat.start()
+    beat.stop()  # warm: beat had sent nothing for the definition
+    slot = _next_minute(time.time())
+    assert env.driver("runs", definition=definition) == []
+    time.sleep(slot - time.time() + 2)  # beat is down across the slot
+    started = time.monotonic()
+    beat.start()
+    runs = wait_until(lambda: env.driver("runs", definition=definition), timeout=60,
+                      message=f"beat sent no catch-up tick:\n{beat.process.tail()}")  # fmt: skip
+    beat.stop(signal.SIGKILL)
+    env.sql("UPDATE django_celery_beat_periodictask SET last_run_at = to_timestamp(%s) WHERE id = %s",
+            [slot - 30, periodic_task])  # fmt: skip
+    ticks = "reconciliation.start_scheduled_run["
+    beat.start()
+
+    def replayed():
+        done = [
+            line for line in env.worker.tail(400).splitlines() if ticks in line and "succeeded in" in line
+        ]
+        return len(done) >= 2
+
+    wait_until(replayed, timeout=60, message=f"beat did not send the slot again:\n{beat.process.tail()}")
+    replayed_at = time.time()
+    beat.stop()
+    env.sql("UPDATE django_celery_beat_periodictask SET enabled = false WHERE id = %s", [periodic_task])
+    assert replayed_at < slot + 60, "the replay reached the next slot: the machine is too slow for it"
+    acknowledged = {f"slot-{pk}": pk for pk, _ in env.driver("runs", definition=definition)}
+    row = conclude(env, "beat stopped across a slot, killed before writing it", "scheduled slot", definition,
+                   started=started, before=before, acknowledged=acknowledged, responses=[])  # fmt: skip
+    slot_key = datetime.fromtimestamp(slot, UTC).isoformat()
+    assert row["request_keys"] == [f"beat:{definition}:{slot_key}"], row["request_keys"]
+    assert [s for _, s in row["runs"]] == ["completed"]
+    assert runs
 
 
 def test_the_same_request_sent_twice(chaos_env):

@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
@@ -141,6 +142,15 @@ def test_schedule_is_a_crontab_periodic_task_with_expire_seconds_not_expires(cel
     assert services.run_start_scheduled(definition_id=defn.pk, request_key="beat:msg-2") is None  # in flight
     assert Run.objects.get(pk=run_id).trigger == "beat"
     assert _terminal(run_id).status == RunStatus.COMPLETED
+    # Beat's own ticks are keyed by the schedule's slot (the latest 07:30 in the tenant's zone): a
+    # slot sent twice (a restarted beat, a redelivery) starts one run.
+    slot_run = services.run_start_scheduled(definition_id=defn.pk)
+    assert services.run_start_scheduled(definition_id=defn.pk) == slot_run
+    crontab = Definition.objects.get(pk=defn.pk).schedule.crontab.schedule
+    slot = services.schedule_slot(crontab, timezone.now())
+    assert (slot.hour, slot.minute) == (7, 30)
+    assert Run.objects.get(pk=slot_run).request_key == f"beat:{defn.pk}:{slot.isoformat()}"
+    assert _terminal(slot_run).status == RunStatus.COMPLETED
     services.definition_schedule_set(definition=defn, actor=ACTOR, cron=None)
     assert not PeriodicTask.objects.filter(task="reconciliation.start_scheduled_run").exists()
 
