@@ -60,7 +60,7 @@ def _moves_without_reload(page, before: str) -> None:
         f"""(before) => {MARK} === true
             && document.querySelector('.jf-progress').textContent.trim() !== before""",
         arg=before,
-        timeout=60_000,
+        timeout=240_000,  # a liveness bound: on a loaded 2-core machine a phase can take minutes
     )
 
 
