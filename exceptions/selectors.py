@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from exceptions.models import ApprovalRequest, ApprovalStatus, Case, CaseComment, CaseStatus
+from exceptions.models import ApprovalRequest, ApprovalStatus, Case, CaseComment, CaseStatus, SlaWebhook
 from jfintech.audit.models import AuditEvent
 from jfintech.tenancy import calendar
 
@@ -22,6 +22,11 @@ AGE_BUCKETS: dict[str, tuple[int, int | None]] = {
     "8-30": (8, 30),
     "30+": (31, None),
 }
+
+
+def sla_webhook_is_active(*, tenant) -> bool:
+    """Whether the tenant has an active webhook (SLA breaches and report deliveries go to it)."""
+    return SlaWebhook.objects.filter(tenant=tenant, is_active=True).exists()
 
 
 def case_list(*, tenant) -> QuerySet[Case]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, StreamingHttpResponse
@@ -196,26 +197,157 @@ class ReportArtifactAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return response
 
 
+class RecipientsField(forms.CharField):
+    """Email addresses, one a line (or comma-separated); each is checked by the service."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 60})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+
+    def to_python(self, value):
+        return [a.strip() for a in (value or "").replace(",", "\n").splitlines() if a.strip()]
+
+
+# Which form field a service refusal belongs under (None: the form as a whole).
+FIELD_OF_CODE = {
+    "invalid_cron": "cron",
+    "invalid_expire_seconds": "expire_seconds",
+    "invalid_recipient": "recipients",
+    "webhook_not_configured": "webhook",
+}
+
+
+class ReportSubscriptionForm(forms.ModelForm):
+    kind = forms.ChoiceField(choices=[(k, k) for k in services.SUBSCRIBABLE])
+    filters = forms.JSONField(
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text='As the report page takes them, e.g. {"by": "root_cause"} for aging, '
+        '{"from": "2026-11-01", "to": "2026-11-30"} for trends, {"at": "…"} for the inventory.',
+    )
+    format = forms.ChoiceField(choices=[(f, f) for f in services.SUBSCRIPTION_FORMATS])
+    cron = forms.CharField(
+        max_length=200,
+        help_text="minute hour day-of-month month day-of-week, in the tenant's time zone "
+        "(e.g. 0 7 * * 1-5: weekdays at 07:00).",
+    )
+    expire_seconds = forms.IntegerField(
+        initial=3600, help_text="A tick not started within this many seconds is dropped, not run late."
+    )
+    recipients = RecipientsField(required=False, help_text="One email address a line.")
+
+    class Meta:
+        model = ReportSubscription
+        fields = ["tenant", "name", "kind", "filters", "format", "recipients", "webhook", "is_active"]
+        help_texts = {
+            "webhook": "Also POST each report to the tenant's signed webhook (SLA webhooks; it must be "
+            "set up and active)."
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial.setdefault("cron", services.subscription_cron(self.instance))
+            if self.instance.schedule is not None:
+                self.initial.setdefault("expire_seconds", self.instance.schedule.expire_seconds)
+
+    def clean(self):
+        data = super().clean()
+        tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
+        if tenant is None or self.errors:
+            return data
+        try:
+            data["filters"], data["recipients"], _ = services.subscription_validate(
+                tenant=tenant,
+                kind=data.get("kind", ""),
+                filters=data.get("filters"),
+                fmt=data.get("format", ""),
+                recipients=data.get("recipients") or [],
+                webhook=bool(data.get("webhook")),
+                cron=data.get("cron", ""),
+                expire_seconds=data.get("expire_seconds"),
+                require_webhook=True,
+            )
+        except ApplicationError as exc:
+            self.add_error(FIELD_OF_CODE.get(exc.code), exc.message)
+        return data
+
+
 @admin.register(ReportSubscription)
 class ReportSubscriptionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    """Read-only here: subscriptions are saved through reporting.services.subscription_save (its
-    beat entry and audit event with it)."""
+    """Added and changed by approvers and admins through reporting.services.subscription_save (its
+    beat entry and audit event with it); deactivated by the active flag or the action."""
 
     permission_area = "report_subscription"
-    list_display = ["name", "tenant", "kind", "format", "webhook", "is_active", "schedule"]
-    readonly_fields = [
+    form = ReportSubscriptionForm
+    action_verbs = {"deactivate_selected": "change"}
+    actions = ["deactivate_selected"]
+    list_display = ["name", "tenant", "kind", "format", "cron", "webhook", "is_active"]
+    list_filter = ["is_active", "kind"]
+    list_select_related = ["tenant", "schedule__crontab"]
+    fields = [
+        "tenant",
         "name",
         "kind",
         "filters",
         "format",
+        "cron",
+        "expire_seconds",
         "recipients",
         "webhook",
-        "schedule",
         "is_active",
+        "schedule",
         "created_by",
         "created_at",
         "updated_at",
     ]
+    readonly_fields = ["schedule", "created_by", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        return [*readonly, "name"] if obj is not None else readonly
+
+    # Shown where the form is read-only (a role that may only view): the beat entry's values.
+    @admin.display(description="cron (tenant's zone)")
+    def cron(self, obj):
+        return services.subscription_cron(obj) or "-"
+
+    @admin.display(description="expire seconds")
+    def expire_seconds(self, obj):
+        return obj.schedule.expire_seconds if obj.schedule is not None else "-"
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        saved = services.subscription_save(
+            tenant=obj.tenant,
+            actor=Actor.for_user(request.user),
+            name=obj.name,
+            kind=data["kind"],
+            filters=data["filters"],
+            fmt=data["format"],
+            recipients=data["recipients"],
+            webhook=data["webhook"],
+            cron=data["cron"],
+            expire_seconds=data["expire_seconds"],
+            is_active=data["is_active"],
+            new=not change,
+            require_webhook=True,
+        )
+        obj.pk = saved.pk
+
+    @admin.action(description="Deactivate the selected subscriptions (their beat entries disabled)")
+    def deactivate_selected(self, request, queryset):
+        done = 0
+        for sub in queryset.filter(is_active=True):
+            if not self.may(request, "change", sub):
+                raise PermissionDenied
+            services.subscription_deactivate(
+                tenant=sub.tenant, actor=Actor.for_user(request.user), subscription=sub
+            )
+            done += 1
+        self.message_user(request, f"{done} subscription(s) deactivated.", messages.SUCCESS)
 
 
 @admin.register(ReportDelivery)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jfintech.api.admission import admits, queue_of
 from jfintech.api.idempotency import idempotent
+from jfintech.api.pagination import get_paginated_response
 from jfintech.api.permissions import actor_for_request, tenant_may
 from jfintech.api.tenancy import request_tenant
 from jfintech.common.errors import ApplicationError
@@ -240,3 +241,170 @@ class ExportJobDetailApi(APIView):
         if job is None:
             raise ApplicationError(f"No export {job_id} in this tenant.", code="report_not_found", status=404)
         return Response(ExportJobOutput(job, context={"request": request}).data)
+
+
+# --- Report subscriptions (scheduled delivery) --------------------------------------------------
+
+
+class SubscriptionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    filters = serializers.DictField(child=serializers.CharField())
+    format = serializers.CharField()
+    recipients = serializers.ListField(child=serializers.CharField())
+    webhook = serializers.BooleanField()
+    cron = serializers.SerializerMethodField()
+    timezone = serializers.CharField(source="tenant.timezone")
+    expire_seconds = serializers.SerializerMethodField()
+    is_active = serializers.BooleanField()
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_cron(self, sub) -> str | None:
+        return services.subscription_cron(sub)
+
+    def get_expire_seconds(self, sub) -> int | None:
+        return sub.schedule.expire_seconds if sub.schedule is not None else None
+
+
+class SubscriptionUpdateInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=services.SUBSCRIBABLE)
+    filters = serializers.DictField(
+        child=serializers.CharField(max_length=40),
+        default=dict,
+        help_text="The report's filters as its endpoint takes them: aging `by`; trends `from`, `to`; "
+        "inventory `at`.",
+    )
+    format = serializers.ChoiceField(choices=services.SUBSCRIPTION_FORMATS, default="pdf")
+    # Addresses and the cron are checked by the service (invalid_recipient, invalid_cron), as in the admin.
+    recipients = serializers.ListField(
+        child=serializers.CharField(max_length=254), default=list, max_length=services.MAX_RECIPIENTS
+    )
+    webhook = serializers.BooleanField(default=False, help_text="also POST to the tenant's signed webhook")
+    cron = serializers.CharField(
+        max_length=100, help_text="minute hour day-of-month month day-of-week, in the tenant's time zone"
+    )
+    expire_seconds = serializers.IntegerField(min_value=1, max_value=7 * 86400, default=3600)
+    is_active = serializers.BooleanField(default=True)
+
+
+class SubscriptionCreateInput(SubscriptionUpdateInput):
+    name = serializers.SlugField(max_length=64)
+
+
+SUBSCRIPTION_EXAMPLE = OpenApiExample(
+    "Weekday aging by root cause, to the controller and the webhook",
+    request_only=True,
+    value={
+        "name": "morning-aging",
+        "kind": "aging",
+        "filters": {"by": "root_cause"},
+        "format": "pdf",
+        "recipients": ["controller@bank.example"],
+        "webhook": True,
+        "cron": "0 7 * * 1-5",
+        "expire_seconds": 1800,
+    },
+)
+
+
+def _subscription_or_404(request, subscription_id: int):
+    sub = selectors.subscription_get(tenant=request_tenant(request), subscription_id=subscription_id)
+    if sub is None:
+        raise ApplicationError(
+            f"No subscription {subscription_id} in this tenant.", code="report_not_found", status=404
+        )
+    return sub
+
+
+def _save(request, data: dict, **kwargs):
+    return services.subscription_save(
+        tenant=request_tenant(request),
+        actor=actor_for_request(request),
+        kind=data["kind"],
+        filters=data["filters"],
+        fmt=data["format"],
+        recipients=data["recipients"],
+        webhook=data["webhook"],
+        cron=data["cron"],
+        expire_seconds=data["expire_seconds"],
+        is_active=data["is_active"],
+        require_webhook=True,
+        **kwargs,
+    )
+
+
+class SubscriptionListApi(APIView):
+    """The tenant's report subscriptions; POST creates one with its beat entry (approver, admin)."""
+
+    permission_classes = [tenant_may("report_subscription")]
+
+    @extend_schema(responses=SubscriptionOutput(many=True))
+    def get(self, request):
+        return get_paginated_response(
+            queryset=selectors.subscription_list(tenant=request_tenant(request)),
+            serializer_class=SubscriptionOutput,
+            request=request,
+            view=self,
+        )
+
+    @extend_schema(
+        request=SubscriptionCreateInput,
+        responses={201: SubscriptionOutput},
+        examples=[SUBSCRIPTION_EXAMPLE],
+        description="Errors: `invalid_report_filter`, `invalid_recipient`, `invalid_cron`, "
+        "`invalid_expire_seconds`, `webhook_not_configured` (400), `subscription_exists` (409).",
+    )
+    @idempotent
+    def post(self, request):
+        data = SubscriptionCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        sub = _save(request, data.validated_data, name=data.validated_data["name"], new=True)
+        return Response(SubscriptionOutput(sub).data, status=201)
+
+
+class SubscriptionDetailApi(APIView):
+    """One subscription: PUT replaces it, PATCH changes the fields given (the name stays), DELETE
+    deactivates it (its beat entry disabled; its delivery log kept)."""
+
+    permission_classes = [tenant_may("report_subscription", DELETE="change")]
+
+    @extend_schema(responses=SubscriptionOutput)
+    def get(self, request, subscription_id: int):
+        return Response(SubscriptionOutput(_subscription_or_404(request, subscription_id)).data)
+
+    @extend_schema(request=SubscriptionUpdateInput, responses=SubscriptionOutput)
+    def put(self, request, subscription_id: int):
+        sub = _subscription_or_404(request, subscription_id)
+        data = SubscriptionUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(SubscriptionOutput(_save(request, data.validated_data, name=sub.name)).data)
+
+    @extend_schema(request=SubscriptionUpdateInput, responses=SubscriptionOutput)
+    def patch(self, request, subscription_id: int):
+        sub = _subscription_or_404(request, subscription_id)
+        data = SubscriptionUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        current = {
+            "kind": sub.kind,
+            "filters": sub.filters,
+            "format": sub.format,
+            "recipients": list(sub.recipients),
+            "webhook": sub.webhook,
+            "cron": services.subscription_cron(sub),
+            "expire_seconds": sub.schedule.expire_seconds if sub.schedule is not None else None,
+            "is_active": sub.is_active,
+        }
+        saved = _save(request, current | data.validated_data, name=sub.name)
+        return Response(SubscriptionOutput(saved).data)
+
+    @extend_schema(responses=SubscriptionOutput, description="Deactivates (never deletes) the subscription.")
+    def delete(self, request, subscription_id: int):
+        sub = services.subscription_deactivate(
+            tenant=request_tenant(request),
+            actor=actor_for_request(request),
+            subscription=_subscription_or_404(request, subscription_id),
+        )
+        return Response(SubscriptionOutput(sub).data)

@@ -81,6 +81,83 @@ DELIVERY_BACKOFF_S = 60.0  # first retry after ~1 min, then 2, 4, … (reporting
 DELIVERY_MAX_ATTEMPTS = 6
 
 
+SUBSCRIPTION_FORMATS = ("pdf", "csv", "xlsx")
+MAX_RECIPIENTS = 50
+
+
+def subscription_validate(
+    *,
+    tenant,
+    kind: str,
+    filters: dict | None,
+    fmt: str,
+    recipients,
+    webhook: bool,
+    cron: str,
+    expire_seconds: int | None,
+    require_webhook: bool = False,
+) -> tuple[dict, list[str], dict]:
+    """Whether a subscription holds, as the admin form and the API ask before saving (and the save
+    itself). Returns (filters, recipients, crontab fields), or raises a 400 naming the part.
+
+    ``require_webhook``: the surfaces people use refuse ``webhook`` when the tenant has no active
+    webhook to send to; the demo subscribes ahead of one on purpose (its delivery fails loudly)."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+    from django_celery_beat.validators import crontab_validator
+
+    from exceptions import selectors as desk_selectors
+    from reporting import surfaces
+
+    if kind not in SUBSCRIBABLE:
+        raise ApplicationError(f"kind is one of {', '.join(SUBSCRIBABLE)}.", code="invalid_report_filter")
+    if fmt not in SUBSCRIPTION_FORMATS:
+        raise ApplicationError("format is pdf, csv or xlsx.", code="invalid_report_filter")
+    if not isinstance(filters or {}, dict):
+        raise ApplicationError("filters is an object of the report's filters.", code="invalid_report_filter")
+    filters = dict(filters or {})
+    unknown = sorted(set(filters) - set(surfaces.FILTERS[kind]))
+    if unknown or not all(isinstance(v, str) for v in filters.values()):
+        raise ApplicationError(
+            f"The {kind} report takes the filters {', '.join(surfaces.FILTERS[kind])} (strings)"
+            + (f"; not {', '.join(unknown)}." if unknown else "."),
+            code="invalid_report_filter",
+        )
+    surfaces.parse_filters(kind, tenant=tenant, params=filters, now=timezone.now())
+    recipients = list(dict.fromkeys(r.strip() for r in recipients or () if r.strip()))
+    if len(recipients) > MAX_RECIPIENTS:
+        raise ApplicationError(f"At most {MAX_RECIPIENTS} recipients.", code="invalid_recipient")
+    for address in recipients:
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ApplicationError(
+                f"'{address[:200]}' is not an email address.", code="invalid_recipient"
+            ) from None
+    if not recipients and not webhook:
+        raise ApplicationError("Name recipients, the webhook, or both.", code="invalid_report_filter")
+    if webhook and require_webhook and not desk_selectors.sla_webhook_is_active(tenant=tenant):
+        raise ApplicationError(
+            "The tenant has no active webhook (set it up under SLA webhooks first).",
+            code="webhook_not_configured",
+        )
+    parts = (cron or "").split()
+    try:
+        if len(parts) != 5:
+            raise ValidationError("five fields")
+        crontab_validator(" ".join(parts))
+    except ValidationError as exc:
+        raise ApplicationError(
+            f"cron: five fields, e.g. '0 7 * * 1-5' ({'; '.join(exc.messages)}).", code="invalid_cron"
+        ) from None
+    if expire_seconds is None or not 1 <= expire_seconds <= 7 * 86400:
+        raise ApplicationError("expire_seconds is from 1 to 604800 (a week).", code="invalid_expire_seconds")
+    crontab = dict(
+        zip(("minute", "hour", "day_of_month", "month_of_year", "day_of_week"), parts, strict=True)
+    )
+    return filters, recipients, crontab
+
+
 def subscription_save(
     *,
     tenant,
@@ -93,58 +170,109 @@ def subscription_save(
     webhook: bool = False,
     cron: str,
     expire_seconds: int = 3600,
+    is_active: bool = True,
+    new: bool = False,
+    require_webhook: bool = False,
 ) -> ReportSubscription:
-    """Create or change a subscription and its beat entry (crontab in the tenant's zone, with
-    ``expire_seconds``: a missed tick is dropped, never run late; never ``expires``)."""
+    """Create or change (by name) a subscription and its beat entry: a crontab in the tenant's zone
+    with ``expire_seconds`` (a missed tick is dropped, never run late; never ``expires``), enabled
+    while the subscription is active. ``new``: refuse (409) a name the tenant already has."""
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-    permissions.require(tenant=tenant, actor=actor, area="report", verb="subscribe")
-    if kind not in SUBSCRIBABLE:
-        raise ApplicationError(f"kind is one of {', '.join(SUBSCRIBABLE)}.", code="invalid_report_filter")
-    if fmt not in ("pdf", "csv", "xlsx"):
-        raise ApplicationError("format is pdf, csv or xlsx.", code="invalid_report_filter")
-    parts = (cron or "").split()
-    if len(parts) != 5:
-        raise ApplicationError("cron: five fields, e.g. '0 7 * * 1-5'.", code="invalid_cron")
-    if expire_seconds is None or expire_seconds < 1:
-        raise ApplicationError("expire_seconds must be >= 1.", code="invalid_expire_seconds")
-    if not recipients and not webhook:
-        raise ApplicationError("Name recipients, the webhook, or both.", code="invalid_report_filter")
+    filters, recipients, fields = subscription_validate(
+        tenant=tenant,
+        kind=kind,
+        filters=filters,
+        fmt=fmt,
+        recipients=recipients,
+        webhook=webhook,
+        cron=cron,
+        expire_seconds=expire_seconds,
+        require_webhook=require_webhook,
+    )
     with transaction.atomic():
-        sub = ReportSubscription.objects.select_for_update().filter(tenant=tenant, name=name).first()
-        before = None if sub is None else _subscription_snapshot(sub)
+        sub = (
+            ReportSubscription.objects.select_for_update(of=("self",))
+            .select_related("schedule")
+            .filter(tenant=tenant, name=name)
+            .first()
+        )
+        permissions.require(
+            tenant=tenant, actor=actor, area="report_subscription", verb="add" if sub is None else "change"
+        )
+        if sub is not None and new:
+            raise ApplicationError(
+                f"The tenant has a subscription named '{name}'.", code="subscription_exists", status=409
+            )
+        before = None if sub is None else subscription_snapshot(sub)
         sub = sub or ReportSubscription(tenant=tenant, name=name, created_by=actor.display)
-        sub.kind, sub.filters, sub.format = kind, filters or {}, fmt
-        sub.recipients, sub.webhook, sub.is_active = list(recipients), webhook, True
+        sub.kind, sub.filters, sub.format = kind, filters, fmt
+        sub.recipients, sub.webhook, sub.is_active = recipients, webhook, is_active
         sub.full_clean(exclude=["tenant", "schedule"])
         sub.save()
-        fields = dict(
-            zip(("minute", "hour", "day_of_month", "month_of_year", "day_of_week"), parts, strict=True)
-        )
         fields["timezone"] = tenant.timezone or "UTC"
         crontab = CrontabSchedule.objects.filter(**fields).first() or CrontabSchedule.objects.create(**fields)
         task = sub.schedule or PeriodicTask(name=f"report {tenant.slug}/{name}")
         task.task, task.crontab, task.interval = DELIVERY_TASK, crontab, None
         task.kwargs = f'{{"subscription_id": {sub.pk}}}'
-        task.queue, task.expire_seconds, task.expires, task.enabled = "default", expire_seconds, None, True
+        task.queue, task.expire_seconds, task.expires, task.enabled = (
+            "default",
+            expire_seconds,
+            None,
+            is_active,
+        )
         task.description = f"Generates and delivers report subscription {sub.pk} ({name})."
         task.full_clean()
         task.save()
         sub.schedule = task
         sub.save(update_fields=["schedule"])
-        after = {**_subscription_snapshot(sub), "cron": cron, "expire_seconds": expire_seconds}
         audit.record(
             tenant=tenant,
             actor=actor,
             action="report.subscription_saved",
             obj=sub,
             before=before,
-            after=after,
+            after=subscription_snapshot(sub),
         )
     return sub
 
 
-def _subscription_snapshot(sub) -> dict:
+def subscription_deactivate(*, tenant, actor, subscription: ReportSubscription) -> ReportSubscription:
+    """Stop a subscription: inactive, its beat entry disabled (kept, so its schedule can be seen and
+    the subscription saved active again). Its deliveries stay in the log. Idempotent."""
+    with transaction.atomic():
+        sub = (
+            ReportSubscription.objects.select_for_update(of=("self",))
+            .select_related("schedule")
+            .get(tenant=tenant, pk=subscription.pk)
+        )
+        permissions.require(tenant=tenant, actor=actor, area="report_subscription", verb="change")
+        if not sub.is_active:
+            return sub
+        before = subscription_snapshot(sub)
+        sub.is_active = False
+        sub.save(update_fields=["is_active", "updated_at"])
+        if sub.schedule is not None:
+            sub.schedule.enabled = False
+            sub.schedule.save(update_fields=["enabled"])
+        audit.record(
+            tenant=tenant,
+            actor=actor,
+            action="report.subscription_deactivated",
+            obj=sub,
+            before=before,
+            after=subscription_snapshot(sub),
+        )
+    return sub
+
+
+def subscription_cron(sub) -> str | None:
+    """The subscription's schedule as the five cron fields it was saved with (tenant's zone)."""
+    c = sub.schedule.crontab if sub.schedule is not None and sub.schedule.crontab_id else None
+    return None if c is None else f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}"
+
+
+def subscription_snapshot(sub) -> dict:
     return {
         "name": sub.name,
         "kind": sub.kind,
@@ -153,6 +281,8 @@ def _subscription_snapshot(sub) -> dict:
         "recipients": list(sub.recipients),
         "webhook": sub.webhook,
         "is_active": sub.is_active,
+        "cron": subscription_cron(sub),
+        "expire_seconds": sub.schedule.expire_seconds if sub.schedule is not None else None,
     }
 
 

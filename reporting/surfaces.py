@@ -51,21 +51,19 @@ def _moment(value: str | None, tenant, default: datetime) -> datetime:
     return parsed
 
 
-def build(kind: str, *, tenant, params, user, now: datetime | None = None, run_id: int | None = None):
-    """The report ``kind`` for ``params`` (a QueryDict or dict of strings)."""
-    now = now or timezone.now()
-    if kind == "run":
-        report = reports.run_report(tenant=tenant, run_id=run_id, user=user, now=now)
-        if report is None:
-            raise ApplicationError(f"No run {run_id} in this tenant.", code="report_not_found", status=404)
-        return report
+# The filters each subscribable report takes (strings, as in a query string).
+FILTERS = {"aging": ("by",), "trends": ("from", "to"), "inventory": ("at",)}
+
+
+def parse_filters(kind: str, *, tenant, params, now: datetime) -> dict:
+    """The report's keyword arguments from ``params``: each filter parsed, or a 400 naming it."""
     if kind == "aging":
         by = params.get("by") or "break_type"
         if by not in reports.AGING_BY:
             raise ApplicationError(
                 f"'by' is one of {', '.join(reports.AGING_BY)}.", code="invalid_report_filter"
             )
-        return reports.aging_report(tenant=tenant, by=by, user=user, now=now)
+        return {"by": by}
     if kind == "trends":
         today = calendar.tenant_today(tenant, now)
         date_to = _date(params.get("to"), "to", today)
@@ -74,10 +72,25 @@ def build(kind: str, *, tenant, params, user, now: datetime | None = None, run_i
             raise ApplicationError(
                 "'from' .. 'to' must be ordered and span at most a year.", code="invalid_report_filter"
             )
-        return reports.trends_report(tenant=tenant, date_from=date_from, date_to=date_to, user=user, now=now)
-    if kind == "inventory":
-        at = _moment(params.get("at"), tenant, now)
-        return reports.inventory_report(tenant=tenant, at=at, user=user, now=now)
+        return {"date_from": date_from, "date_to": date_to}
+    return {"at": _moment(params.get("at"), tenant, now)}
+
+
+def build(kind: str, *, tenant, params, user, now: datetime | None = None, run_id: int | None = None):
+    """The report ``kind`` for ``params`` (a QueryDict or dict of strings)."""
+    now = now or timezone.now()
+    if kind == "run":
+        report = reports.run_report(tenant=tenant, run_id=run_id, user=user, now=now)
+        if report is None:
+            raise ApplicationError(f"No run {run_id} in this tenant.", code="report_not_found", status=404)
+        return report
+    if kind in FILTERS:
+        builder = {"aging": reports.aging_report, "trends": reports.trends_report}.get(
+            kind, reports.inventory_report
+        )
+        return builder(
+            tenant=tenant, user=user, now=now, **parse_filters(kind, tenant=tenant, params=params, now=now)
+        )
     if kind == "statement":
         definition = params.get("definition") or ""
         if not definition and not params.get("account"):

@@ -11,6 +11,12 @@ urlpatterns = [
     path("breaks/export/", apis.BreakExportApi.as_view(), name="report-break-export"),
     path("exports/", apis.ExportJobListApi.as_view(), name="report-export-list"),
     path("exports/<int:job_id>/", apis.ExportJobDetailApi.as_view(), name="report-export-detail"),
+    path("subscriptions/", apis.SubscriptionListApi.as_view(), name="report-subscription-list"),
+    path(
+        "subscriptions/<int:subscription_id>/",
+        apis.SubscriptionDetailApi.as_view(),
+        name="report-subscription-detail",
+    ),
     path("packs/", apis.AuditorPackApi.as_view(), name="report-pack-list"),
     path(
         "artifacts/<int:artifact_id>/download/",

@@ -61,9 +61,14 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "view": DESK,
         "generate": DESK,
         "pack": frozenset({APPROVER, ADMIN}),
-        "subscribe": frozenset({APPROVER, ADMIN}),
     },
-    "report_subscription": {"view": DESK},
+    # Scheduled delivery: the desk sees the subscriptions; an approver or an admin adds and changes
+    # them (deactivating is a change: the active flag).
+    "report_subscription": {
+        "view": DESK,
+        "add": frozenset({APPROVER, ADMIN}),
+        "change": frozenset({APPROVER, ADMIN}),
+    },
     "report_delivery": {"view": DESK},
     # Regulatory filings (docs/filings.md): the compliance desk. Preparing is the analyst's, approving
     # the approver's (never the preparer: four eyes in filings.services), transmitting the admin's.

@@ -104,7 +104,7 @@ def test_the_beat_entry_is_a_crontab_with_expire_seconds_and_an_audit_event(subs
     assert task.kwargs == f'{{"subscription_id": {sub.pk}}}'
     assert AuditEvent.objects.filter(action="report.subscription_saved", object_id=str(sub.pk)).exists()
     analyst = member(tenant, Role.ANALYST)
-    with pytest.raises(ApplicationError, match="may not subscribe"):
+    with pytest.raises(ApplicationError, match="may not add report subscriptions"):
         services.subscription_save(
             tenant=tenant,
             actor=Actor.for_user(analyst),
