@@ -261,6 +261,8 @@ SPECTACULAR_SETTINGS = {
         "FilingStatusEnum": "filings.models.Filing.Status",
         "FilingIntakeKindEnum": "filings.models.IntakeBatch.Kind",
         "FilingIntakeStatusEnum": "filings.models.IntakeBatch.Status",
+        "SubscribableReportEnum": "reporting.services.SUBSCRIBABLE",
+        "SubscriptionFormatEnum": "reporting.services.SUBSCRIPTION_FORMATS",
     },
 }
 
