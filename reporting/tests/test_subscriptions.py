@@ -85,7 +85,8 @@ def test_a_tenant_admin_adds_and_changes_a_subscription_in_the_admin_through_the
     assert (task.expire_seconds, task.expires, task.enabled) == (900, None, True)
     assert task.task == "reporting.generate_subscription"
     [created] = _events("report.subscription_saved", sub)
-    assert created.before is None and created.after["cron"] == "30 6 * * 1"
+    assert created.before is None
+    assert created.after["cron"] == "30 6 * * 1"
     assert (created.actor_kind, created.actor_id) == ("user", str(people[Role.ADMIN].pk))
 
     url = reverse("admin:reporting_reportsubscription_change", args=[sub.pk])
@@ -99,7 +100,7 @@ def test_a_tenant_admin_adds_and_changes_a_subscription_in_the_admin_through_the
     task = PeriodicTask.objects.get(pk=task.pk)  # the same beat entry, changed
     assert (sub.recipients, sub.is_active) == (["cfo@bank.example"], False)
     assert (task.crontab.hour, task.crontab.day_of_week, task.enabled) == ("8", "1-5", False)
-    first, second = _events("report.subscription_saved", sub)
+    _first, second = _events("report.subscription_saved", sub)
     assert (second.before["cron"], second.after["cron"]) == ("30 6 * * 1", "0 8 * * 1-5")
     assert (second.before["is_active"], second.after["is_active"]) == (True, False)
 
@@ -150,7 +151,8 @@ def test_an_analyst_sees_subscriptions_read_only_and_cannot_add_change_or_deacti
     changelist = reverse("admin:reporting_reportsubscription_changelist")
     client.post(changelist, {"action": "deactivate_selected", "_selected_action": [sub.pk]})
     sub.refresh_from_db()
-    assert sub.is_active and sub.schedule.enabled
+    assert sub.is_active
+    assert sub.schedule.enabled
     assert services.subscription_cron(sub) == "0 7 * * *"
     assert len(_events("report.subscription_saved", sub)) == 1
 
@@ -171,7 +173,8 @@ def test_the_deactivate_action_disables_the_beat_entry_and_is_audited(bank):
     )
     assert response.status_code == 302
     sub.refresh_from_db()
-    assert not sub.is_active and not sub.schedule.enabled
+    assert not sub.is_active
+    assert not sub.schedule.enabled
     [event] = _events("report.subscription_deactivated", sub)
     assert (event.before["is_active"], event.after["is_active"]) == (True, False)
     # A beat tick that was already queued generates nothing for an inactive subscription.
@@ -187,10 +190,12 @@ def test_an_admin_creates_lists_updates_and_deactivates_a_subscription_over_the_
     created = api.post(API, BODY, format="json", HTTP_IDEMPOTENCY_KEY="sub-1")
     assert created.status_code == 201, created.content
     body = created.json()
-    assert body["cron"] == "0 7 * * 1-5" and body["timezone"] == "Europe/London"
+    assert body["cron"] == "0 7 * * 1-5"
+    assert body["timezone"] == "Europe/London"
     assert (body["expire_seconds"], body["is_active"], body["filters"]) == (1800, True, {"by": "root_cause"})
     replay = api.post(API, BODY, format="json", HTTP_IDEMPOTENCY_KEY="sub-1")
-    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert replay.status_code == 201
+    assert replay["Idempotent-Replayed"] == "true"
     assert ReportSubscription.objects.filter(tenant=tenant).count() == 1
     again = api.post(API, BODY, format="json")  # the same name, no key: a conflict, not an upsert
     assert (again.status_code, again.json()["error"]["code"]) == (409, "subscription_exists")
@@ -218,13 +223,15 @@ def test_an_admin_creates_lists_updates_and_deactivates_a_subscription_over_the_
     assert len(_events("report.subscription_saved", sub)) == 3
 
     gone = api.delete(f"{API}{sub.pk}/")
-    assert gone.status_code == 200 and gone.json()["is_active"] is False
+    assert gone.status_code == 200
+    assert gone.json()["is_active"] is False
     assert not PeriodicTask.objects.get(pk=task_id).enabled
     assert len(_events("report.subscription_deactivated", sub)) == 1
     assert api.delete(f"{API}{sub.pk}/").status_code == 200  # idempotent: no second event
     assert len(_events("report.subscription_deactivated", sub)) == 1
     revived = api.patch(f"{API}{sub.pk}/", {"is_active": True}, format="json")
-    assert revived.json()["is_active"] is True and PeriodicTask.objects.get(pk=task_id).enabled
+    assert revived.json()["is_active"] is True
+    assert PeriodicTask.objects.get(pk=task_id).enabled
 
 
 @pytest.mark.parametrize(
@@ -289,4 +296,5 @@ def test_an_analyst_reads_but_cannot_write_and_another_tenants_subscription_is_4
         assert (response.status_code, response.json()["error"]["code"]) == (404, "report_not_found")
     assert outsider.get(API).json()["results"] == []
     sub.refresh_from_db()
-    assert sub.is_active and services.subscription_cron(sub) == "0 7 * * *"
+    assert sub.is_active
+    assert services.subscription_cron(sub) == "0 7 * * *"
