@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import structlog
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from jfintech import audit
@@ -179,17 +179,6 @@ def subscription_save(
     while the subscription is active. ``new``: refuse (409) a name the tenant already has."""
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-    filters, recipients, fields = subscription_validate(
-        tenant=tenant,
-        kind=kind,
-        filters=filters,
-        fmt=fmt,
-        recipients=recipients,
-        webhook=webhook,
-        cron=cron,
-        expire_seconds=expire_seconds,
-        require_webhook=require_webhook,
-    )
     with transaction.atomic():
         sub = (
             ReportSubscription.objects.select_for_update(of=("self",))
@@ -204,23 +193,36 @@ def subscription_save(
             raise ApplicationError(
                 f"The tenant has a subscription named '{name}'.", code="subscription_exists", status=409
             )
+        filters, recipients, fields = subscription_validate(
+            tenant=tenant,
+            kind=kind,
+            filters=filters,
+            fmt=fmt,
+            recipients=recipients,
+            webhook=webhook,
+            cron=cron,
+            expire_seconds=expire_seconds,
+            require_webhook=require_webhook,
+        )
         before = None if sub is None else subscription_snapshot(sub)
         sub = sub or ReportSubscription(tenant=tenant, name=name, created_by=actor.display)
         sub.kind, sub.filters, sub.format = kind, filters, fmt
         sub.recipients, sub.webhook, sub.is_active = recipients, webhook, is_active
         sub.full_clean(exclude=["tenant", "schedule"])
-        sub.save()
+        try:
+            with transaction.atomic():  # a concurrent create of the same name: a 409, not a 500
+                sub.save()
+        except IntegrityError:
+            raise ApplicationError(
+                f"The tenant has a subscription named '{name}'.", code="subscription_exists", status=409
+            ) from None
         fields["timezone"] = tenant.timezone or "UTC"
         crontab = CrontabSchedule.objects.filter(**fields).first() or CrontabSchedule.objects.create(**fields)
         task = sub.schedule or PeriodicTask(name=f"report {tenant.slug}/{name}")
         task.task, task.crontab, task.interval = DELIVERY_TASK, crontab, None
         task.kwargs = f'{{"subscription_id": {sub.pk}}}'
-        task.queue, task.expire_seconds, task.expires, task.enabled = (
-            "default",
-            expire_seconds,
-            None,
-            is_active,
-        )
+        task.queue, task.expire_seconds, task.expires = "default", expire_seconds, None
+        task.enabled = is_active  # beat skips an inactive subscription's ticks
         task.description = f"Generates and delivers report subscription {sub.pk} ({name})."
         task.full_clean()
         task.save()

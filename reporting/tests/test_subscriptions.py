@@ -12,6 +12,7 @@ from django_celery_beat.models import PeriodicTask
 from exceptions.services import sla_webhook_set
 from jfintech.audit import Actor
 from jfintech.audit.models import AuditEvent
+from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.models import Role
 from jfintech.tests.conftest import client_for
 from jfintech.tests.factories import TenantFactory, member
@@ -298,3 +299,20 @@ def test_an_analyst_reads_but_cannot_write_and_another_tenants_subscription_is_4
     sub.refresh_from_db()
     assert sub.is_active
     assert services.subscription_cron(sub) == "0 7 * * *"
+
+
+def test_the_service_asks_the_table_before_it_says_what_is_wrong_with_the_input(bank):
+    tenant, people = bank
+    with pytest.raises(ApplicationError) as refused:
+        services.subscription_save(
+            tenant=tenant,
+            actor=Actor.for_user(people[Role.ANALYST]),
+            name="daily",
+            kind="aging",
+            recipients=["not-an-address"],
+            cron="0 99 * * *",
+        )
+    assert refused.value.code == "permission_denied"
+    assert refused.value.extra["verb"] == "add"
+    assert not ReportSubscription.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="report.subscription").exists()
