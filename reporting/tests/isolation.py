@@ -36,3 +36,21 @@ def an_export_job(tenant) -> dict:
     from reporting.models import ExportJob
 
     return {"job_id": ExportJob.objects.create(tenant=tenant, format="csv", requested_by="probe").pk}
+
+
+@tenant_object(
+    "report-subscription-detail",
+    bodies={
+        "report-subscription-detail": {"kind": "aging", "recipients": ["a@b.example"], "cron": "0 7 * * *"}
+    },
+)
+def a_subscription(tenant) -> dict:
+    sub = services.subscription_save(
+        tenant=tenant,
+        actor=Actor.for_system("isolation-test"),
+        name="probe",
+        kind="aging",
+        recipients=["probe@bank.example"],
+        cron="0 7 * * *",
+    )
+    return {"subscription_id": sub.pk}
