@@ -85,9 +85,11 @@ def build(kind: str, *, tenant, params, user, now: datetime | None = None, run_i
             raise ApplicationError(f"No run {run_id} in this tenant.", code="report_not_found", status=404)
         return report
     if kind in FILTERS:
-        builder = {"aging": reports.aging_report, "trends": reports.trends_report}.get(
-            kind, reports.inventory_report
-        )
+        builder = {
+            "aging": reports.aging_report,
+            "trends": reports.trends_report,
+            "inventory": reports.inventory_report,
+        }[kind]
         return builder(
             tenant=tenant, user=user, now=now, **parse_filters(kind, tenant=tenant, params=params, now=now)
         )
