@@ -3,10 +3,11 @@ endpoints, the publish-time header the queue-age metric reads, and a span per be
 
 import functools
 import os
+import threading
 import time
 
 import structlog
-from celery import signals
+from celery import platforms, signals
 from django_structlog.celery.signals import bind_extra_task_metadata
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
@@ -112,10 +113,21 @@ def _heartbeat_after_tick(tick, path):
     return ticked
 
 
+def _exit_on_signal(signum, frame):
+    raise SystemExit()
+
+
 @signals.beat_init.connect(weak=False)
 def _beat_init(**_):
     from celery.beat import Scheduler
 
+    if threading.current_thread() is threading.main_thread():
+        # Celery's SIGTERM/SIGINT handler saves the schedule inside the signal handler: database
+        # writes re-entering the psycopg connection a scheduler query may hold at that moment (a
+        # suspect for one warm stop of beat that never ended in the fault suite, under load).
+        # Raising SystemExit is enough: Service.start saves the schedule in its `finally`,
+        # outside the handler.
+        platforms.signals.update(SIGTERM=_exit_on_signal, SIGINT=_exit_on_signal)
     tracing.setup_after_fork(role="beat")
     if not getattr(Scheduler.apply_entry, "_jf_traced", False):
         Scheduler.apply_entry = _traced_apply_entry(Scheduler.apply_entry)

@@ -613,8 +613,13 @@ class Beat:
 
     def stop(self, sig=signal.SIGTERM):
         os.kill(self.process.proc.pid, sig)
-        self.process.proc.wait(90)  # a warm stop writes the schedule first: slow on a loaded machine
-        self.process.stop()
+        try:
+            self.process.proc.wait(90)  # a warm stop writes the schedule first: slow on a loaded machine
+        except subprocess.TimeoutExpired:
+            tail = self.process.tail()
+            raise AssertionError(f"beat did not exit within 90 s of {sig!r}:\n{tail}") from None
+        finally:
+            self.process.stop()
 
 
 def _next_minute(after: float) -> float:
