@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
@@ -329,132 +329,158 @@ def case_inventory_as_of(*, tenant, at: datetime) -> list[dict]:
 # A case's open periods from its history: an event opens one when the case is first opened or goes
 # from resolved to anything else (a run's reopen, a person's, an undone decision); it closes one
 # when the case goes to resolved (a person, an approval, a run's auto-match).
-_PERIODS_SQL = """
+#
+# The trends report's three aggregates (flow, amount at stake, resolution times) share one pass over
+# the tenant's case history: one sort by case and time, the period windows once, the result
+# materialized narrow, then three small aggregates over it (docs/reporting.md, Benchmark). Events
+# that neither open, resolve, change the amount nor set an SLA due time cannot move any of them and
+# are dropped before the sort.
+_TRENDS_SQL = """
 ev AS (
     -- Only the fields the aggregates need: narrow rows sort in memory, whole JSON documents spill.
-    SELECT e.object_id::bigint AS case_id, e.occurred_at AS t, e.id, e.action,
-           e.after->>'amount_at_stake' AS after_amount, e.before->>'amount_at_stake' AS before_amount,
-           e.after->>'sla_due_at' AS after_due, (e.occurred_at AT TIME ZONE %(tz)s)::date AS local_day,
-           (e.action = 'case.opened' OR (e.before->>'status' = 'resolved'
-                AND coalesce(e.after->>'status', 'resolved') <> 'resolved')) AS opens,
-           (e.after->>'status' = 'resolved' AND coalesce(e.before->>'status', '') <> 'resolved') AS resolves
-    FROM jfintech_auditevent e
-    WHERE e.tenant_id = %(tenant)s AND e.object_type = %(object_type)s AND e.occurred_at < %(until)s
+    SELECT * FROM (
+        SELECT e.object_id::bigint AS case_id, e.occurred_at AS t, e.id,
+               e.action = 'case.opened' AS new_case, e.action = 'case.amount_changed' AS amount_changed,
+               e.after->>'amount_at_stake' AS after_amount, e.before->>'amount_at_stake' AS before_amount,
+               e.after->>'sla_due_at' AS after_due, (e.occurred_at AT TIME ZONE %(tz)s)::date AS local_day,
+               (e.action = 'case.opened' OR (e.before->>'status' = 'resolved'
+                    AND coalesce(e.after->>'status', 'resolved') <> 'resolved')) AS opens,
+               (e.after->>'status' = 'resolved'
+                    AND coalesce(e.before->>'status', '') <> 'resolved') AS resolves
+        FROM jfintech_auditevent e
+        WHERE e.tenant_id = %(tenant)s AND e.object_type = %(object_type)s AND e.occurred_at < %(until)s
+    ) e
+    WHERE opens OR resolves OR amount_changed OR after_due IS NOT NULL
 ), seg AS (
-    SELECT ev.*, count(*) FILTER (WHERE opens) OVER (PARTITION BY case_id ORDER BY t, id) AS period
-    FROM ev
+    -- The JSON's amounts become one delta here: what goes through the sort stays narrow.
+    SELECT ev.case_id, ev.t, ev.id, ev.new_case, ev.amount_changed, ev.after_due, ev.local_day,
+           ev.opens, ev.resolves, c.id IS NOT NULL AS has_case, c.currency, c.break_type, c.root_cause_id,
+           CASE WHEN opens THEN coalesce(after_amount::numeric, c.amount_at_stake, 0)
+                WHEN amount_changed
+                    THEN coalesce(after_amount::numeric, 0) - coalesce(before_amount::numeric, 0)
+                ELSE 0 END AS delta
+    FROM ev LEFT JOIN exceptions_case c ON c.id = ev.case_id
+), marks AS (
+    -- One window (case, then time) for every running figure: the period number, its start, the
+    -- deltas summed before each event, how many events set an SLA due time up to it.
+    SELECT seg.*, count(*) FILTER (WHERE opens) OVER w AS period,
+           max(t) FILTER (WHERE opens) OVER w AS started,
+           coalesce(sum(delta) OVER w, 0) - delta AS sum_before,
+           count(after_due) OVER w AS dues_set
+    FROM seg WINDOW w AS (PARTITION BY case_id ORDER BY t, id)
+), periods AS MATERIALIZED (
+    -- Over the same window (no re-sort), the latest event of a kind is the max of an array led
+    -- by a running count: the period's opening event (its sum_before, subtracted: what the period
+    -- held before this event) and the last SLA due time set (in force if set in this period).
+    SELECT case_id, t, local_day, new_case, amount_changed, opens, resolves, period, has_case,
+           currency, break_type, root_cause_id, delta, started,
+           sum_before - coalesce(opening[2], 0) AS before_this,
+           CASE WHEN last_due[2] = period::text THEN last_due[3] END AS due
+    FROM (
+        SELECT marks.*,
+               max(ARRAY[period, sum_before]) FILTER (WHERE opens) OVER w AS opening,
+               max(ARRAY[lpad(dues_set::text, 20, '0'), period::text, after_due])
+                   FILTER (WHERE after_due IS NOT NULL) OVER w AS last_due
+        FROM marks WINDOW w AS (PARTITION BY case_id ORDER BY t, id)
+    ) m
+), flow_day AS (
+    -- Counted per calendar day first, then rolled to business days: the calendar joins a few rows.
+    SELECT b.next_business AS day, sum(opened)::bigint AS opened, sum(reopened)::bigint AS reopened,
+           sum(resolved)::bigint AS resolved
+    FROM (
+        SELECT local_day, count(*) FILTER (WHERE new_case) AS opened,
+               count(*) FILTER (WHERE opens AND NOT new_case) AS reopened,
+               count(*) FILTER (WHERE resolves) AS resolved
+        FROM periods WHERE opens OR resolves GROUP BY 1
+    ) x JOIN bd b ON b.day = x.local_day
+    GROUP BY 1
+), amount_day AS (
+    SELECT b.next_business AS day, x.currency, sum(x.delta) AS delta
+    FROM (
+        SELECT local_day, currency,
+               sum(CASE WHEN resolves THEN -coalesce(before_this, 0) ELSE delta END) AS delta
+        FROM periods WHERE has_case AND (opens OR resolves OR amount_changed)
+        GROUP BY 1, 2
+    ) x JOIN bd b ON b.day = x.local_day
+    GROUP BY 1, 2
+), flow AS (
+    -- Unresolved at a day's end: the running sum over every business day up to it (one window).
+    SELECT d.day, coalesce(p.opened, 0) AS opened, coalesce(p.reopened, 0) AS reopened,
+           coalesce(p.resolved, 0) AS resolved,
+           sum(coalesce(p.opened + p.reopened - p.resolved, 0)) OVER (ORDER BY d.day) AS unresolved
+    FROM bd d LEFT JOIN flow_day p ON p.day = d.day
+    WHERE d.is_business AND d.day <= %(date_to)s
+), at_stake AS (
+    SELECT d.day, cur.currency,
+           sum(coalesce(q.delta, 0)) OVER (PARTITION BY cur.currency ORDER BY d.day) AS amount
+    FROM bd d CROSS JOIN (SELECT DISTINCT currency FROM amount_day) cur
+    LEFT JOIN amount_day q ON q.day = d.day AND q.currency = cur.currency
+    WHERE d.is_business AND d.day <= %(date_to)s
+), resolved AS (
+    SELECT p.t, p.break_type, p.root_cause_id, extract(epoch FROM p.t - p.started) / 3600 AS hours,
+           p.due::timestamptz AS due
+    FROM periods p
+    WHERE p.resolves AND p.period > 0 AND p.has_case AND p.local_day BETWEEN %(date_from)s AND %(date_to)s
 )"""
 
+_TRENDS_PARTS = {
+    "flow": ("day", "opened", "reopened", "resolved", "unresolved"),
+    "amount_at_stake": ("day", "currency", "amount"),
+    "resolution_times": (
+        "break_type", "root_cause", "resolved", "mean_hours", "p90_hours", "with_sla", "within_sla"
+    ),
+}  # fmt: skip
 
-def _period_params(tenant, date_from: date, date_to: date) -> dict | None:
+
+def case_trends(*, tenant, date_from: date, date_to: date) -> dict[str, list[dict]]:
+    """The trends over [date_from, date_to] from the case history, in one statement:
+
+    - ``flow``: per business day, cases opened (new), reopened and resolved, and unresolved at the
+      end of the day. An event on a closed day counts on the next business day.
+    - ``amount_at_stake``: per currency and business day, the amount at stake of the cases
+      unresolved at the day's end. Deltas from the history: + the amount an open period starts
+      with, the change of a ``case.amount_changed``, minus what the period held when it is
+      resolved; summed up to each day.
+    - ``resolution_times``: open periods resolved in the window, by break type and root cause (the
+      case's current ones): how many, mean and p90 hours from the period's start to its resolution,
+      and how many were resolved by the SLA due time in force at the resolution (the last one the
+      period set)."""
     first = _first_seen_date(tenant)
     if first is None:
-        return None
+        return {part: [] for part in _TRENDS_PARTS}
     # Up to a week past date_to, so an event on a closing weekend rolls to its next business day.
     params = calendar.business_day_table_params(tenant, min(first, date_from), date_to + timedelta(days=7))
     until = datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=calendar.tenant_zone(tenant))
     params.update(
         tenant=tenant.pk, date_from=date_from, date_to=date_to, until=until, object_type=CASE_OBJECT_TYPE
     )
-    return params
-
-
-def case_flow_by_business_day(*, tenant, date_from: date, date_to: date) -> list[dict]:
-    """Per business day in [date_from, date_to]: cases opened (new), reopened and resolved, and
-    unresolved at the end of the day. An event on a closed day counts on the next business day."""
-    params = _period_params(tenant, date_from, date_to)
-    if params is None:
-        return []
-    return _rows(
-        f"""WITH {calendar.business_day_table_sql("bd")}, {_PERIODS_SQL},
-        per_day AS (
-            SELECT b.next_business AS day,
-                   count(*) FILTER (WHERE action = 'case.opened') AS opened,
-                   count(*) FILTER (WHERE opens AND action <> 'case.opened') AS reopened,
-                   count(*) FILTER (WHERE resolves) AS resolved
-            FROM seg JOIN bd b ON b.day = seg.local_day
-            WHERE opens OR resolves
-            GROUP BY 1
-        )
-        SELECT d.day, coalesce(p.opened, 0) AS opened, coalesce(p.reopened, 0) AS reopened,
-               coalesce(p.resolved, 0) AS resolved,
-               (SELECT coalesce(sum(q.opened + q.reopened - q.resolved), 0) FROM per_day q
-                WHERE q.day <= d.day) AS unresolved
-        FROM bd d LEFT JOIN per_day p ON p.day = d.day
-        WHERE d.is_business AND d.day BETWEEN %(date_from)s AND %(date_to)s
-        ORDER BY d.day""",
-        params,
-    )
-
-
-def case_amount_at_stake_by_business_day(*, tenant, date_from: date, date_to: date) -> list[dict]:
-    """Per business day and currency: the amount at stake of the cases unresolved at the day's end.
-
-    Deltas from the history: + the amount an open period starts with, the change of a
-    ``case.amount_changed``, minus what the period held when it is resolved; summed up to each day."""
-    params = _period_params(tenant, date_from, date_to)
-    if params is None:
-        return []
-    return _rows(
-        f"""WITH {calendar.business_day_table_sql("bd")}, {_PERIODS_SQL},
-        moves AS (
-            SELECT seg.*, c.currency,
-                   CASE WHEN opens THEN coalesce(after_amount::numeric, c.amount_at_stake, 0)
-                        WHEN action = 'case.amount_changed'
-                            THEN coalesce(after_amount::numeric, 0) - coalesce(before_amount::numeric, 0)
-                        ELSE 0 END AS delta
-            FROM seg JOIN exceptions_case c ON c.id = seg.case_id
-        ), held AS (
-            SELECT moves.*, sum(delta) OVER (PARTITION BY case_id, period ORDER BY t, id
-                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_this
-            FROM moves
-        ), per_day AS (
-            SELECT b.next_business AS day, currency,
-                   sum(CASE WHEN resolves THEN -coalesce(before_this, 0) ELSE delta END) AS delta
-            FROM held JOIN bd b ON b.day = held.local_day
-            WHERE opens OR resolves OR action = 'case.amount_changed'
-            GROUP BY 1, 2
-        )
-        SELECT d.day, cur.currency,
-               (SELECT coalesce(sum(q.delta), 0) FROM per_day q
-                WHERE q.currency = cur.currency AND q.day <= d.day) AS amount
-        FROM bd d CROSS JOIN (SELECT DISTINCT currency FROM per_day) cur
-        WHERE d.is_business AND d.day BETWEEN %(date_from)s AND %(date_to)s
-        ORDER BY cur.currency, d.day""",
-        params,
-    )
-
-
-def case_resolution_times(*, tenant, date_from: date, date_to: date) -> list[dict]:
-    """Open periods resolved in [date_from, date_to], by break type and root cause (the case's
-    current ones): how many, mean and p90 hours from the period's start to its resolution, and how
-    many were resolved by the SLA due time in force at the resolution (the last one the period set)."""
-    params = _period_params(tenant, date_from, date_to)
-    if params is None:
-        return []
-    return _rows(
-        f"""WITH {_PERIODS_SQL},
-        periods AS (
-            SELECT seg.*, min(t) OVER (PARTITION BY case_id, period) AS started,
-                   array_agg(after_due) FILTER (WHERE after_due IS NOT NULL)
-                       OVER (PARTITION BY case_id, period ORDER BY t, id) AS dues
-            FROM seg
-        ), resolved AS (
-            SELECT p.case_id, p.t, extract(epoch FROM p.t - p.started) / 3600 AS hours,
-                   (p.dues[array_length(p.dues, 1)])::timestamptz AS due
-            FROM periods p
-            WHERE p.resolves AND p.period > 0 AND p.local_day BETWEEN %(date_from)s AND %(date_to)s
-        )
-        SELECT c.break_type, coalesce(rc.code, '') AS root_cause, count(*) AS resolved,
-               avg(r.hours) AS mean_hours,
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY r.hours) AS p90_hours,
-               count(*) FILTER (WHERE r.due IS NOT NULL) AS with_sla,
-               count(*) FILTER (WHERE r.t <= r.due) AS within_sla
-        FROM resolved r JOIN exceptions_case c ON c.id = r.case_id
-        LEFT JOIN exceptions_rootcausecategory rc ON rc.id = c.root_cause_id
-        GROUP BY 1, 2 ORDER BY 1, 2""",
-        params,
-    )
+    sql = f"""WITH {calendar.business_day_table_sql("bd")}, {_TRENDS_SQL}
+        SELECT 'flow' AS part, day, NULL::text AS currency, NULL::text AS break_type,
+               NULL::text AS root_cause, opened, reopened, resolved, unresolved, NULL::numeric AS amount,
+               NULL::numeric AS mean_hours, NULL::float8 AS p90_hours, NULL::bigint AS with_sla,
+               NULL::bigint AS within_sla
+        FROM flow WHERE day >= %(date_from)s
+        UNION ALL
+        SELECT 'amount_at_stake', day, currency, NULL, NULL, NULL, NULL, NULL, NULL, amount, NULL, NULL,
+               NULL, NULL
+        FROM at_stake WHERE day >= %(date_from)s
+        UNION ALL
+        SELECT 'resolution_times', NULL, NULL, r.break_type, coalesce(rc.code, ''), NULL, NULL,
+               count(*), NULL, NULL, avg(r.hours),
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY r.hours),
+               count(*) FILTER (WHERE r.due IS NOT NULL), count(*) FILTER (WHERE r.t <= r.due)
+        FROM resolved r LEFT JOIN exceptions_rootcausecategory rc ON rc.id = r.root_cause_id
+        GROUP BY r.break_type, coalesce(rc.code, '')
+        ORDER BY part, currency, break_type, root_cause, day"""
+    trends = {part: [] for part in _TRENDS_PARTS}
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # The one sort and the materialized periods stay in memory (1.4M events: ~250 MB). No
+            # JIT: at 1M cases its compilation alone took 2.7 s of a statement that runs in less.
+            cursor.execute("SET LOCAL work_mem = '256MB'; SET LOCAL jit = off")
+        for row in _rows(sql, params):
+            trends[row["part"]].append({k: row[k] for k in _TRENDS_PARTS[row["part"]]})
+    return trends
 
 
 def case_decisions(*, tenant, definition_id: int | None, since: datetime, until: datetime) -> list[dict]:

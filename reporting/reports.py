@@ -307,7 +307,8 @@ def trends_report(*, tenant, date_from: date, date_to: date, user, now: datetime
             ],
         )
     )
-    flow = cases.case_flow_by_business_day(tenant=tenant, date_from=date_from, date_to=date_to)
+    trends = cases.case_trends(tenant=tenant, date_from=date_from, date_to=date_to)
+    flow = trends["flow"]
     report.tables.append(
         Table(
             "Breaks per business day",
@@ -315,7 +316,7 @@ def trends_report(*, tenant, date_from: date, date_to: date, user, now: datetime
             [[r["day"], r["opened"], r["reopened"], r["resolved"], r["unresolved"]] for r in flow],
         )
     )
-    times = cases.case_resolution_times(tenant=tenant, date_from=date_from, date_to=date_to)
+    times = trends["resolution_times"]
     report.tables.append(
         Table(
             "Time to resolve and SLA performance, by break type and root cause",
@@ -344,7 +345,7 @@ def trends_report(*, tenant, date_from: date, date_to: date, user, now: datetime
             ],
         )
     )
-    at_stake = cases.case_amount_at_stake_by_business_day(tenant=tenant, date_from=date_from, date_to=date_to)
+    at_stake = trends["amount_at_stake"]
     report.tables.append(
         Table(
             "Amount at stake at the end of each business day",
