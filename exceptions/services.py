@@ -18,7 +18,7 @@ import requests
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from exceptions import decisions, metrics, sla, workflow
+from exceptions import decisions, metrics, signals, sla, workflow
 from exceptions.models import (
     ApprovalKind,
     ApprovalRequest,
@@ -1225,6 +1225,8 @@ def webhook_deliver(*, delivery_id: int, final_attempt: bool) -> bool:
         )
         if not final_attempt:
             raise WebhookNotDelivered(error)
+        delivery.refresh_from_db()
+        signals.webhook_failed.send(sender=WebhookDelivery, delivery=delivery, error=error)
         return False
     log.info("webhook_delivered", delivery_id=delivery.pk, url=delivery.url, attempt=delivery.attempts + 1)
     return True

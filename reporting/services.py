@@ -447,21 +447,54 @@ def delivery_send(*, delivery_id: int, final_attempt: bool, max_attempts: int | 
         ReportDelivery.objects.filter(pk=delivery.pk, status=ReportDelivery.Status.PENDING).update(**updates)
         log.warning("report_delivery_retry", **fields)
         raise DeliveryNotMade(error)
+    _fail_loudly(delivery, f"after {delivery.attempts + 1} attempt(s): {error}", updates, fields)
+    return False
+
+
+def _fail_loudly(delivery, error: str, updates: dict, fields: dict) -> None:
+    """The end of a delivery that will not be made: FAILED with a case on the desk, in one
+    transaction, then the error log (the metric is counted by the caller, with its outcome)."""
+    from exceptions import services as desk
+
     with transaction.atomic():
         case = desk.case_open_for_failed_delivery(
             tenant=delivery.tenant,
-            subscription_id=sub.pk,
-            subscription_name=sub.name,
+            subscription_id=delivery.subscription.pk,
+            subscription_name=delivery.subscription.name,
             delivery_id=delivery.pk,
-            error=f"{delivery.channel} delivery of {artifact.filename} failed after {delivery.attempts + 1} "
-            f"attempt(s): {error}",
+            error=f"{delivery.channel} delivery of {delivery.artifact.filename} failed {error}",
             trace_id=delivery.trace_id,
             actor=audit.Actor.for_system("report-subscription"),
         )
-        updates["case_id"] = case.pk
-        ReportDelivery.objects.filter(pk=delivery.pk, status=ReportDelivery.Status.PENDING).update(**updates)
+        updates.update(status=ReportDelivery.Status.FAILED, case_id=case.pk)
+        ReportDelivery.objects.filter(pk=delivery.pk, status=delivery.status).update(**updates)
     log.error("report_delivery_failed", case_id=case.pk, **fields)
-    return False
+
+
+def delivery_failed_downstream(*, webhook_delivery_id: int, error: str) -> bool:
+    """A report handed to the desk's webhook outbox whose POST the outbox finally gave up on: the
+    report delivery becomes FAILED with its desk case, as a failed email does. False when the
+    webhook was not a report's (an SLA alert) or the delivery was already settled."""
+    from reporting.metrics import REPORT_DELIVERIES
+
+    delivery = (
+        ReportDelivery.objects.select_related("subscription", "artifact", "tenant")
+        .filter(webhook_delivery_id=webhook_delivery_id, status=ReportDelivery.Status.HANDED_OFF)
+        .first()
+    )
+    if delivery is None:
+        return False
+    REPORT_DELIVERIES.labels(channel=delivery.channel, outcome="failed").inc()
+    fields = dict(
+        delivery_id=delivery.pk,
+        channel=delivery.channel,
+        subscription=delivery.subscription.name,
+        error=error,
+        webhook_delivery_id=webhook_delivery_id,
+        report_trace_id=delivery.trace_id,
+    )
+    _fail_loudly(delivery, f"in the desk's webhook outbox: {error}", {"last_error": error}, fields)
+    return True
 
 
 def pack_generate(*, tenant, actor, user, definition, date_from, date_to, now=None) -> ReportArtifact:

@@ -185,6 +185,39 @@ def test_the_webhook_goes_through_the_desks_signed_outbox(subscribed):
     assert (outbox.event, outbox.payload["sha256"]) == ("report.generated", delivery.artifact.sha256)
 
 
+def test_a_report_webhook_the_outbox_gives_up_on_fails_the_delivery_with_a_case(subscribed):
+    """The outbox owns the webhook's retries; when its final POST fails, the handed-off report
+    delivery becomes FAILED with its desk case and its metric, like a failed email."""
+    from exceptions.services import webhook_deliver
+
+    tenant, approver, sub = subscribed
+    sub = services.subscription_save(
+        tenant=tenant, actor=Actor.for_user(approver), name="morning-aging", kind="aging", fmt="csv",
+        recipients=[], webhook=True, cron="0 7 * * 1-5",
+    )  # fmt: skip
+    dead = f"http://127.0.0.1:{_free_port()}/hook"  # nothing listens there
+    sla_webhook_set(tenant=tenant, actor=Actor.for_system("tests"), url=dead, secret="s" * 32)
+    ids = services.subscription_generate(subscription_id=sub.pk, scheduled_for=TICK, now=TICK)
+    assert services.delivery_send(delivery_id=ids[0], final_attempt=False) is True
+    delivery = ReportDelivery.objects.get(pk=ids[0])
+    assert delivery.status == "handed_off"
+    failed_before = _count("webhook", "failed")
+
+    assert webhook_deliver(delivery_id=delivery.webhook_delivery_id, final_attempt=True) is False
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert "ConnectionError" in delivery.last_error
+    assert _count("webhook", "failed") == failed_before + 1
+    case = Case.objects.get(pk=delivery.case_id)
+    assert (case.break_type, case.status) == ("delivery_failed", "open")
+    # Settled once: the outbox's signal for the same row again changes nothing.
+    assert (
+        services.delivery_failed_downstream(webhook_delivery_id=delivery.webhook_delivery_id, error="x")
+        is False
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_emails_and_after_its_retries_fails_loudly(tmp_path):
