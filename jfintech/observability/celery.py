@@ -3,11 +3,11 @@ endpoints, the publish-time header the queue-age metric reads, and a span per be
 
 import functools
 import os
-import threading
 import time
 
 import structlog
 from celery import platforms, signals
+from celery.apps.beat import Beat as BeatCommand
 from django_structlog.celery.signals import bind_extra_task_metadata
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
@@ -117,17 +117,24 @@ def _exit_on_signal(signum, frame):
     raise SystemExit()
 
 
+def _install_exit_handler(self, service) -> None:
+    """Celery's own handler saves the schedule from inside the signal handler. A SIGTERM landing
+    while the DatabaseScheduler is in a query (its setup right after "beat: Starting", a tick)
+    re-enters the scheduler and the psycopg connection that query holds: the handler waits for a
+    lock its own interrupted frame holds, and beat never exits (caught in the fault suite with
+    gdb: _sync -> Service.sync -> Service.scheduler -> a query, under setup_schedule's query).
+    Raising SystemExit is enough: Service.start saves the schedule in its `finally`, outside the
+    handler; before the scheduler exists there is nothing to save."""
+    platforms.signals.update(SIGTERM=_exit_on_signal, SIGINT=_exit_on_signal)
+
+
+BeatCommand.install_sync_handler = _install_exit_handler
+
+
 @signals.beat_init.connect(weak=False)
 def _beat_init(**_):
     from celery.beat import Scheduler
 
-    if threading.current_thread() is threading.main_thread():
-        # Celery's SIGTERM/SIGINT handler saves the schedule inside the signal handler: database
-        # writes re-entering the psycopg connection a scheduler query may hold at that moment (a
-        # suspect for one warm stop of beat that never ended in the fault suite, under load).
-        # Raising SystemExit is enough: Service.start saves the schedule in its `finally`,
-        # outside the handler.
-        platforms.signals.update(SIGTERM=_exit_on_signal, SIGINT=_exit_on_signal)
     tracing.setup_after_fork(role="beat")
     if not getattr(Scheduler.apply_entry, "_jf_traced", False):
         Scheduler.apply_entry = _traced_apply_entry(Scheduler.apply_entry)

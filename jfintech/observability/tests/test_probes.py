@@ -2,9 +2,11 @@
 it has connected to the broker; beat touches a heartbeat file on every scheduler tick."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -61,5 +63,35 @@ def test_beat_touches_its_heartbeat_file_on_every_tick(tmp_path):
         os.utime(heartbeat, (0, 0))
         assert _beat_alive(heartbeat, 120) == 1
         wait_until(lambda: _beat_alive(heartbeat, 120) == 0, timeout=30, message=beat.tail())
+    finally:
+        beat.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_exits_on_sigterm_while_its_scheduler_waits_on_the_database(tmp_path):
+    """SIGTERM while the DatabaseScheduler's setup query waits (right after "beat: Starting").
+    Celery's own handler saved the schedule from inside the signal handler, re-entering the
+    scheduler and the connection the interrupted query holds: beat never exited (seen in the fault
+    suite). The periodic-task table is locked so the setup query blocks; beat must still exit."""
+    from django.db import connection, transaction
+
+    beat = processes.celery_beat(tmp_path)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE django_celery_beat_periodictask IN ACCESS EXCLUSIVE MODE")
+            beat.start()
+
+            def setup_blocked() -> bool:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                    " AND relation = 'django_celery_beat_periodictask'::regclass"
+                )
+                return cursor.fetchone()[0] > 0 and "beat: Starting" in beat.tail()
+
+            wait_until(setup_blocked, timeout=60, message=beat.tail())
+            beat.proc.send_signal(signal.SIGTERM)
+            time.sleep(2)  # the handler runs while the query still waits; then the lock goes
+        beat.proc.wait(30)  # a handler waiting on its own interrupted query never returns
     finally:
         beat.stop()
