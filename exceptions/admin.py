@@ -623,35 +623,25 @@ class CaseAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Approve pending write-off / force-match…")
     @_form_action(DecisionForm, "Approve requests")
     def approve(self, request, queryset, data):
-        _apply(
-            self,
-            request,
-            queryset,
-            "Approved",
-            lambda c: services.approval_decide(
-                tenant=c.tenant,
-                actor=_actor(request),
-                user=request.user,
-                case_id=c.pk,
-                approve=True,
-                note=data["note"],
-            ),
-        )
+        self._decide(request, queryset, data, approve=True)
 
     @admin.action(description="Reject pending write-off / force-match…")
     @_form_action(DecisionForm, "Reject requests")
     def reject(self, request, queryset, data):
+        self._decide(request, queryset, data, approve=False)
+
+    def _decide(self, request, queryset, data, *, approve: bool):
         _apply(
             self,
             request,
             queryset,
-            "Rejected",
+            "Approved" if approve else "Rejected",
             lambda c: services.approval_decide(
                 tenant=c.tenant,
                 actor=_actor(request),
                 user=request.user,
                 case_id=c.pk,
-                approve=False,
+                approve=approve,
                 note=data["note"],
             ),
         )
