@@ -141,7 +141,6 @@ def _activity(w: _Writer, root, a: SarActivity, inst: Institution, filing_date: 
 def _subject(w: _Writer, activity, s: SarSubject, inst: Institution) -> None:
     p = s.person
     if p is None:
-        w.subjects += 1
         w.party(activity, SUBJECT, head=[("AllCriticalSubjectInformationUnavailableIndicator", "Y")])
         return
     head = []
@@ -149,20 +148,23 @@ def _subject(w: _Writer, activity, s: SarSubject, inst: Institution) -> None:
         head.append(("IndividualBirthDateText", p.birth_date.strftime("%Y%m%d")))
     if p.is_entity:
         head.append(("PartyAsEntityOrganizationIndicator", "Y"))
-    w.subjects += 1
     subject = w.party(activity, SUBJECT, head=head)
     if p.is_entity:
         w.name(subject, last=p.last_name)
     else:
         w.name(subject, last=p.last_name, first=p.first_name, middle=p.middle_name)
     if p.street or p.city:
-        w.address(subject, street=p.street, city=p.city, state=p.state, zip_code=p.zip_code, country=p.country)
+        w.address(
+            subject, street=p.street, city=p.city, state=p.state, zip_code=p.zip_code, country=p.country
+        )
     if p.tin:
         w.ident(subject, p.tin_type or "1", p.tin)
     else:
         w.leaf(w.node(subject, "PartyIdentification", seq=True), "TINUnknownIndicator", "Y")
     if p.id_number:
-        w.ident(subject, p.id_type or "999", p.id_number, state=p.id_issuer_state, country=p.id_issuer_country)
+        w.ident(
+            subject, p.id_type or "999", p.id_number, state=p.id_issuer_state, country=p.id_issuer_country
+        )
     if p.occupation:
         w.leaf(w.node(subject, "PartyOccupationBusiness", seq=True), "OccupationBusinessText", p.occupation)
     # The subjects are the account holders and transactors of the referred accounts: customers.
@@ -178,19 +180,21 @@ def _subject(w: _Writer, activity, s: SarSubject, inst: Institution) -> None:
         for number in s.accounts:
             account = w.node(institution, "Account", seq=True)
             w.leaf(account, "AccountNumberText", number)
-            w.leaf(w.node(account, "PartyAccountAssociation", seq=True), "PartyAccountAssociationTypeCode", "7")
+            w.leaf(
+                w.node(account, "PartyAccountAssociation", seq=True), "PartyAccountAssociationTypeCode", "7"
+            )
 
 
 def sar_batch_xml(activities: list[SarActivity], *, institution: Institution, filing_date: date) -> bytes:
     """The SARX batch for ``activities`` (in order): header totals computed from what was written.
     PartyCount counts the subjects (33), TotalAmount adds the TotalSuspiciousAmountText values."""
     w = _Writer()
-    w.subjects = 0
     root = etree.Element(f"{{{NS}}}EFilingBatchXML", nsmap={"fc2": NS})
     w.leaf(root, "FormTypeCode", "SARX")
     total = sum(_activity(w, root, a, institution, filing_date) for a in activities)
     root.set("TotalAmount", str(total))
-    root.set("PartyCount", str(w.subjects))
+    parties = root.iterfind(f"{{{NS}}}Activity/{{{NS}}}Party/{{{NS}}}ActivityPartyTypeCode")
+    root.set("PartyCount", str(sum(1 for code in parties if code.text == SUBJECT)))
     root.set("ActivityCount", str(len(activities)))
     root.set("ActivityAttachmentCount", "0")
     root.set("AttachmentCount", "0")

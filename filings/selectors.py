@@ -224,7 +224,9 @@ def sar_activities(*, filings: list[Filing]) -> list[SarActivity]:
     for f in filings:
         txns = CashTransaction.objects.filter(tenant_id=f.tenant_id, account__in=f.accounts, is_current=True)
         held = defaultdict(set)
-        for account, conducted_by, on_behalf_of in txns.values_list("account", "conducted_by", "on_behalf_of"):
+        for account, conducted_by, on_behalf_of in txns.values_list(
+            "account", "conducted_by", "on_behalf_of"
+        ):
             held[conducted_by].add(account)
             held[on_behalf_of].add(account)
         codes = txns.filter(business_date__range=(f.period_start, f.period_end)).values("branch_code")
@@ -246,9 +248,7 @@ def sar_activities(*, filings: list[Filing]) -> list[SarActivity]:
                 subtypes=tuple(f.activity_subtypes),
                 narrative=f.narrative,
                 subjects=tuple(subjects),
-                branches=tuple(
-                    Location(**{n: getattr(b, n) for n in _BRANCH_FIELDS}) for b in branches
-                ),
+                branches=tuple(Location(**{n: getattr(b, n) for n in _BRANCH_FIELDS}) for b in branches),
                 prior_bsa_id=f.prior_bsa_id,
                 amends=f.parent_id is not None,
             )

@@ -430,7 +430,11 @@ _SAR_DATE_TAGS = (
     "SuspiciousActivityFromDateText",
     "SuspiciousActivityToDateText",
 )
-_SAR_AMOUNT_TAGS = ("TotalSuspiciousAmountText", "CumulativeTotalViolationAmountText", "LossToFinancialAmountText")
+_SAR_AMOUNT_TAGS = (
+    "TotalSuspiciousAmountText",
+    "CumulativeTotalViolationAmountText",
+    "LossToFinancialAmountText",
+)
 _DATE = re.compile(r"[0-9]{8}")
 
 
@@ -503,7 +507,11 @@ def check_sar_duplicate_subjects(tree, facts) -> Found:
                     continue
                 key = tuple(
                     (_text(name, t) or "").casefold()
-                    for t in ("RawEntityIndividualLastName", "RawIndividualFirstName", "RawIndividualMiddleName")
+                    for t in (
+                        "RawEntityIndividualLastName",
+                        "RawIndividualFirstName",
+                        "RawIndividualMiddleName",
+                    )
                 )
                 if key in seen:
                     found.append((subject, f"{' '.join(k for k in key if k)!r} is already a subject"))

@@ -12,7 +12,7 @@ from filings.tests.ctr_data import NOW
 from filings.tests.factories import cash, load_cash
 from filings.tests.test_workflow import _open_break
 
-__all__ = ["NOW", "NARRATIVE", "prepare_sar"]
+__all__ = ["NARRATIVE", "NOW", "prepare_sar"]
 
 CASH = [
     cash("S1", "9500.00", party="C-3", on_behalf_of="C-2", day="2026-11-18", account="ACC-7"),

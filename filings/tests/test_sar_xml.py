@@ -100,7 +100,9 @@ def _dup_party(code):
 def _subjects_become_locations(root):
     activity = _activity(root)
     location = _party(activity, "34")
-    for subject in [p for p in activity.findall(q("Party")) if p.findtext(q("ActivityPartyTypeCode")) == "33"]:
+    for subject in [
+        p for p in activity.findall(q("Party")) if p.findtext(q("ActivityPartyTypeCode")) == "33"
+    ]:
         subject.addprevious(copy.deepcopy(location))
         activity.remove(subject)
     _repair(root)
@@ -147,7 +149,9 @@ MUTATIONS = {
     "SAR-001": lambda root: root.set("TotalAmount", str(int(root.get("TotalAmount")) + 1)),
     "SAR-002": lambda root: root.set("ActivityCount", "2"),
     "SAR-003": lambda root: root.set("PartyCount", "3"),
-    "SAR-004": _set(lambda r: _activity(r).find(q("ActivityAssociation")).find(q("InitialReportIndicator")), ""),
+    "SAR-004": _set(
+        lambda r: _activity(r).find(q("ActivityAssociation")).find(q("InitialReportIndicator")), ""
+    ),
     "SAR-005": _prior_on_initial,
     "SAR-006": _dup_party("35"),
     "SAR-007": _dup_party("37"),
@@ -226,7 +230,9 @@ def test_no_subject_identified_is_an_unknown_subject(configured, people):
     subject = _party(_activity(etree.fromstring(xml)), "33")
     assert subject.findtext(q("AllCriticalSubjectInformationUnavailableIndicator")) == "Y"
     # No branch involved: no cash on the account.
-    assert _party(_activity(etree.fromstring(xml)), "34").findtext(q("NoBranchActivityInvolvedIndicator")) == "Y"
+    assert (
+        _party(_activity(etree.fromstring(xml)), "34").findtext(q("NoBranchActivityInvolvedIndicator")) == "Y"
+    )
 
 
 def test_continuing_activity_carries_the_prior_bsa_id(configured, people, draft):
@@ -238,7 +244,9 @@ def test_continuing_activity_carries_the_prior_bsa_id(configured, people, draft)
     activity = _activity(etree.fromstring(xml))
     assert activity.findtext(q("EFilingPriorDocumentNumber")) == "31000000000099"
     assoc = activity.find(q("ActivityAssociation"))
-    assert [assoc.findtext(q(t)) for t in ("ContinuingActivityReportIndicator", "InitialReportIndicator")] == [
+    assert [
+        assoc.findtext(q(t)) for t in ("ContinuingActivityReportIndicator", "InitialReportIndicator")
+    ] == [
         "Y",
         "",
     ]
