@@ -23,6 +23,7 @@ from lxml import etree
 from exceptions import selectors as exception_selectors
 from filings.models import CashTransaction, Filing, FilingSubject, PartyVersion
 from filings.validation import SAR_NARRATIVE_LIMIT as NARRATIVE_LIMIT
+from filings.validation import SAR_SUBJECT_CODE as SUBJECT_ROLE
 from filings.validation import SCHEMAS
 from jfintech import audit
 from jfintech.audit.models import AuditEvent
@@ -30,7 +31,8 @@ from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.permissions import require
 
 SAR_DUE_DAYS, SAR_DUE_DAYS_NO_SUBJECT = 30, 60  # 31 CFR 1020.320(b)(3)
-SUBJECT_ROLE = "33"  # SARX ActivityPartyTypeCode: subject
+# What XML 1.0 (and PostgreSQL text) cannot carry, and DEL: the narrative keeps only printable text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @functools.cache
@@ -170,6 +172,11 @@ def sar_update(*, tenant, actor, filing_id: int, **changes) -> Filing:
     if len(changes.get("narrative") or "") > NARRATIVE_LIMIT:
         raise ApplicationError(
             f"The narrative is limited to {NARRATIVE_LIMIT} characters.", code="narrative_too_long"
+        )
+    if _CONTROL.search(changes.get("narrative") or ""):
+        raise ApplicationError(
+            "The narrative may hold line breaks and tabs but no other control characters.",
+            code="narrative_invalid",
         )
     bad = sorted(set(map(str, changes.get("activity_subtypes") or [])) - activity_subtype_codes())
     if bad:

@@ -19,9 +19,9 @@ from lxml import etree
 
 from filings.ctr_xml import Institution, Location, Person, _Writer, dollars
 from filings.validation import NS, activity_type
+from filings.validation import SAR_SUBJECT_CODE as SUBJECT
 
 GENERATOR_VERSION = "filings.sar_xml/1"
-SUBJECT = "33"
 NARRATIVE_BLOCK = 4000  # RestrictString4000; five blocks cover SAR_NARRATIVE_LIMIT (17,000)
 
 

@@ -27,15 +27,6 @@ from jfintech.observability.logging import get_logger
 from jfintech.tenancy.permissions import require
 
 log = get_logger(__name__)
-# A SAR's draft, carried into its amendment (blank on a CTR).
-SAR_DRAFT_FIELDS = (
-    "detected_on",
-    "referred_case_ids",
-    "accounts",
-    "amount_involved",
-    "activity_subtypes",
-    "narrative",
-)
 S = Filing.Status
 REMIND_DAYS = 3  # reminders start this many days before the due date
 # A package is generated and validated inside the request: ~35 ms a filing (bench/filings.py, XSD
@@ -532,6 +523,17 @@ def acknowledgement_receive(
 
 
 # --- amendments and deadlines -------------------------------------------------------------------
+
+
+# A SAR's draft, carried into its amendment (blank on a CTR).
+SAR_DRAFT_FIELDS = (
+    "detected_on",
+    "referred_case_ids",
+    "accounts",
+    "amount_involved",
+    "activity_subtypes",
+    "narrative",
+)
 
 
 def filing_amend(*, tenant, actor, filing_id: int, now: datetime | None = None) -> Filing:

@@ -417,7 +417,8 @@ CHECKS: dict[str, Callable] = {
 # --- SAR (SARX) checks: the SAR-* codes of rules.yaml. The generic ones (SeqNum, parties, clean
 # text, dates, amounts) are the CTR functions above, pointed at the SARX elements. -----------------
 
-SAR_SUBJECT = {"33"}
+SAR_SUBJECT_CODE = "33"  # ActivityPartyTypeCode of a SAR subject
+SAR_SUBJECT = {SAR_SUBJECT_CODE}
 SAR_NARRATIVE_LIMIT = 17000  # the XSD's fifth narrative block covers characters 16001-17000
 _SAR_FILING_TYPE = (
     "ContinuingActivityReportIndicator",

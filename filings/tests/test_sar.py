@@ -55,6 +55,9 @@ def test_edits_are_checked_and_kept_as_history(configured, people):
         sar.sar_update(tenant=configured, actor=people.admin, filing_id=filing.pk, narrative="x" * 17001)
     assert exc.value.code == "narrative_too_long"
     with pytest.raises(ApplicationError) as exc:
+        sar.sar_update(tenant=configured, actor=people.admin, filing_id=filing.pk, narrative="a\x00b")
+    assert exc.value.code == "narrative_invalid"
+    with pytest.raises(ApplicationError) as exc:
         sar.sar_update(
             tenant=configured, actor=people.admin, filing_id=filing.pk, activity_subtypes=["99999"]
         )
