@@ -523,6 +523,7 @@ class SarEditInput(serializers.Serializer):
     period_start = serializers.DateField(required=False)
     period_end = serializers.DateField(required=False)
     detected_on = serializers.DateField(required=False)
+    prior_bsa_id = serializers.CharField(required=False, allow_blank=True, max_length=14)
 
 
 class SarEditApi(APIView):

@@ -1,14 +1,16 @@
 """SAR drafts: referred from the exception desk, edited by compliance with history (the audit trail).
 
-Built: the referral (cases → a SAR draft with subjects, accounts, amount, activity dates), the
-draft's edits (narrative within FinCEN's limit, suspicious activity subtype codes from the SARX
-schema, amount, dates), the deadline. Not built: the SARX batch XML and the SAR rules
-(docs/filings.md). Cases are read through ``exceptions.selectors`` only.
+The referral (cases → a SAR draft with subjects, accounts, amount, activity dates), the draft's
+edits (narrative within FinCEN's limit, suspicious activity subtype codes from the SARX schema,
+amount, dates, the prior BSA ID of a continuing-activity report), the deadline. From there a SAR
+takes the CTR's workflow (``filings.services``; XML in ``filings.sar_xml``). Cases are read through
+``exceptions.selectors`` only.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -20,16 +22,17 @@ from lxml import etree
 
 from exceptions import selectors as exception_selectors
 from filings.models import CashTransaction, Filing, FilingSubject, PartyVersion
+from filings.validation import SAR_NARRATIVE_LIMIT as NARRATIVE_LIMIT
+from filings.validation import SAR_SUBJECT_CODE as SUBJECT_ROLE
 from filings.validation import SCHEMAS
 from jfintech import audit
 from jfintech.audit.models import AuditEvent
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.permissions import require
 
-# The SARX schema has five ActivityNarrativeInformation of at most 4,000 characters each.
-NARRATIVE_LIMIT = 5 * 4000
 SAR_DUE_DAYS, SAR_DUE_DAYS_NO_SUBJECT = 30, 60  # 31 CFR 1020.320(b)(3)
-SUBJECT_ROLE = "33"  # SARX ActivityPartyTypeCode: subject
+# What XML 1.0 (and PostgreSQL text) cannot carry, and DEL: the narrative keeps only printable text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @functools.cache
@@ -56,6 +59,7 @@ def _snapshot(f: Filing) -> dict:
         "due_date": str(f.due_date),
         "accounts": f.accounts,
         "referred_case_ids": f.referred_case_ids,
+        "prior_bsa_id": f.prior_bsa_id,
     }
 
 
@@ -149,7 +153,9 @@ def sar_refer(
 
 def sar_update(*, tenant, actor, filing_id: int, **changes) -> Filing:
     """Compliance edits a SAR draft; every edit is an audit event with before and after (the
-    draft's history). A validated SAR that is edited goes back to draft."""
+    draft's history). A validated SAR that is edited goes back to draft. ``prior_bsa_id`` (14
+    digits, or blank) makes an original SAR a continuing-activity report on that prior SAR; an
+    amendment's prior BSA ID is its parent's and is not edited."""
     require(tenant=tenant, actor=actor, area="filing", verb="prepare")
     allowed = {
         "narrative",
@@ -158,6 +164,7 @@ def sar_update(*, tenant, actor, filing_id: int, **changes) -> Filing:
         "period_start",
         "period_end",
         "detected_on",
+        "prior_bsa_id",
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -166,17 +173,34 @@ def sar_update(*, tenant, actor, filing_id: int, **changes) -> Filing:
         raise ApplicationError(
             f"The narrative is limited to {NARRATIVE_LIMIT} characters.", code="narrative_too_long"
         )
+    if _CONTROL.search(changes.get("narrative") or ""):
+        raise ApplicationError(
+            "The narrative may hold line breaks and tabs but no other control characters.",
+            code="narrative_invalid",
+        )
     bad = sorted(set(map(str, changes.get("activity_subtypes") or [])) - activity_subtype_codes())
     if bad:
         raise ApplicationError(
             f"Unknown suspicious activity subtype codes: {bad}", code="invalid_activity_code"
         )
+    other = sorted(c for c in map(str, changes.get("activity_subtypes") or []) if c.endswith("999"))
+    if other:  # FinCEN wants the "Other" codes described; the draft has no field for it yet
+        raise ApplicationError(
+            f"The 'Other' codes {other} need a description, which a SAR draft cannot hold yet.",
+            code="invalid_activity_code",
+        )
+    if not re.fullmatch(r"([0-9]{14})?", changes.get("prior_bsa_id", "")):
+        raise ApplicationError("A prior BSA ID is 14 digits.", code="invalid_bsa_id")
     with transaction.atomic():
         filing = Filing.objects.select_for_update().filter(tenant=tenant, pk=filing_id, kind="sar").first()
         if filing is None:
             raise ApplicationError("No such SAR for this tenant.", code="not_found", status=404)
         if filing.status not in (Filing.Status.DRAFT, Filing.Status.VALIDATED):
             raise ApplicationError("Only a draft SAR is edited.", code="invalid_state", status=409)
+        if "prior_bsa_id" in changes and filing.parent_id:
+            raise ApplicationError(
+                "An amendment's prior BSA ID is its parent's.", code="invalid_state", status=409
+            )
         before = _snapshot(filing)
         if "activity_subtypes" in changes:
             changes["activity_subtypes"] = sorted(set(map(str, changes["activity_subtypes"])))

@@ -14,7 +14,16 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from exceptions import selectors as exception_selectors
 from exceptions.models import CaseStatus
 from filings.ctr_xml import CtrActivity, Institution, Location, Person, Subject
-from filings.models import Branch, Filing, FilingInstitution, FilingLineage, FilingSubject, Package
+from filings.models import (
+    Branch,
+    CashTransaction,
+    Filing,
+    FilingInstitution,
+    FilingLineage,
+    FilingSubject,
+    Package,
+)
+from filings.sar_xml import SarActivity, SarSubject
 
 OPEN_STATUSES = (
     Filing.Status.DRAFT,
@@ -202,3 +211,46 @@ def ctr_activities(*, filings: list[Filing]) -> list[CtrActivity]:
         )
         for f in filings
     ]
+
+
+_BRANCH_FIELDS = ("name", "ein", "rssd", "street", "city", "state", "zip_code", "country")
+
+
+def sar_activities(*, filings: list[Filing]) -> list[SarActivity]:
+    """The SAR generator's inputs for ``filings`` (in their order): each subject (the party version
+    the draft holds) with the draft's accounts it transacted on, and the branches where the
+    accounts' cash transactions of the activity period took place."""
+    activities = []
+    for f in filings:
+        txns = CashTransaction.objects.filter(tenant_id=f.tenant_id, account__in=f.accounts, is_current=True)
+        held = defaultdict(set)
+        for account, conducted_by, on_behalf_of in txns.values_list(
+            "account", "conducted_by", "on_behalf_of"
+        ):
+            held[conducted_by].add(account)
+            held[on_behalf_of].add(account)
+        codes = txns.filter(business_date__range=(f.period_start, f.period_end)).values("branch_code")
+        branches = Branch.objects.filter(tenant_id=f.tenant_id, code__in=codes).order_by("code")
+        subjects = [
+            SarSubject(
+                person=Person(**{n: getattr(s.party_version, n) for n in _PERSON_FIELDS})
+                if s.party_version
+                else None,
+                accounts=tuple(sorted(held[s.party_key])),
+            )
+            for s in FilingSubject.objects.filter(filing=f).select_related("party_version").order_by("pk")
+        ]
+        activities.append(
+            SarActivity(
+                first=f.period_start,
+                last=f.period_end,
+                amount=f.amount_involved,
+                subtypes=tuple(f.activity_subtypes),
+                narrative=f.narrative,
+                subjects=tuple(subjects),
+                branches=tuple(Location(**{n: getattr(b, n) for n in _BRANCH_FIELDS}) for b in branches),
+                prior_bsa_id=f.prior_bsa_id,
+                amends=f.parent_id is not None,
+            )
+        )
+    return activities

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from lxml import etree
 
-from filings import aggregation, metrics, selectors
+from filings import aggregation, metrics, sar_xml, selectors
 from filings.ctr_xml import GENERATOR_VERSION, ctr_batch_xml
 from filings.models import Acknowledgement, Filing, FilingLineage, FilingSubject, Package, PartyVersion
 from filings.validation import NS, THRESHOLD, catalog, fatal, parse, schema_sha256, validate_batch
@@ -146,10 +146,31 @@ def ctr_prepare(
 # --- generation and validation ------------------------------------------------------------------
 
 
+# Per form type: the FinCEN format, its schema and the generator (a batch holds one form type).
+FORMATS = {
+    Filing.Kind.CTR: ("CTRX", "EFL_CTRXBatchSchema.xsd v1.2", GENERATOR_VERSION),
+    Filing.Kind.SAR: ("SARX", "EFL_SARXBatchSchema.xsd v1.2", sar_xml.GENERATOR_VERSION),
+}
+
+
+def _kind_of(filings: list[Filing]) -> str:
+    kinds = {f.kind for f in filings}
+    if len(kinds) != 1:
+        raise ApplicationError(
+            "A batch file holds one form type: package CTRs and SARs separately.",
+            code="package_mixed_kinds",
+            status=409,
+        )
+    return kinds.pop()
+
+
 def batch_xml(*, tenant, filings: list[Filing], filing_date: date) -> tuple[bytes, list]:
-    """The batch XML for ``filings`` and the facts the validator needs."""
-    activities = selectors.ctr_activities(filings=filings)
+    """The batch XML for ``filings`` (one form type) and the facts the validator needs."""
     inst = selectors.institution_input(_institution(tenant))
+    if _kind_of(filings) == Filing.Kind.SAR:
+        activities = selectors.sar_activities(filings=filings)
+        return sar_xml.sar_batch_xml(activities, institution=inst, filing_date=filing_date), []
+    activities = selectors.ctr_activities(filings=filings)
     return ctr_batch_xml(activities, institution=inst, filing_date=filing_date), [a.facts for a in activities]
 
 
@@ -161,11 +182,9 @@ def filing_validate(*, tenant, actor, filing_id: int, now: datetime | None = Non
     with transaction.atomic():
         filing = _locked(tenant, filing_id)
         _expect(filing, S.DRAFT, S.VALIDATED)
-        if filing.kind != Filing.Kind.CTR:
-            raise ApplicationError("Only CTRs are generated so far.", code="not_supported", status=409)
         before = _snapshot(filing)
         xml, facts = batch_xml(tenant=tenant, filings=[filing], filing_date=now.date())
-        violations = validate_batch(xml, facts=facts)
+        violations = validate_batch(xml, kind=filing.kind, facts=facts)
         status = S.DRAFT if fatal(violations) else S.VALIDATED
         return _move(
             filing,
@@ -274,15 +293,17 @@ def filing_approve(
 
 def _manifest(*, tenant, filings, xml: bytes, now: datetime, actor) -> dict:
     rules = catalog()
+    kind = _kind_of(filings)
+    form, schema_name, generator = FORMATS[kind]
     return {
-        "format": "CTRX",
+        "format": form,
         "xml_sha256": hashlib.sha256(xml).hexdigest(),
         "xml_bytes": len(xml),
-        "schema": "EFL_CTRXBatchSchema.xsd v1.2",
-        "schema_sha256": schema_sha256("ctr"),
+        "schema": schema_name,
+        "schema_sha256": schema_sha256(kind),
         "rule_catalog_version": rules.version,
         "rule_catalog_sha256": rules.sha256,
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": generator,
         "created_at": now.isoformat(),
         "created_by": actor.display,
         "inputs_as_of": max(f.prepared_at for f in filings).isoformat(),
@@ -323,8 +344,9 @@ def package_create(*, tenant, actor, filing_ids: list[int], now: datetime | None
             raise ApplicationError("No such filing for this tenant.", code="not_found", status=404)
         for f in filings:
             _expect(f, S.APPROVED)
+        kind = _kind_of(filings)
         xml, facts = batch_xml(tenant=tenant, filings=filings, filing_date=now.date())
-        problems = fatal(validate_batch(xml, facts=facts))
+        problems = fatal(validate_batch(xml, kind=kind, facts=facts))
         if problems:
             raise ApplicationError(
                 "The batch does not validate; nothing was packaged.",
@@ -335,7 +357,7 @@ def package_create(*, tenant, actor, filing_ids: list[int], now: datetime | None
         manifest = _manifest(tenant=tenant, filings=filings, xml=xml, now=now, actor=actor)
         package = Package.objects.create(
             tenant=tenant,
-            kind="ctr",
+            kind=kind,
             xml=xml,
             sha256=manifest["xml_sha256"],
             size_bytes=len(xml),
@@ -503,6 +525,17 @@ def acknowledgement_receive(
 # --- amendments and deadlines -------------------------------------------------------------------
 
 
+# A SAR's draft, carried into its amendment (blank on a CTR).
+SAR_DRAFT_FIELDS = (
+    "detected_on",
+    "referred_case_ids",
+    "accounts",
+    "amount_involved",
+    "activity_subtypes",
+    "narrative",
+)
+
+
 def filing_amend(*, tenant, actor, filing_id: int, now: datetime | None = None) -> Filing:
     """A correction: a new draft version linked to its parent, carrying the parent's BSA ID (the
     corrects/amends indicator follows from it), the same lineage, and each subject's current
@@ -529,6 +562,7 @@ def filing_amend(*, tenant, actor, filing_id: int, now: datetime | None = None) 
             prior_bsa_id=parent.bsa_id,
             total_cash_in=parent.total_cash_in,
             total_cash_out=parent.total_cash_out,
+            **{name: getattr(parent, name) for name in SAR_DRAFT_FIELDS},
             preparer_id=_actor_key(actor),
             preparer=actor.display[:200],
             prepared_at=now,

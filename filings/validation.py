@@ -34,6 +34,7 @@ CASH_IN_CODES = {"55", "46", "23", "12", "14", "49", "18", "21", "25", "997", "5
 CASH_OUT_CODES = {"56", "30", "32", "13", "15", "48", "28", "31", "33", "34", "998", "54"}
 _PRINTABLE = re.compile(r"[\x20-\x7e\u00a0-\ufffd]*")
 _AMOUNT = re.compile(r"(|[1-9][0-9]*)")
+_BLANK_DATES = {f"{{{NS}}}IndividualBirthDateText", f"{{{NS}}}SuspiciousActivityToDateText"}
 _AMOUNT_TAGS = (
     "DetailTransactionAmountText",
     "TotalCashInReceiveAmountText",
@@ -306,10 +307,10 @@ def check_aggregated_indicator(tree, facts) -> Found:
     return found
 
 
-def check_clean_text(tree, facts) -> Found:
-    found = []
+def check_clean_text(tree, facts, skip: tuple[str, ...] = ()) -> Found:
+    found, skipped = [], set(map(_q, skip))
     for el in tree.getroot().iter():
-        values = [el.text or ""] if len(el) == 0 else []
+        values = [el.text or ""] if len(el) == 0 and el.tag not in skipped else []
         values += list(el.attrib.values())
         for value in values:
             if value != value.strip() or not _PRINTABLE.fullmatch(value):
@@ -317,13 +318,13 @@ def check_clean_text(tree, facts) -> Found:
     return found
 
 
-def check_dates(tree, facts) -> Found:
+def check_dates(
+    tree, facts, tags: tuple[str, ...] = ("FilingDateText", "TransactionDateText", "IndividualBirthDateText")
+) -> Found:
     found = []
-    for el in tree.getroot().iter(
-        _q("FilingDateText"), _q("TransactionDateText"), _q("IndividualBirthDateText")
-    ):
+    for el in tree.getroot().iter(*map(_q, tags)):
         value, dob = el.text or "", el.tag == _q("IndividualBirthDateText")
-        if dob and value == "":
+        if value == "" and el.tag in _BLANK_DATES:
             continue
         try:
             if not re.fullmatch(r"[0-9]{8}", value):
@@ -338,10 +339,10 @@ def check_dates(tree, facts) -> Found:
     return found
 
 
-def check_amount_format(tree, facts) -> Found:
+def check_amount_format(tree, facts, tags: tuple[str, ...] = _AMOUNT_TAGS) -> Found:
     return [
         (el, f"{el.text!r}")
-        for el in tree.getroot().iter(*map(_q, _AMOUNT_TAGS))
+        for el in tree.getroot().iter(*map(_q, tags))
         if not _AMOUNT.fullmatch(el.text or "")
     ]
 
@@ -411,6 +412,196 @@ CHECKS: dict[str, Callable] = {
     "CTR-023": check_subject_name,
     "CTR-024": check_subject_tin,
 }
+
+
+# --- SAR (SARX) checks: the SAR-* codes of rules.yaml. The generic ones (SeqNum, parties, clean
+# text, dates, amounts) are the CTR functions above, pointed at the SARX elements. -----------------
+
+SAR_SUBJECT_CODE = "33"  # ActivityPartyTypeCode of a SAR subject
+SAR_SUBJECT = {SAR_SUBJECT_CODE}
+SAR_NARRATIVE_LIMIT = 17000  # the XSD's fifth narrative block covers characters 16001-17000
+_SAR_FILING_TYPE = (
+    "ContinuingActivityReportIndicator",
+    "CorrectsAmendsPriorReportIndicator",
+    "InitialReportIndicator",
+)
+_SAR_DATE_TAGS = (
+    "FilingDateText",
+    "IndividualBirthDateText",
+    "SuspiciousActivityFromDateText",
+    "SuspiciousActivityToDateText",
+)
+_SAR_AMOUNT_TAGS = (
+    "TotalSuspiciousAmountText",
+    "CumulativeTotalViolationAmountText",
+    "LossToFinancialAmountText",
+)
+_DATE = re.compile(r"[0-9]{8}")
+
+
+def activity_type(subtype: str) -> str:
+    """SuspiciousActivityTypeID of a subtype, by the schema's numbering: 106 → 1, 1001 → 10, and
+    the "Other" codes 1999 → 1, 10999 → 10."""
+    return subtype[:-3] if subtype.endswith("999") else subtype[:-2]
+
+
+def _number(text: str | None) -> Decimal:
+    """A value as a number, whatever its format (the format is another rule's: SAR-022)."""
+    try:
+        return Decimal(text or "0")
+    except ArithmeticError:
+        return Decimal(0)
+
+
+def _header(root, attribute: str, expected: Decimal | int) -> Found:
+    declared = root.get(attribute)
+    if declared is not None and _number(declared) == expected:
+        return []
+    return [(root, f"{attribute} {declared}, expected {expected}")]
+
+
+def check_sar_total_amount(tree, facts) -> Found:
+    root = tree.getroot()
+    total = sum((_number(el.text) for el in root.iter(_q("TotalSuspiciousAmountText"))), Decimal(0))
+    return _header(root, "TotalAmount", total)
+
+
+def check_sar_party_count(tree, facts) -> Found:
+    return _header(
+        tree.getroot(), "PartyCount", sum(len(_parties(a, SAR_SUBJECT)) for a in _each_activity(tree))
+    )
+
+
+def _filing_type(activity) -> dict[str, bool]:
+    assoc = activity.find(_q("ActivityAssociation"))
+    return {tag: assoc is not None and _text(assoc, tag) == "Y" for tag in _SAR_FILING_TYPE}
+
+
+def check_sar_filing_type(tree, facts) -> Found:
+    return [
+        (a.find(_q("ActivityAssociation")), "not exactly one Y among initial, corrects/amends, continuing")
+        for a in _each_activity(tree)
+        if sum(_filing_type(a).values()) != 1
+    ]
+
+
+def check_sar_prior_document(tree, facts) -> Found:
+    found = []
+    for activity in _each_activity(tree):
+        kind = _filing_type(activity)
+        needs = kind["CorrectsAmendsPriorReportIndicator"] or kind["ContinuingActivityReportIndicator"]
+        prior = _text(activity, "EFilingPriorDocumentNumber")
+        if needs and not (prior and re.fullmatch(r"[0-9]{14}", prior)):
+            found.append((activity, "corrects/amends or continuing without a 14-digit prior BSA ID"))
+        elif not needs and prior is not None:
+            found.append((activity, "a prior BSA ID on an initial report"))
+    return found
+
+
+def check_sar_duplicate_subjects(tree, facts) -> Found:
+    found = []
+    for activity in _each_activity(tree):
+        seen = set()
+        for subject in _parties(activity, SAR_SUBJECT):
+            for name in subject.findall(_q("PartyName")):
+                if _text(name, "PartyNameTypeCode") != "L":
+                    continue
+                key = tuple(
+                    (_text(name, t) or "").casefold()
+                    for t in (
+                        "RawEntityIndividualLastName",
+                        "RawIndividualFirstName",
+                        "RawIndividualMiddleName",
+                    )
+                )
+                if key in seen:
+                    found.append((subject, f"{' '.join(k for k in key if k)!r} is already a subject"))
+                seen.add(key)
+    return found
+
+
+def _narrative(activity) -> str:
+    blocks = activity.findall(_q("ActivityNarrativeInformation"))
+    blocks.sort(key=lambda b: _text(b, "ActivityNarrativeSequenceNumber") or "")
+    return "".join(_text(b, "ActivityNarrativeText") or "" for b in blocks)
+
+
+def check_sar_narrative_present(tree, facts) -> Found:
+    return [(a, "no narrative") for a in _each_activity(tree) if not _narrative(a).strip()]
+
+
+def check_sar_narrative_limit(tree, facts) -> Found:
+    return [
+        (a, f"{len(_narrative(a))} characters")
+        for a in _each_activity(tree)
+        if len(_narrative(a)) > SAR_NARRATIVE_LIMIT
+    ]
+
+
+def check_sar_activity_dates(tree, facts) -> Found:
+    found = []
+    for activity in _each_activity(tree):
+        suspicious = activity.find(_q("SuspiciousActivity"))
+        if suspicious is None:
+            continue
+        first = _text(suspicious, "SuspiciousActivityFromDateText") or ""
+        last = _text(suspicious, "SuspiciousActivityToDateText") or ""
+        filed = _text(activity, "FilingDateText") or ""
+        dates = [d for d in (first, last, filed) if d]
+        # Compared as YYYYMMDD strings; a malformed date is SAR-021's, not this rule's.
+        if all(_DATE.fullmatch(d) for d in dates) and dates != sorted(dates):
+            found.append((suspicious, f"from {first} to {last!r}, filed {filed}"))
+    return found
+
+
+def check_sar_classification(tree, facts) -> Found:
+    found = []
+    for activity in _each_activity(tree):
+        suspicious = activity.find(_q("SuspiciousActivity"))
+        codes = [] if suspicious is None else suspicious.findall(_q("SuspiciousActivityClassification"))
+        if not any(_text(c, "SuspiciousActivitySubtypeID") for c in codes):
+            found.append((activity if suspicious is None else suspicious, "no suspicious activity code"))
+    return found
+
+
+def check_sar_classification_type(tree, facts) -> Found:
+    return [
+        (c, f"subtype {sub} belongs to type {activity_type(sub)}, not {_text(c, 'SuspiciousActivityTypeID')}")
+        for c in tree.getroot().iter(_q("SuspiciousActivityClassification"))
+        if (sub := _text(c, "SuspiciousActivitySubtypeID") or "")
+        and _text(c, "SuspiciousActivityTypeID") != activity_type(sub)
+    ]
+
+
+CHECKS.update(
+    {
+        "SAR-001": check_sar_total_amount,
+        "SAR-002": check_activity_count,
+        "SAR-003": check_sar_party_count,
+        "SAR-004": check_sar_filing_type,
+        "SAR-005": check_sar_prior_document,
+        "SAR-006": _exactly_one("35"),
+        "SAR-007": _exactly_one("37"),
+        "SAR-008": _exactly_one("30"),
+        "SAR-009": _exactly_one("8"),
+        "SAR-010": _at_least_one({"34"}),
+        "SAR-011": _at_least_one(SAR_SUBJECT),
+        "SAR-012": check_transmitter_ids,
+        "SAR-013": check_seqnum,
+        "SAR-014": check_sar_duplicate_subjects,
+        "SAR-015": check_sar_narrative_present,
+        "SAR-016": check_sar_narrative_limit,
+        "SAR-017": check_sar_activity_dates,
+        "SAR-018": check_sar_classification,
+        "SAR-019": check_sar_classification_type,
+        # The narrative's blocks are cut at fixed positions (a block may begin or end with a space
+        # of the sentence it cuts) and may hold line breaks: its type, RestrictString4000, is the
+        # one string type the schema leaves without the no-edge-spaces pattern.
+        "SAR-020": functools.partial(check_clean_text, skip=("ActivityNarrativeText",)),
+        "SAR-021": functools.partial(check_dates, tags=_SAR_DATE_TAGS),
+        "SAR-022": functools.partial(check_amount_format, tags=_SAR_AMOUNT_TAGS),
+    }
+)
 
 
 def xsd_violations(xml: bytes, *, kind: str = "ctr", tree=None) -> list[Violation]:

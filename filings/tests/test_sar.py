@@ -52,8 +52,11 @@ def test_edits_are_checked_and_kept_as_history(configured, people):
         tenant=configured, actor=people.analyst, case_ids=[Case.objects.get(tenant=configured).pk]
     )
     with pytest.raises(ApplicationError) as exc:
-        sar.sar_update(tenant=configured, actor=people.admin, filing_id=filing.pk, narrative="x" * 20001)
+        sar.sar_update(tenant=configured, actor=people.admin, filing_id=filing.pk, narrative="x" * 17001)
     assert exc.value.code == "narrative_too_long"
+    with pytest.raises(ApplicationError) as exc:
+        sar.sar_update(tenant=configured, actor=people.admin, filing_id=filing.pk, narrative="a\x00b")
+    assert exc.value.code == "narrative_invalid"
     with pytest.raises(ApplicationError) as exc:
         sar.sar_update(
             tenant=configured, actor=people.admin, filing_id=filing.pk, activity_subtypes=["99999"]
@@ -64,7 +67,7 @@ def test_edits_are_checked_and_kept_as_history(configured, people):
         tenant=configured,
         actor=people.admin,
         filing_id=filing.pk,
-        narrative="x" * 20000,
+        narrative="x" * 17000,
         activity_subtypes=[code],
     )
     sar.sar_update(
@@ -72,7 +75,7 @@ def test_edits_are_checked_and_kept_as_history(configured, people):
     )
     history = list(sar.filing_history(filing=filing))
     assert [e.action for e in history] == ["filing.sar_refer", "filing.sar_update", "filing.sar_update"]
-    assert history[-1].before["narrative"] == "x" * 20000
+    assert history[-1].before["narrative"] == "x" * 17000
     assert history[-1].after["narrative"] == "Structuring at ACC-1."
     assert Filing.objects.get(pk=filing.pk).activity_subtypes == [code]
 
