@@ -360,8 +360,9 @@ def main(rows: int, keep: bool, only: list[str] | None = None, repeat: int = 3) 
 
 
 def staged_into_a_loaded_month(ids: dict, rows: int, repeat: int, tmp: Path) -> dict:
-    """A small file on the staged path into a month already holding ``rows`` trades: what the
-    staged duplicate check costs against a full month (docs/scaling.md, F1). Half its rows repeat
+    """A correction file (1/10,000 of ``rows``) on the staged path into a month already holding
+    ``rows`` trades of its source: what the staged duplicate check costs against a full month
+    (docs/scaling.md, F1). Half its rows repeat
     loaded keys (the direct path's COPY fails on the one-active-version index, so the file is
     staged, and they are rejected duplicate_key); half are new keys, different in every run."""
     source = ids["sources"]["trades"]
@@ -381,7 +382,8 @@ def staged_into_a_loaded_month(ids: dict, rows: int, repeat: int, tmp: Path) -> 
 
     with connection.cursor() as cursor:
         cursor.execute(f'ANALYZE "{partition_name(bench_month())}"')
-    size, step = max(rows // 100, 10), max(rows // max(rows // 100, 10), 1)
+    size = max(rows // 10_000, 10)  # a correction file: where a scan of the month costs most
+    step = max(rows // size, 1)
     loads = []
     for n in range(repeat):
         path = tmp / f"staged-{n}.dat"
@@ -393,7 +395,7 @@ def staged_into_a_loaded_month(ids: dict, rows: int, repeat: int, tmp: Path) -> 
     truncate()
     load = median_run(loads)
     print(
-        f"{'staged, 1/100':<16} {load['rows']:>9} {load['seconds']:>8.2f}  into a month of {rows} rows:"
+        f"{'staged, 1/10k':<16} {load['rows']:>9} {load['seconds']:>8.2f}  into a month of {rows} rows:"
         f" {load['rejected']} duplicate_key, {load['accepted']} new",
         flush=True,
     )
