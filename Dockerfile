@@ -3,9 +3,13 @@
 # `docker build .`. helm/tests/test_image.py runs this file's manage.py steps with the ENV it
 # sets, so a build step that needs a variable nobody sets fails `make test`, not the build.
 #
-# The base is an argument so that it can be pinned by digest (README, "The image"):
-#   --build-arg PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm@sha256:<digest>
-ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
+# The base, pinned by digest: a tag can be re-pointed, a digest cannot (a wrong or withdrawn digest
+# fails the pull, loudly). The Makefile reads this default. To bump it (README, "The image"):
+#   skopeo inspect --format '{{.Digest}}' docker://docker.io/library/python:3.11-slim-bookworm
+#   (or: docker buildx imagetools inspect python:3.11-slim-bookworm), then edit the line below.
+# Any Debian-based image with python 3.11, venv and pip as `python` fits: `make base-image` makes
+# one with debootstrap where no registry is reachable (make image PYTHON_IMAGE=localhost/...).
+ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 # --- builder: compilers and pip, never shipped ----------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder

@@ -9,6 +9,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 accesslog = None  # the structlog request middleware logs each request as JSON
 preload_app = False
+# No gunicornc control socket: Kubernetes manages the workers, and its default path is under $HOME,
+# which the image's user has none of (every start logged "Control server error", found by `make image`).
+control_socket_disable = True
 # The pool is per gunicorn worker process; safe here, unlike in Celery workers (celery#10554).
 raw_env = [f"DB_POOL={os.environ.get('DB_POOL', 'true')}"]
 

@@ -16,7 +16,14 @@ def test_ingest_benchmark_runs_at_10k_rows(tmp_path):
     for scenario in ("trades CSV", "settlements CSV", "camt.053", "MT940"):
         assert scenario in run.stdout
     assert "!!" not in run.stdout, run.stdout  # every scenario loaded every row
-    results = json.loads((tmp_path / "ingest.json").read_text())["results"]
+    figures = json.loads((tmp_path / "ingest.json").read_text())
+    results = figures["results"]
     assert [r["loads"][0]["accepted"] for r in results] == [10000, 10000, 1000, 1000]
     # What is measured is the direct path (accepted rows COPYed straight into the record table).
     assert all("direct_s" in r["loads"][0]["timings"] for r in results)
+    # The staged scenario: a 10-row file into the loaded month took the staged path, and its
+    # duplicate check found the 5 repeated keys.
+    assert "staged, 1/10k" in run.stdout
+    (staged,) = figures["staged"]["loads"]
+    assert (staged["status"], staged["rejected"], staged["accepted"]) == ("loaded", 5, 5)
+    assert "stage_s" in staged["timings"]

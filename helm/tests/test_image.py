@@ -198,6 +198,21 @@ def test_image_shape() -> None:
     } <= ports
 
 
+def test_the_default_base_is_pinned_by_digest_and_the_makefile_reads_it() -> None:
+    # A tag can be re-pointed to other content; a digest cannot (a wrong one fails the pull).
+    steps = instructions(DOCKERFILE.read_text())
+    (arg,) = [a for k, a in steps if k == "ARG"]
+    default = arg.removeprefix("PYTHON_IMAGE=")
+    assert re.fullmatch(r"[\w.:/-]+@sha256:[0-9a-f]{64}", default), default
+    # One place to bump it: `make image` builds from the Dockerfile's default, not a copy of it.
+    makefile = (ROOT / "Makefile").read_text()
+    assert "sha256:" not in makefile
+    printed = subprocess.run(
+        ["make", "-n", "image"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert f"--build-arg PYTHON_IMAGE={default} " in printed
+
+
 def test_build_steps_get_no_environment_from_this_machine(context: Path) -> None:
     # What the test runs with is the Dockerfile's environment and nothing of the developer's.
     env, _ = stage_env(final_stage(DOCKERFILE.read_text()), context)

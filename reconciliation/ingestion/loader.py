@@ -46,6 +46,11 @@ _RECORD_COLUMNS = (
 LINK_WINDOW_DAYS = 7
 _LINK_REF = "{a}.attributes->>'acct_svcr_ref'"
 _LINK_PART = "coalesce(substr({a}.external_id, length({a}.attributes->>'batch_entry') + 2), '')"
+# A record's versions that are not reversed, as two predicates each served by a partial index of
+# the natural key: ``record_one_active_version`` (status = 'active') and ``record_history_version``
+# (migration 0018). Together they are exactly ``status <> 'reversed'`` under the table's status
+# CHECK; that single predicate implies neither index's, so it read whole months (docs/scaling.md F1).
+_LIVE_STATUSES = ("r.status = 'active'", "r.status IN ('superseded', 'linked')")
 _REJECTION_COPY = (
     "COPY reconciliation_rejection (tenant_id, batch_id, line_no, raw, reason, message, created_at)"
     " FROM STDIN"
@@ -200,29 +205,33 @@ class Staging:
         first, last = date_range or (date.min, date.min)
         key = {"tenant": tenant_id, "source": source_id, "batch": batch_id, "kind": kind, "first": first,
                "last": last, "label": key_label}  # fmt: skip
-        live = (
+        same_key = (
             "r.tenant_id = %(tenant)s AND r.source_id = %(source)s AND r.external_id = c.external_id"
-            " AND r.business_date = c.business_date AND r.status <> 'reversed'"
-            " AND r.business_date BETWEEN %(first)s AND %(last)s"
+            " AND r.business_date = c.business_date AND r.business_date BETWEEN %(first)s AND %(last)s"
         )
+        live = [f"{same_key} AND {status}" for status in _LIVE_STATUSES]
         # An amendment flag without a version: the next version after the highest one loaded.
+        highest = ", ".join(f"(SELECT max(r.version) FROM reconciliation_record r WHERE {w})" for w in live)
         cursor.execute(
-            f"UPDATE {checked} c SET version = coalesce((SELECT max(r.version) FROM reconciliation_record r"
-            f" WHERE {live}), 0) + 1 WHERE c.reason IS NULL AND c.amend AND NOT c.version_given",
+            f"UPDATE {checked} c SET version = coalesce(greatest({highest}), 0) + 1"
+            " WHERE c.reason IS NULL AND c.amend AND NOT c.version_given",
             key,
         )
-        cursor.execute(
-            f"""
-            UPDATE {checked} c SET reason = 'duplicate_key',
-              message = format('%%s %%s on %%s version %%s is already loaded'
-                               ' (batch %%s, version %%s)',
-                               %(label)s::text, c.external_id, c.business_date, c.version,
-                               r.batch_id, r.version)
-            FROM reconciliation_record r
-            WHERE c.reason IS NULL AND {live} AND r.version >= c.version
-            """,
-            key,
-        )
+        # A version at or below one loaded (in any status but reversed) is a duplicate: one pass per
+        # index; the rows the first pass rejects are not probed again.
+        for where in live:
+            cursor.execute(
+                f"""
+                UPDATE {checked} c SET reason = 'duplicate_key',
+                  message = format('%%s %%s on %%s version %%s is already loaded'
+                                   ' (batch %%s, version %%s)',
+                                   %(label)s::text, c.external_id, c.business_date, c.version,
+                                   r.batch_id, r.version)
+                FROM reconciliation_record r
+                WHERE c.reason IS NULL AND {where} AND r.version >= c.version
+                """,
+                key,
+            )
         if partner is not None:
             self.link_re_reports(key, partner)
         # Amendments: the active lower version is kept as history (superseded) before the insert,

@@ -212,6 +212,8 @@ def test_the_desks_case_list_reads_the_tenants_cases_by_index():
 def test_an_ingests_duplicate_check_reads_only_the_batchs_months(tmp_path):
     source = SourceFactory()
     bulk_records(source, MONTHS[0], date(2026, 12, 31), per_day=40)
+    for status in ("superseded", "linked"):  # history, which the check must read too
+        bulk_records(source, MONTHS[0], date(2026, 12, 31), per_day=10, status=status)
     for _ in range(3):
         bulk_records(SourceFactory(tenant=TenantFactory()), MONTHS[0], date(2026, 12, 31), per_day=60)
     analyze("reconciliation_record")
@@ -231,11 +233,24 @@ def test_an_ingests_duplicate_check_reads_only_the_batchs_months(tmp_path):
         assert {
             relation for _, relation, _ in scans_of(plan, "reconciliation_record")
         } == WINDOW_PARTITIONS, sql
-    # FINDING (docs/scaling.md): the duplicate check (loader.Staging.load: a non-reversed version
-    # at or above the row's) has no index to use. record_one_active_version is partial on
-    # status = 'active', which status <> 'reversed' does not imply, and record_natural_key_live,
-    # which matched it, was dropped in migration 0011 for load speed. So it scans the batch's months,
-    # every tenant's rows in them. This assertion pins today's plan: when an index is added for the
-    # check, it becomes an Index Scan on it.
-    check = scans_of(capture.only("SET reason = 'duplicate_key'"), "reconciliation_record")
-    assert {node for node, _, _ in check} == {"Seq Scan"}, check
+    # The duplicate check (loader.Staging.load: a non-reversed version at or above the row's) reads
+    # the key through an index in each of its two passes: the active versions through
+    # record_one_active_version, the history (superseded, linked) through record_history_version.
+    # Before migration 0018 it was one pass on status <> 'reversed', which no index's predicate is
+    # implied by: a Seq Scan of the batch's months, every tenant's rows (docs/scaling.md, F1).
+    checks = [plan for sql, plan in capture.plans if "SET reason = 'duplicate_key'" in sql]
+    assert len(checks) == 2, checks
+    used = [
+        {(node, parent_index(index)) for node, _, index in scans_of(plan, "reconciliation_record")}
+        for plan in checks
+    ]
+    assert used == [
+        {("Index Scan", "record_one_active_version")},
+        {("Index Scan", "record_history_version")},
+    ], used
+    # The next version of an amendment without one reads the same two indexes.
+    amend = scans_of(capture.only("SET version = coalesce(greatest("), "reconciliation_record")
+    assert {parent_index(index) for _, _, index in amend} == {
+        "record_one_active_version",
+        "record_history_version",
+    }, amend
