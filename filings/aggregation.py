@@ -48,19 +48,23 @@ WITH t AS (
     WHERE t.tenant_id = %(tenant)s AND t.is_current AND t.business_date BETWEEN %(first)s AND %(last)s
 )
 SELECT t.id AS txn_id, t.business_date, t.direction, t.amount, t.currency, t.rate, t.rate_source,
-       t.amount * t.rate AS usd, t.conducted_by, t.beneficiary,
+       t.amount * t.rate AS usd, t.conducted_by, t.beneficiary, COALESCE(v.is_entity, FALSE) AS by_entity,
        EXISTS (SELECT 1 FROM filings_exemptperson e
                WHERE e.tenant_id = %(tenant)s AND e.party_key = t.beneficiary
                  AND e.valid_from <= t.business_date
                  AND (e.valid_to IS NULL OR t.business_date <= e.valid_to)) AS exempt
 FROM t
+LEFT JOIN filings_partyversion v
+  ON v.tenant_id = %(tenant)s AND v.party_key = t.conducted_by AND v.is_current
 """
 
-# Each transaction once per person involved, with that person's role in it.
+# Each transaction once per person involved, with that person's role in it. An entity cannot
+# conduct a transaction (FinCEN: 2a and 2b never with "If entity"): cash it brings on its own behalf
+# is cash on its behalf (23) by a person the data does not name.
 _PERSONS = """
 CREATE TEMP TABLE ctr_p ON COMMIT DROP AS
 SELECT txn_id, business_date, direction, usd, exempt, conducted_by AS party_key,
-       CASE WHEN beneficiary = conducted_by THEN '50' ELSE '17' END AS role
+       CASE WHEN beneficiary <> conducted_by THEN '17' WHEN by_entity THEN '23' ELSE '50' END AS role
 FROM ctr_t
 UNION ALL
 SELECT txn_id, business_date, direction, usd, exempt, beneficiary, '23'

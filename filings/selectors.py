@@ -129,11 +129,15 @@ def gate_breaks(*, tenant, filing: Filing, threshold: Decimal) -> list[dict]:
     ]
 
 
-def _subject_role(party_key: str, conducted_by: str, on_behalf_of: str) -> str | None:
-    """The role ``party_key`` has in a transaction (aggregation's rule, for the accounts per Part I)."""
+def subject_role(party_key: str, conducted_by: str, on_behalf_of: str, *, entity: bool) -> str | None:
+    """The role ``party_key`` has in a transaction (filings.aggregation's rule, here for the
+    accounts of each Part I): 50 own behalf (23 for an entity, which cannot conduct), 17 for
+    another, 23 on whose behalf; None when not involved."""
     beneficiary = on_behalf_of or conducted_by
+    if party_key == conducted_by != beneficiary:
+        return "17"
     if party_key == conducted_by:
-        return "50" if beneficiary == conducted_by else "17"
+        return "23" if entity else "50"
     return "23" if party_key == beneficiary else None
 
 
@@ -224,7 +228,8 @@ def ctr_activities(*, filings: list[Filing]) -> list[CtrActivity]:
                         {
                             (account, direction)
                             for by, behalf, account, direction in accounts[s.filing_id]
-                            if _subject_role(s.party_key, by, behalf) == s.role
+                            if subject_role(s.party_key, by, behalf, entity=bool(pv and pv.is_entity))
+                            == s.role
                         }
                     )
                 ),

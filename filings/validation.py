@@ -414,6 +414,15 @@ def check_foreign_beside_total(tree, facts) -> Found:
     return found
 
 
+def check_entity_role(tree, facts) -> Found:
+    return [
+        (subject, f"entity as {_text(subject, 'ActivityPartyTypeCode')}")
+        for activity in _each_activity(tree)
+        for subject in _parties(activity, {"50", "17"})
+        if _text(subject, "PartyAsEntityOrganizationIndicator") == "Y"
+    ]
+
+
 CHECKS: dict[str, Callable] = {
     "CTR-001": check_total_amount,
     "CTR-002": check_activity_count,
@@ -441,6 +450,7 @@ CHECKS: dict[str, Callable] = {
     "CTR-024": check_subject_tin,
     "CTR-025": check_foreign_country,
     "CTR-026": check_foreign_beside_total,
+    "CTR-027": check_entity_role,
 }
 
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from filings import services
 from filings.models import CashTransaction, CtrExclusion, Filing, FilingLineage, FilingSubject, IntakeBatch
-from filings.selectors import _subject_role
-from filings.tests.factories import cash, configure, load_cash, member
+from filings.selectors import subject_role
+from filings.tests.factories import PARTIES, cash, configure, load_cash, member
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.models import Role
@@ -239,6 +239,7 @@ txns = st.lists(
     max_size=16,
 )
 RATES = {"USD": Decimal(1), "EUR": Decimal("1.1")}
+ENTITIES = {p["party_key"] for p in PARTIES if p.get("is_entity")}  # C-2, C-4
 
 
 def oracle(rows) -> tuple[dict, set]:
@@ -276,11 +277,11 @@ def oracle(rows) -> tuple[dict, set]:
             sum((r["usd"] for r in chosen if r["direction"] == d), Decimal(0)) for d in ("in", "out")
         )
         for r in chosen:
-            own = r["party"] == r["beneficiary"]
-            for person, role in {
-                (r["party"], "50" if own else "17"),
-                (r["beneficiary"], "50" if own else "23"),
-            }:
+            if r["party"] != r["beneficiary"]:
+                roles = {(r["party"], "17"), (r["beneficiary"], "23")}
+            else:  # an entity cannot conduct: its own cash is cash on its behalf
+                roles = {(r["party"], "23" if r["party"] in ENTITIES else "50")}
+            for person, role in roles:
                 part = parts[(*key, person, role)]
                 part[0 if r["direction"] == "in" else 1] += r["usd"]
                 part[2] += 1
@@ -343,7 +344,12 @@ def test_sql_aggregation_matches_python_oracle(rows, configured, preparer):
             mine = [
                 x
                 for x in lin
-                if _subject_role(s.party_key, x.transaction.conducted_by, x.transaction.on_behalf_of)
+                if subject_role(
+                    s.party_key,
+                    x.transaction.conducted_by,
+                    x.transaction.on_behalf_of,
+                    entity=s.party_key in ENTITIES,
+                )
                 == s.role
             ]
             assert (len(mine), s.cash_in, s.cash_out) == (

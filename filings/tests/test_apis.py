@@ -109,7 +109,7 @@ def test_csv_upload_and_rule_catalog(configured, people):
     )
     assert (resp.status_code, resp.json()["rows_accepted"]) == (201, 1)
     rules = api(people.analyst_user, configured).get(f"{BASE}rules/").json()
-    assert rules["version"] == 1
+    assert rules["version"] == 2
     assert {"CTR-001", "CTR-016"} <= {r["code"] for r in rules["rules"]}
 
 
