@@ -8,12 +8,12 @@ conducted (once when they are the same person). Foreign-currency cash is convert
 tenant's FX table for the transaction's business date (the source is named on every lineage row);
 a missing rate stops the preparation loudly.
 
-One CTR lists every person involved (FinCEN CTR FAQ 16, docs/filings.md "CTR aggregation"): the
-person-days over the threshold (the triggers) that share a reported transaction are one group and
-one CTR, holding each trigger's transactions of its reported direction(s) once; every person of
-those transactions is a subject, once per role (50 own behalf, 17 conducting for another, 23 on
-whose behalf), with the amounts of that role's transactions. The filing's key is the group's
-first trigger by party key.
+One CTR lists every person involved (FinCEN CTR FAQ 16, docs/filings.md "CTR aggregation"): each
+person-day over the threshold (a trigger) has a CTR of its transactions of the reported
+direction(s), unless they all are on another trigger's CTR (a courier's 12,000 for a customer:
+one CTR for both); every person of a CTR's transactions is a subject, once per role (50 own
+behalf, 17 conducting for another, 23 on whose behalf), with the amounts of that role's
+transactions on it. The filing's key is its trigger's party key.
 
 Exempt persons (ExemptPerson, valid that day, 31 CFR 1020.315) are never triggers, and cash on
 behalf of an exempt person is not reported at all (the exemption covers the exempt customer's
@@ -32,7 +32,6 @@ from datetime import date, datetime
 from django.db import connection
 
 CTR_DUE_DAYS = 15  # 31 CFR 1010.306(a)(1): within 15 days following the day of the transaction
-MAX_GROUP_ROUNDS = 1000  # label propagation converges in the groups' diameter; this is a guard
 
 # The period's transactions once each, in USD, with their beneficiary and whether it is exempt.
 _TX = """
@@ -124,37 +123,43 @@ WHERE NOT p.exempt
        OR (p.direction = 'out' AND a.cash_out > %(threshold)s))
 """
 
-# Triggers sharing a reported transaction, and each trigger's group label (its own key at first).
-_EDGES = """
-CREATE TEMP TABLE ctr_edge ON COMMIT DROP AS
-SELECT DISTINCT a.party_key, a.business_date, b.party_key AS other
-FROM ctr_rt a JOIN ctr_rt b ON b.txn_id = a.txn_id AND b.party_key <> a.party_key
-"""
-_LABELS = """
-CREATE TEMP TABLE ctr_grp ON COMMIT DROP AS SELECT party_key, business_date, party_key AS grp FROM ctr_agg
+# Each trigger's CTR: a trigger whose reported transactions are all among another trigger's is
+# reported on that one (the other with the most transactions, then the first by party key: a
+# trigger chosen so is never itself inside a bigger one, so one pass is enough); any other
+# trigger has its own CTR. Not transitive closure over shared transactions: on real-looking data
+# (couriers, employees, several businesses) that closure grows groups without bound.
+_GROUPS = """
+CREATE TEMP TABLE ctr_grp ON COMMIT DROP AS
+WITH sizes AS (
+    SELECT party_key, business_date, COUNT(*) AS n FROM ctr_rt GROUP BY party_key, business_date
+),
+shared AS (
+    SELECT a.party_key, a.business_date, b.party_key AS other, COUNT(*) AS n
+    FROM ctr_rt a JOIN ctr_rt b ON b.txn_id = a.txn_id AND b.party_key <> a.party_key
+    GROUP BY a.party_key, a.business_date, b.party_key
+),
+inside AS (
+    SELECT DISTINCT ON (s.party_key, s.business_date) s.party_key, s.business_date, s.other AS grp
+    FROM shared s
+    JOIN sizes mine ON mine.party_key = s.party_key AND mine.business_date = s.business_date
+    JOIN sizes theirs ON theirs.party_key = s.other AND theirs.business_date = s.business_date
+    WHERE s.n = mine.n AND (theirs.n > mine.n OR s.other < s.party_key)
+    ORDER BY s.party_key, s.business_date, theirs.n DESC, s.other
+)
+SELECT z.party_key, z.business_date, COALESCE(i.grp, z.party_key) AS grp
+FROM sizes z
+LEFT JOIN inside i ON i.party_key = z.party_key AND i.business_date = z.business_date
 """
 
-# One round of label propagation: each trigger takes the smallest label among its neighbours.
-# Repeated until nothing changes, every trigger carries its group's smallest party key.
-_PROPAGATE = """
-UPDATE ctr_grp g SET grp = m.grp
-FROM (
-    SELECT e.party_key, e.business_date, MIN(o.grp) AS grp
-    FROM ctr_edge e JOIN ctr_grp o ON o.party_key = e.other AND o.business_date = e.business_date
-    GROUP BY e.party_key, e.business_date
-) m
-WHERE g.party_key = m.party_key AND g.business_date = m.business_date AND m.grp < g.grp
-"""
-
-# Each group's transactions, once.
+# Each CTR's transactions, once (its trigger's; those of the triggers inside it are among them).
 _GROUPED = """
 CREATE TEMP TABLE ctr_gt ON COMMIT DROP AS
 SELECT DISTINCT g.grp, r.business_date, r.txn_id
 FROM ctr_rt r JOIN ctr_grp g ON g.party_key = r.party_key AND g.business_date = r.business_date
 """
 
-# One original filing per group-day, keyed by the group's label (the partial unique index makes
-# preparing twice a no-op).
+# One original filing per trigger-day that has its own CTR, keyed by the trigger (the partial
+# unique index makes preparing twice a no-op).
 _FILINGS = """
 CREATE TEMP TABLE ctr_new ON COMMIT DROP AS
 WITH ins AS (
@@ -248,14 +253,6 @@ def aggregate(
     }
     timings, counts = {}, {}
     with connection.cursor() as cursor:
-
-        def run(name: str, sql: str) -> int:
-            started = time.monotonic()
-            cursor.execute(sql, params)
-            timings[name] = round(timings.get(name, 0) + time.monotonic() - started, 3)
-            counts[name] = cursor.rowcount
-            return cursor.rowcount
-
         for name, sql in (
             ("transactions", _TX),
             ("persons", _PERSONS),
@@ -264,24 +261,19 @@ def aggregate(
             ("aggregate", _AGG),
             ("exclude", _EXCLUDE),
             ("reported", _REPORTED),
-            ("edges", _EDGES),
-            ("labels", _LABELS),
-        ):
-            run(name, sql)
-        for _ in range(MAX_GROUP_ROUNDS):
-            if not run("groups", _PROPAGATE):
-                break
-        else:  # never reached on real data: each round shortens every path by one
-            raise RuntimeError("CTR grouping did not converge")
-        for name, sql in (
+            ("analyze", "ANALYZE ctr_rt"),  # without statistics the self-join is planned as a nested loop
+            ("groups", _GROUPS),
             ("grouped", _GROUPED),
             ("analyze", "ANALYZE ctr_gt"),
             ("filings", _FILINGS),
             ("lineage", _LINEAGE),
             ("subjects", _SUBJECTS),
-            ("drop", "DROP TABLE ctr_t, ctr_p, ctr_agg, ctr_rt, ctr_edge, ctr_grp, ctr_gt, ctr_new"),
+            ("drop", "DROP TABLE ctr_t, ctr_p, ctr_agg, ctr_rt, ctr_grp, ctr_gt, ctr_new"),
         ):
-            run(name, sql)
+            started = time.monotonic()
+            cursor.execute(sql, params)
+            timings[name] = round(timings.get(name, 0) + time.monotonic() - started, 3)
+            counts[name] = cursor.rowcount
     return Prepared(
         filings=counts["filings"], excluded=counts["exclude"], lineage_rows=counts["lineage"], timings=timings
     )

@@ -115,13 +115,34 @@ def test_one_part_per_role_faq_16(configured, preparer):
     }
 
 
-def test_persons_sharing_a_courier_are_one_ctr_and_bystanders_bring_only_the_shared_cash(
+def test_customers_of_one_courier_are_on_the_couriers_ctr(configured, preparer):
+    # C-3 deposits 12,000 for C-1 and 12,000 for C-2: all three are over the threshold; each
+    # customer's transactions are all on the courier's CTR, so one CTR of 24,000 lists all three.
+    load_cash(
+        configured,
+        [
+            cash("T1", "12000", party="C-3", on_behalf_of="C-1"),
+            cash("T2", "12000", party="C-3", on_behalf_of="C-2"),
+        ],
+    )
+    assert prepare(configured, preparer).filings == 1
+    filing = Filing.objects.get(tenant=configured)
+    assert (filing.subject_key, filing.total_cash_in) == ("C-3", Decimal("24000"))
+    assert subjects(configured) == {
+        ("C-3", "C-1", "23", Decimal("12000"), 0, 1),
+        ("C-3", "C-2", "23", Decimal("12000"), 0, 1),
+        ("C-3", "C-3", "17", Decimal("24000"), 0, 2),
+    }
+    assert prepare(configured, preparer).filings == 0  # idempotent
+
+
+def test_overlapping_aggregations_each_have_their_ctr_and_bystanders_bring_only_the_shared_cash(
     configured, preparer
 ):
-    # C-3 deposits 12,000 for C-1 and 12,000 for C-2: three persons over the threshold linked by
-    # the courier's transactions, one CTR with every transaction once (24,000).
-    # C-4 (under the threshold) deposits 300 for C-1: listed with that 300; C-4's own 200 is not
-    # part of the report (C-4 is not over the threshold).
+    # C-3 deposits 12,000 for C-1 and 12,000 for C-2; C-1 also receives 300 from C-4 (under the
+    # threshold, who also deposits 200 of their own). C-1's aggregation (12,300) is not inside the
+    # courier's (24,000): two CTRs, T1 on both; C-2's is inside the courier's. C-4 is listed on
+    # C-1's CTR with the 300 only.
     load_cash(
         configured,
         [
@@ -131,23 +152,24 @@ def test_persons_sharing_a_courier_are_one_ctr_and_bystanders_bring_only_the_sha
             cash("T4", "200", party="C-4"),
         ],
     )
-    assert prepare(configured, preparer).filings == 1
-    filing = Filing.objects.get(tenant=configured)
-    assert (filing.subject_key, filing.total_cash_in) == ("C-1", Decimal("24300"))
-    assert sorted(
-        FilingLineage.objects.filter(filing=filing).values_list("transaction__external_id", flat=True)
-    ) == [
-        "T1",
-        "T2",
-        "T3",
-    ]
+    assert prepare(configured, preparer).filings == 2
+    lineage = {
+        key: sorted(
+            FilingLineage.objects.filter(filing__subject_key=key).values_list(
+                "transaction__external_id", flat=True
+            )
+        )
+        for key in ("C-1", "C-3")
+    }
+    assert lineage == {"C-1": ["T1", "T3"], "C-3": ["T1", "T2"]}
     assert subjects(configured) == {
         ("C-1", "C-1", "23", Decimal("12300"), 0, 2),
-        ("C-1", "C-2", "23", Decimal("12000"), 0, 1),
-        ("C-1", "C-3", "17", Decimal("24000"), 0, 2),
+        ("C-1", "C-3", "17", Decimal("12000"), 0, 1),
         ("C-1", "C-4", "17", Decimal("300"), 0, 1),
+        ("C-3", "C-1", "23", Decimal("12000"), 0, 1),
+        ("C-3", "C-2", "23", Decimal("12000"), 0, 1),
+        ("C-3", "C-3", "17", Decimal("24000"), 0, 2),
     }
-    assert prepare(configured, preparer).filings == 0  # idempotent
 
 
 def test_cash_on_behalf_of_an_exempt_person_is_not_reported(configured, preparer):
@@ -244,8 +266,9 @@ ENTITIES = {p["party_key"] for p in PARTIES if p.get("is_entity")}  # C-2, C-4
 
 def oracle(rows) -> tuple[dict, set]:
     """The rule in plain Python: person-day-direction sums (a transaction counts once for each
-    distinct person involved); persons over the threshold sharing a reported transaction are one
-    CTR keyed by the smallest party key; subjects per person and role."""
+    distinct person involved); a CTR per person-day over the threshold unless all its reported
+    transactions are another's (then on the biggest such, first by key); subjects per person and
+    role."""
     for i, r in enumerate(rows):
         r["id"], r["usd"], r["beneficiary"] = i, r["amount"] * RATES[r["currency"]], r["behalf"] or r["party"]
     sums = defaultdict(Decimal)
@@ -258,15 +281,14 @@ def oracle(rows) -> tuple[dict, set]:
         for person in {r["party"], r["beneficiary"]}:
             if (person, r["day"], r["direction"]) in over:
                 reported[(person, r["day"])].add(r["id"])
-    group = {trigger: trigger[0] for trigger in reported}
-    changed = True
-    while changed:  # merge triggers sharing a transaction until stable
-        changed = False
-        for a in reported:
-            for b in reported:
-                if a[1] == b[1] and reported[a] & reported[b] and group[a] != group[b]:
-                    group[a] = group[b] = min(group[a], group[b])
-                    changed = True
+    group = {}
+    for p, mine in reported.items():  # the biggest other trigger holding all of p's, else p itself
+        holders = [
+            q
+            for q, theirs in reported.items()
+            if q != p and q[1] == p[1] and mine <= theirs and (len(theirs) > len(mine) or q[0] < p[0])
+        ]
+        group[p] = min(holders, key=lambda q: (-len(reported[q]), q[0]))[0] if holders else p[0]
     txns = defaultdict(set)
     for trigger, ids in reported.items():
         txns[(group[trigger], trigger[1])] |= ids
