@@ -12,9 +12,9 @@ from decimal import ROUND_CEILING, Decimal
 
 from lxml import etree
 
-from filings.validation import NS, THRESHOLD, ActivityFacts
+from filings.validation import CASH_IN_CODES, CASH_OUT_CODES, NS, THRESHOLD, ActivityFacts
 
-GENERATOR_VERSION = "filings.ctr_xml/1"
+GENERATOR_VERSION = "filings.ctr_xml/2"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,9 @@ class CtrActivity:
     transaction_date: date
     subjects: tuple[Subject, ...]
     locations: tuple[Location, ...]
-    details: tuple[tuple[str, str, Decimal], ...]  # (detail code, "in"|"out", exact USD)
+    # (detail code, "in"|"out", exact amount, country): USD per cash type; foreign lines (53/54)
+    # in their currency with its country
+    details: tuple[tuple[str, str, Decimal, str], ...]
     transactions: int
     max_single_usd: Decimal
     prior_bsa_id: str = ""
@@ -104,6 +106,14 @@ class CtrActivity:
                 max_single_usd=self.max_single_usd,
             ),
         )
+
+
+def currency_country(currency: str) -> str:
+    """The country of a currency for a foreign cash line: an ISO 4217 code begins with the ISO 3166
+    code of its issuer (GBP GB, MXN MX, CAD CA; EUR EU, FinCEN's "European Union"). Supranational
+    X.. currencies (XOF, XAF, XCD, XPF) name no single country: the line stays without one and rule
+    CTR-025 stops the filing at validation (docs/filings.md, not built)."""
+    return "" if currency.startswith("X") else currency[:2]
 
 
 def dollars(amount: Decimal) -> int:
@@ -276,9 +286,9 @@ def _activity(w: _Writer, root, a: CtrActivity, inst: Institution, filing_date: 
             assoc = w.node(account, "PartyAccountAssociation", seq=True)
             w.leaf(assoc, "PartyAccountAssociationTypeCode", "8" if direction == "in" else "9")
 
-    rounded = [(code, direction, dollars(amount)) for code, direction, amount in a.details]
-    total_in = sum(n for _, d, n in rounded if d == "in")
-    total_out = sum(n for _, d, n in rounded if d == "out")
+    rounded = [(code, dollars(amount), country) for code, _direction, amount, country in a.details]
+    total_in = sum(n for code, n, _ in rounded if code in CASH_IN_CODES)
+    total_out = sum(n for code, n, _ in rounded if code in CASH_OUT_CODES)
     cta = w.node(activity, "CurrencyTransactionActivity", seq=True)
     aggregated = a.transactions > 1 and a.max_single_usd <= THRESHOLD
     w.leaf(cta, "AggregateTransactionIndicator", "Y" if aggregated else "")
@@ -293,12 +303,12 @@ def _activity(w: _Writer, root, a: CtrActivity, inst: Institution, filing_date: 
     w.leaf(cta, "TotalCashInReceiveAmountText", _amount_text(total_in))
     w.leaf(cta, "TotalCashOutAmountText", _amount_text(total_out))
     w.leaf(cta, "TransactionDateText", a.transaction_date.strftime("%Y%m%d"))
-    for code, _direction, amount in rounded:
+    for code, amount, country in rounded:
         detail = w.node(cta, "CurrencyTransactionActivityDetail", seq=True)
         w.leaf(detail, "CurrencyTransactionActivityDetailTypeCode", code)
         w.leaf(detail, "DetailTransactionAmountText", str(amount))
         w.leaf(detail, "OtherCurrencyTransactionActivityDetailText", "")
-        w.leaf(detail, "OtherForeignCurrencyCountryText", "")
+        w.leaf(detail, "OtherForeignCurrencyCountryText", country)
         w.total += amount
 
 

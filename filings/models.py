@@ -264,7 +264,9 @@ class Filing(TenantOwned):
 
     kind = models.CharField(max_length=3, choices=Kind.choices)
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.DRAFT)
-    subject_key = models.CharField(max_length=64, help_text="CTR: the aggregated person's party key")
+    subject_key = models.CharField(
+        max_length=64, help_text="CTR: the group's first person over the threshold (party key)"
+    )
     period_start = models.DateField()
     period_end = models.DateField()
     due_date = models.DateField()
@@ -320,7 +322,8 @@ class Filing(TenantOwned):
 
 
 class FilingSubject(TenantOwned):
-    """A person reported on a filing, as their party version stood at preparation."""
+    """A person reported on a filing in one role (FinCEN CTR FAQ 16: a person with two roles has
+    two Part I sections), as their party version stood at preparation."""
 
     filing = models.ForeignKey(Filing, on_delete=models.PROTECT, related_name="subjects")
     party_key = models.CharField(max_length=64)
@@ -335,7 +338,9 @@ class FilingSubject(TenantOwned):
     transactions = models.IntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["filing", "party_key"], name="uniq_filing_subject")]
+        constraints = [
+            models.UniqueConstraint(fields=["filing", "party_key", "role"], name="uniq_filing_subject_role")
+        ]
         ordering = ["filing", "id"]
 
 

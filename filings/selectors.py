@@ -13,7 +13,7 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum
 
 from exceptions import selectors as exception_selectors
 from exceptions.models import CaseStatus
-from filings.ctr_xml import CtrActivity, Institution, Location, Person, Subject
+from filings.ctr_xml import CtrActivity, Institution, Location, Person, Subject, currency_country
 from filings.models import (
     Branch,
     CashTransaction,
@@ -24,6 +24,7 @@ from filings.models import (
     Package,
 )
 from filings.sar_xml import SarActivity, SarSubject
+from filings.validation import FOREIGN_CODES
 
 OPEN_STATUSES = (
     Filing.Status.DRAFT,
@@ -137,8 +138,25 @@ def gate_breaks(*, tenant, filing: Filing, threshold: Decimal) -> list[dict]:
     ]
 
 
+def subject_role(party_key: str, conducted_by: str, on_behalf_of: str, *, entity: bool) -> str | None:
+    """The role ``party_key`` has in a transaction (filings.aggregation's rule, here for the
+    accounts of each Part I): 50 own behalf (23 for an entity, which cannot conduct), 17 for
+    another, 23 on whose behalf; None when not involved."""
+    beneficiary = on_behalf_of or conducted_by
+    if party_key == conducted_by != beneficiary:
+        return "17"
+    if party_key == conducted_by:
+        return "23" if entity else "50"
+    return "23" if party_key == beneficiary else None
+
+
 def ctr_activities(*, filings: list[Filing]) -> list[CtrActivity]:
-    """The generator's inputs for ``filings`` (in their order): sums are computed by PostgreSQL."""
+    """The generator's inputs for ``filings`` (in their order): sums are computed by PostgreSQL.
+
+    Detail lines: the USD amount per FinCEN type (55 deposit, 56 withdrawal ...), foreign cash
+    included; and per foreign currency its amount in that currency on a foreign cash in (53) or
+    out (54) line with the issuing country (FinCEN's instruction: a foreign amount is recorded only
+    there, rounded up to a whole unit; the USD equivalent goes under the type and the totals)."""
     ids = [f.pk for f in filings]
     lineage = FilingLineage.objects.filter(filing_id__in=ids)
     details, locations, accounts, facts = defaultdict(list), defaultdict(list), defaultdict(set), {}
@@ -147,7 +165,17 @@ def ctr_activities(*, filings: list[Filing]) -> list[CtrActivity]:
         .annotate(usd=Sum("amount_usd"))
         .order_by("filing_id", "direction", "code")
     ):
-        details[row["filing_id"]].append((row["code"], row["direction"], row["usd"]))
+        details[row["filing_id"]].append((row["code"], row["direction"], row["usd"], ""))
+    for row in (
+        lineage.exclude(currency="USD")
+        .values("filing_id", "direction", "currency")
+        .annotate(amount=Sum("amount"))
+        .order_by("filing_id", "direction", "currency")
+    ):
+        code = FOREIGN_CODES[row["direction"]]
+        details[row["filing_id"]].append(
+            (code, row["direction"], row["amount"], currency_country(row["currency"]))
+        )
     branches = {b.code: b for b in Branch.objects.filter(tenant_id__in={f.tenant_id for f in filings})}
     for row in (
         lineage.values("filing_id", branch=F("transaction__branch_code"))
@@ -174,11 +202,19 @@ def ctr_activities(*, filings: list[Filing]) -> list[CtrActivity]:
         )
     for row in (
         lineage.exclude(transaction__account="")
-        .values("filing_id", "direction", account=F("transaction__account"))
+        .values(
+            "filing_id",
+            "direction",
+            account=F("transaction__account"),
+            conducted_by=F("transaction__conducted_by"),
+            on_behalf_of=F("transaction__on_behalf_of"),
+        )
         .distinct()
-        .order_by("filing_id", "account", "direction")
+        .order_by()
     ):
-        accounts[row["filing_id"]].add((row["account"], row["direction"]))
+        accounts[row["filing_id"]].add(
+            (row["conducted_by"], row["on_behalf_of"], row["account"], row["direction"])
+        )
     for row in lineage.values("filing_id").annotate(n=Count("id"), top=Max("amount_usd")).order_by():
         facts[row["filing_id"]] = (row["n"], row["top"])
     subjects = defaultdict(list)
@@ -196,7 +232,16 @@ def ctr_activities(*, filings: list[Filing]) -> list[CtrActivity]:
                 cash_in=s.cash_in,
                 cash_out=s.cash_out,
                 transactions=s.transactions,
-                accounts=tuple(sorted(accounts[s.filing_id])),
+                accounts=tuple(
+                    sorted(
+                        {
+                            (account, direction)
+                            for by, behalf, account, direction in accounts[s.filing_id]
+                            if subject_role(s.party_key, by, behalf, entity=bool(pv and pv.is_entity))
+                            == s.role
+                        }
+                    )
+                ),
             )
         )
     return [

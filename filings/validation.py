@@ -30,8 +30,12 @@ RULES_PATH = HERE / "rules.yaml"
 NS = "www.fincen.gov/base"
 THRESHOLD = Decimal("10000")
 SUBJECT_CODES = {"50", "17", "23", "58"}
-CASH_IN_CODES = {"55", "46", "23", "12", "14", "49", "18", "21", "25", "997", "53"}
-CASH_OUT_CODES = {"56", "30", "32", "13", "15", "48", "28", "31", "33", "34", "998", "54"}
+# The cash types whose USD amounts make up the totals. Foreign cash in (53) and out (54) lines carry
+# the amount in the foreign currency with its country (FinCEN's instruction), so they are not added
+# to the USD totals, only to the batch's TotalAmount (CTR UG: "as well as foreign amounts").
+CASH_IN_CODES = {"55", "46", "23", "12", "14", "49", "18", "21", "25", "997"}
+CASH_OUT_CODES = {"56", "30", "32", "13", "15", "48", "28", "31", "33", "34", "998"}
+FOREIGN_CODES = {"in": "53", "out": "54"}
 _PRINTABLE = re.compile(r"[\x20-\x7e\u00a0-\ufffd]*")
 _AMOUNT = re.compile(r"(|[1-9][0-9]*)")
 _BLANK_DATES = {f"{{{NS}}}IndividualBirthDateText", f"{{{NS}}}SuspiciousActivityToDateText"}
@@ -386,6 +390,40 @@ def check_subject_tin(tree, facts) -> Found:
     return found
 
 
+def check_foreign_country(tree, facts) -> Found:
+    found = []
+    for activity in _each_activity(tree):
+        for detail in _details(activity):
+            foreign = _text(detail, "CurrencyTransactionActivityDetailTypeCode") in FOREIGN_CODES.values()
+            country = _text(detail, "OtherForeignCurrencyCountryText") or ""
+            if foreign and not (re.fullmatch(r"[A-Z]{2}", country) and country != "US"):
+                found.append((detail, f"foreign-currency line with country {country!r}"))
+            elif not foreign and country:
+                found.append((detail, f"country {country!r} on a line that is not foreign currency"))
+    return found
+
+
+def check_foreign_beside_total(tree, facts) -> Found:
+    found = []
+    for activity in _each_activity(tree):
+        cta = activity.find(_q("CurrencyTransactionActivity"))
+        for direction, code in FOREIGN_CODES.items():
+            tag = "TotalCashInReceiveAmountText" if direction == "in" else "TotalCashOutAmountText"
+            for detail in _details(activity, {code}):
+                if not _amount(_text(cta, tag)):
+                    found.append((detail, f"foreign cash {direction} but no {tag}"))
+    return found
+
+
+def check_entity_role(tree, facts) -> Found:
+    return [
+        (subject, f"entity as {_text(subject, 'ActivityPartyTypeCode')}")
+        for activity in _each_activity(tree)
+        for subject in _parties(activity, {"50", "17"})
+        if _text(subject, "PartyAsEntityOrganizationIndicator") == "Y"
+    ]
+
+
 CHECKS: dict[str, Callable] = {
     "CTR-001": check_total_amount,
     "CTR-002": check_activity_count,
@@ -411,6 +449,9 @@ CHECKS: dict[str, Callable] = {
     "CTR-022": check_transaction_not_after_filing,
     "CTR-023": check_subject_name,
     "CTR-024": check_subject_tin,
+    "CTR-025": check_foreign_country,
+    "CTR-026": check_foreign_beside_total,
+    "CTR-027": check_entity_role,
 }
 
 

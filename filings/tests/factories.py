@@ -109,6 +109,19 @@ PARTIES = [
         "country": "US",
         "occupation": "Courier",
     },
+    {
+        "party_key": "C-4",
+        "is_entity": "yes",
+        "last_name": "Main Street Diner Inc",
+        "tin": "876543219",
+        "tin_type": "2",
+        "street": "12 Main Street",
+        "city": "Springfield",
+        "state": "IL",
+        "zip_code": "62701",
+        "country": "US",
+        "occupation": "Restaurant",
+    },
 ]
 
 

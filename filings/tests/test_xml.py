@@ -12,7 +12,7 @@ import xmlschema
 from lxml import etree
 
 from filings import services
-from filings.tests.ctr_data import NOW, prepare_ctr
+from filings.tests.ctr_data import CASH, MULTI_PERSON, NOW, prepare_ctr
 from filings.tests.factories import member
 from filings.validation import NS, SCHEMAS, catalog, validate_batch
 from jfintech.audit import Actor
@@ -28,7 +28,7 @@ def q(tag):
 @pytest.fixture
 def batch(configured):
     actor = Actor.for_user(member(configured, Role.ANALYST, username="preparer"))
-    filings = prepare_ctr(configured, actor)
+    filings = prepare_ctr(configured, actor, rows=CASH + MULTI_PERSON)
     xml, facts = services.batch_xml(tenant=configured, filings=filings, filing_date=NOW.date())
     return xml, facts
 
@@ -51,9 +51,62 @@ def test_golden_batch_is_valid_and_byte_identical(batch, configured):
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.write_bytes(xml)
     assert xml == GOLDEN.read_bytes()
-    # The header: 3 activities? No: C-1 and C-2 (C-3 stays under the threshold).
+    # Three CTRs (C-1, C-2, C-3's group). TotalAmount adds every detail line: the USD lines and the
+    # foreign line, whose amount is in euros (C-2's 10,000 EUR out, 11,000 USD under withdrawals).
     root = etree.fromstring(xml)
-    assert (root.get("ActivityCount"), root.get("TotalAmount")) == ("2", str(10001 + 25000 + 11000))
+    assert (root.get("ActivityCount"), root.get("TotalAmount")) == (
+        "3",
+        str(10001 + 25000 + 11000 + 10000 + 16000),
+    )
+
+
+def _lines(activity):
+    return [
+        (
+            d.findtext(q("CurrencyTransactionActivityDetailTypeCode")),
+            d.findtext(q("DetailTransactionAmountText")),
+            d.findtext(q("OtherForeignCurrencyCountryText")),
+        )
+        for d in activity.iter(q("CurrencyTransactionActivityDetail"))
+    ]
+
+
+def _subjects(activity):
+    return [
+        (
+            p.findtext(q("ActivityPartyTypeCode")),
+            p.find(q("PartyName")).findtext(q("RawEntityIndividualLastName")),
+            p.findtext(q("IndividualEntityCashInAmountText")),
+            p.findtext(q("MultipleTransactionsPersonsIndividualsIndicator")),
+            [a.findtext(q("AccountNumberText")) for a in p.findall(q("Account"))],
+        )
+        for p in activity.findall(q("Party"))
+        if p.findtext(q("ActivityPartyTypeCode")) in {"50", "17", "23"}
+    ]
+
+
+def test_foreign_cash_is_under_its_type_in_usd_and_on_a_foreign_line_in_euros(batch):
+    root = etree.fromstring(batch[0])
+    cta = _cta(root, 1)  # C-2: 25,000 USD in; 10,000 EUR out at 1.10
+    assert _lines(_activity(root, 1)) == [("55", "25000", ""), ("56", "11000", ""), ("54", "10000", "EU")]
+    assert (cta.findtext(q("TotalCashInReceiveAmountText")), cta.findtext(q("TotalCashOutAmountText"))) == (
+        "25000",
+        "11000",
+    )
+
+
+def test_multi_person_ctr_lists_each_person_once_per_role(batch):
+    root = etree.fromstring(batch[0])
+    activity = _activity(root, 2)  # C-3's group: own deposit 9,999.99 and 6,000 for C-4
+    assert _subjects(activity) == [
+        ("17", "Roe", "6000", None, ["ACC-4"]),
+        ("50", "Roe", "10000", None, ["ACC-3"]),
+        ("23", "Main Street Diner Inc", "6000", None, ["ACC-4"]),
+    ]
+    assert _lines(activity) == [("55", "16000", "")]
+    cta = activity.find(q("CurrencyTransactionActivity"))
+    # Two transactions, none over 10,000: an aggregated report.
+    assert cta.findtext(q("AggregateTransactionIndicator")) == "Y"
 
 
 def test_xsd_is_enforced_in_xsd11_mode(batch):
@@ -148,6 +201,20 @@ def _ident(party, type_code):
     )
 
 
+def _foreign_line(root):
+    """C-2's 10,000 EUR out (54, EU)."""
+    return next(
+        d
+        for d in _cta(root, 1).iter(q("CurrencyTransactionActivityDetail"))
+        if d.findtext(q("CurrencyTransactionActivityDetailTypeCode")) == "54"
+    )
+
+
+def _foreign_out_beside_no_cash_out(root):
+    _cta(root, 0).append(copy.deepcopy(_foreign_line(root)))  # C-1 has cash in only
+    _repair(root)
+
+
 def _under_threshold(root):
     cta = _cta(root, 0)  # C-1: cash in only
     cta.find(q("CurrencyTransactionActivityDetail")).find(q("DetailTransactionAmountText")).text = "9000"
@@ -166,7 +233,7 @@ def _prior_without_flag(root):
 
 MUTATIONS = {
     "CTR-001": lambda root: root.set("TotalAmount", str(int(root.get("TotalAmount")) + 1)),
-    "CTR-002": lambda root: root.set("ActivityCount", "3"),
+    "CTR-002": lambda root: root.set("ActivityCount", str(int(root.get("ActivityCount")) + 1)),
     "CTR-003": lambda root: root.set("PartyCount", str(int(root.get("PartyCount")) + 1)),
     "CTR-004": _set(
         lambda r: _activity(r).find(q("ActivityAssociation")).find(q("FinCENDirectBackFileIndicator")), "Y"
@@ -193,7 +260,16 @@ MUTATIONS = {
     "CTR-022": _set(lambda r: _cta(r, 0).find(q("TransactionDateText")), "20261126"),
     "CTR-023": _remove(lambda r: _subject(r, 0).find(q("PartyName")).find(q("RawEntityIndividualLastName"))),
     "CTR-024": _remove(lambda r: _ident(_subject(r, 0), "1")),
+    "CTR-025": _set(lambda r: _foreign_line(r).find(q("OtherForeignCurrencyCountryText")), ""),
+    "CTR-026": _foreign_out_beside_no_cash_out,
+    "CTR-027": _set(lambda r: _party(_activity(r, 1), "23").find(q("ActivityPartyTypeCode")), "50"),
 }
+
+
+def test_a_country_on_a_usd_line_breaks_ctr_025(batch):
+    root = etree.fromstring(batch[0])
+    next(root.iter(q("OtherForeignCurrencyCountryText"))).text = "MX"
+    assert {v.code for v in validate_batch(etree.tostring(root), facts=batch[1])} == {"CTR-025"}
 
 
 def test_every_catalog_rule_has_a_mutation():
