@@ -212,6 +212,29 @@ def test_integration_role_may_load_an_analyst_may_not_and_batches_are_not_revers
     assert CashTransaction.objects.filter(external_id="T1", is_current=True).count() == 1
 
 
+def test_a_run_definition_cannot_read_these_sources(configured):
+    from jfintech.common.errors import ApplicationError
+    from reconciliation.runs.tests.factories import definition
+
+    with pytest.raises(ApplicationError) as exc:
+        definition(configured, left_kind="cash_transactions")
+    assert exc.value.code == "invalid_source_kind"
+
+
+def test_apply_config_configures_a_cash_transactions_source(configured):
+    from reconciliation.ingestion.config_file import config_apply
+
+    doc = {
+        "version": 1,
+        "tenant": configured.slug,
+        "sources": [{"name": "cash-desk", "kind": "cash_transactions", "mapping": {"columns": COLUMNS}}],
+    }
+    assert config_apply(document=doc, actor=LOADER)["sources"] == {"created": 1, "updated": 0, "unchanged": 0}
+    admin = client_for(member(configured, Role.ADMIN, username="ada"), tenant_slug=configured.slug)
+    source_id = {s["name"]: s["id"] for s in admin.get(SOURCES).json()["results"]}["cash-desk"]
+    assert _upload(admin, source_id, CSV.encode()).json()["rows_accepted"] == 2
+
+
 def test_apply_config_filings_section_is_validated_whole_and_idempotent(tenant):
     from filings.models import Branch, FilingInstitution
     from filings.tests.factories import BRANCHES, INSTITUTION
