@@ -24,6 +24,7 @@ from django.db import connection
 from filings.models import Branch, CashTransaction, PartyVersion
 from reconciliation.ingestion import kinds
 from reconciliation.ingestion.kinds import KindLoader, Row, RowRejected
+from reconciliation.ingestion.validation import VERSION_RE
 from reconciliation.models import HandedOffKind
 
 # pg_advisory_xact_lock(namespace, hashtext("tenant:kind")); ingestion's locks are 74201/74202.
@@ -144,7 +145,8 @@ def _clean(kind: str, values: dict) -> dict:
         raise RowRejected(
             "malformed_detail_code", f"detail_code {row['detail_code']} is not a cash-{row['direction']} type"
         )
-    if row["version"] and (not row["version"].isdigit() or not 1 <= int(row["version"]) < 2**31):
+    # Ingestion's rule for a version (ASCII digits: "²".isdigit() is true and int() refuses it).
+    if row["version"] and (not VERSION_RE.fullmatch(row["version"]) or not 1 <= int(row["version"]) < 2**31):
         raise RowRejected("malformed_version", f"version: {row['version']!r}")
     row["version"] = int(row["version"]) if row["version"] else None
     row["amend"] = row["amend"].lower() in _TRUE

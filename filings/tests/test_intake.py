@@ -126,14 +126,21 @@ def test_a_truncated_or_empty_file_loads_nothing(configured, admin):
 
 def test_a_push_with_every_row_rejected_is_a_rejected_batch(configured, admin):
     source = data_source(configured, "cash_transactions")
-    resp = _push(admin, source.pk, [cash("T1", "-5"), {**cash("T2", "5"), "colour": "red"}, "not a record"])
+    records = [
+        cash("T1", "-5"),
+        {**cash("T2", "5"), "colour": "red"},
+        "not a record",
+        cash("T3", "5", version="²"),
+    ]
+    resp = _push(admin, source.pk, records)
     batch = resp.json()
     assert (resp.status_code, batch["status"], batch["reject_code"]) == (422, "rejected", "all_rows_rejected")
-    assert (batch["rows_total"], batch["rows_rejected"]) == (3, 3)
+    assert (batch["rows_total"], batch["rows_rejected"]) == (4, 4)
     assert [(r["line_no"], r["reason"]) for r in batch["first_rejections"]] == [
         (1, "malformed_amount"),
         (2, "malformed_row"),
         (3, "malformed_row"),
+        (4, "malformed_version"),
     ]
     assert "unknown fields: colour" in batch["first_rejections"][1]["message"]
 
