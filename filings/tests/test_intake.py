@@ -118,8 +118,13 @@ def test_a_truncated_or_empty_file_loads_nothing(configured, admin):
     header_only = CSV.split("\n", 1)[0].encode() + b"\n"
     resp = _upload(admin, source_id, header_only)
     assert (resp.status_code, resp.json()["reject_code"]) == (422, "empty_file")
-    resp = _push(admin, data_source(configured, "parties").pk, [])
+    parties_id = data_source(configured, "parties").pk
+    resp = _push(admin, parties_id, [])
     assert (resp.status_code, resp.json()["reject_code"]) == (422, "empty_file")
+    cut_json = b'[{"party_key": "C-7", "last_name": "Cut'  # a JSON file uploaded cut off
+    resp = _upload(admin, parties_id, cut_json, name="parties.json")
+    assert (resp.status_code, resp.json()["reject_code"]) == (422, "truncated_file")
+    assert not PartyVersion.objects.filter(party_key="C-7").exists()
     assert CashTransaction.objects.count() == 0
     assert not Rejection.objects.exists()
 

@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass, field
 
 from jfintech.common.errors import ApplicationError
+from reconciliation.ingestion.kinds import KindLoader, loader_for
 from reconciliation.models import RecordKind
 
 # The record fields a source can provide (the parsers' text columns, in order).
@@ -247,7 +248,7 @@ def normalization_for(mapping: dict) -> Normalization:
 KIND_MAPPING_KEYS = {"columns", "delimiter", "encoding", "last_line_break"}
 
 
-def validate_kind_mapping(mapping: dict, loader, *, csv: bool) -> Normalization:
+def validate_kind_mapping(mapping: dict, loader: KindLoader, *, csv: bool) -> Normalization:
     """A handed-off kind's mapping: ``columns`` maps the kind's fields to headers (a CSV source
     must map its required fields; a JSON record names the fields itself)."""
     extra = sorted(set(mapping) - KIND_MAPPING_KEYS)
@@ -277,8 +278,6 @@ def validate_kind_mapping(mapping: dict, loader, *, csv: bool) -> Normalization:
 
 
 def validate_csv_mapping(mapping: dict, kind: str) -> Normalization:
-    from reconciliation.ingestion.kinds import loader_for
-
     loader = loader_for(kind)
     if loader is not None:
         return validate_kind_mapping(mapping, loader, csv=True)
