@@ -278,3 +278,53 @@ def test_apply_config_filings_section_is_validated_whole_and_idempotent(tenant):
     assert any("branches[0].name" in e for e in exc.value.errors)
     assert any("fx_rates[0].business_date" in e for e in exc.value.errors)
     assert (FilingInstitution.objects.count(), Branch.objects.count()) == (1, 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sources_of_one_kind_decide_a_partys_version_one_load_at_a_time(monkeypatch):
+    """Ingestion locks a source; two parties sources of a tenant are serialised by the kind's own
+    lock: the second load waits, then finds the first's version current (without the lock it
+    created a version 1 too, and failed on the unique index once the first committed)."""
+    import dataclasses
+    import threading
+    import time
+
+    from django.db import connection
+
+    from filings.tests.factories import TenantFactory
+    from reconciliation.ingestion import kinds
+    from reconciliation.ingestion.services import batch_ingest_records, source_upsert
+
+    tenant = TenantFactory(slug="race-bank")
+    first = data_source(tenant, "parties")
+    second, _ = source_upsert(tenant=tenant, actor=LOADER, name="parties-2", kind="parties", format="json")
+    loader = kinds.loader_for("parties")
+    inside = threading.Event()
+
+    def slow_in_thread(**kwargs):  # the first load holds its transaction open a while
+        refused = loader.load(**kwargs)
+        if threading.current_thread().name == "first":
+            inside.set()
+            time.sleep(1.0)
+        return refused
+
+    monkeypatch.setitem(kinds._LOADERS, "parties", dataclasses.replace(loader, load=slow_in_thread))
+    outcome = {}
+
+    def load_first():
+        try:
+            outcome["first"] = batch_ingest_records(
+                tenant=tenant, actor=LOADER, source=first, records=[PARTIES[0]]
+            )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=load_first, name="first")
+    thread.start()
+    assert inside.wait(30)
+    again = batch_ingest_records(tenant=tenant, actor=LOADER, source=second, records=[PARTIES[0]])
+    thread.join(30)
+    assert (outcome["first"].status, again.status, again.rows_accepted) == ("loaded", "loaded", 1)
+    assert list(PartyVersion.objects.filter(tenant=tenant).values_list("party_key", "version")) == [
+        ("C-1", 1)
+    ]
