@@ -23,8 +23,6 @@ from filings.models import (
     FilingLineage,
     FilingSubject,
     FxRate,
-    IntakeBatch,
-    IntakeRejection,
     Package,
     PartyVersion,
 )
@@ -86,27 +84,6 @@ class ReadOnlyInline(ReadOnlyMixin, admin.TabularInline):
 
     def has_view_permission(self, request, obj=None):
         return True  # the parent's page asked the permission table already
-
-
-class IntakeRejectionInline(ReadOnlyInline):
-    model = IntakeRejection
-    fields = ["line_no", "reason", "message", "raw"]
-
-
-@admin.register(IntakeBatch)
-class IntakeBatchAdmin(DataAdmin):
-    list_display = [
-        "id",
-        "kind",
-        "status",
-        "file_name",
-        "rows_total",
-        "rows_accepted",
-        "rows_rejected",
-        "received_at",
-    ]
-    list_filter = ["kind", "status"]
-    inlines = [IntakeRejectionInline]
 
 
 @admin.register(PartyVersion)

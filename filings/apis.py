@@ -13,8 +13,8 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from filings import intake, sar, selectors, services
-from filings.models import Filing, FilingLineage, FilingSubject, IntakeBatch, Package
+from filings import sar, selectors, services
+from filings.models import Filing, FilingLineage, FilingSubject, Package
 from filings.validation import catalog
 from jfintech.api import boundary
 from jfintech.api.idempotency import idempotent
@@ -131,27 +131,6 @@ class FilingPackageOutput(serializers.ModelSerializer):
             "created_by",
             "submitted_at",
         ]
-
-
-class FilingBatchOutput(serializers.ModelSerializer):
-    rejections = serializers.SerializerMethodField()
-
-    class Meta:
-        model = IntakeBatch
-        fields = [
-            "id",
-            "kind",
-            "status",
-            "sha256",
-            "rows_total",
-            "rows_accepted",
-            "rows_rejected",
-            "duplicate_of",
-            "rejections",
-        ]
-
-    def get_rejections(self, obj) -> list[dict]:
-        return list(obj.rejections.values("line_no", "reason", "message")[:200])
 
 
 class FilingListApi(ListAPIView):
@@ -392,83 +371,6 @@ class PackageAcknowledgementApi(APIView):
             tenant=request_tenant(request), actor=actor_for_request(request), package_id=package.pk, xml=xml
         )
         return Response({"id": ack.pk, "summary": ack.summary}, status=status.HTTP_201_CREATED)
-
-
-class FilingDataPushInput(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=IntakeBatch.Kind.values)
-    records = serializers.ListField(child=serializers.DictField(), max_length=intake.MAX_ROWS)
-    file_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
-
-
-# 201 loaded, 200 a duplicate of a loaded file: the batch. 422 is the batch with every row rejected,
-# or the error shape (an Idempotency-Key reused with another body): either object.
-BATCH_RESPONSES = {201: FilingBatchOutput, 200: FilingBatchOutput, 422: OpenApiTypes.OBJECT}
-
-
-class IntakePushApi(APIView):
-    """Parties or cash transactions as JSON (201 loaded, 200 duplicate, 422 every row rejected)."""
-
-    permission_classes = [tenant_may("filing_data", "upload")]
-
-    @extend_schema(request=FilingDataPushInput, responses=BATCH_RESPONSES)
-    @idempotent
-    def post(self, request):
-        data = FilingDataPushInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        batch = intake.intake_push(
-            tenant=request_tenant(request), actor=actor_for_request(request), **data.validated_data
-        )
-        return _batch_response(batch)
-
-
-class IntakeUploadApi(APIView):
-    """A CSV file (``file``; ``kind``; optional ``columns`` as JSON field→header)."""
-
-    permission_classes = [tenant_may("filing_data", "upload")]
-    parser_classes = [boundary.MultiPartParser]
-
-    @extend_schema(
-        request={
-            "multipart/form-data": inline_serializer(
-                "FilingDataUpload",
-                {
-                    "file": serializers.FileField(),
-                    "kind": serializers.ChoiceField(choices=IntakeBatch.Kind.choices),
-                    "columns": serializers.CharField(required=False, help_text="JSON: field -> CSV header"),
-                },
-            )
-        },
-        responses=BATCH_RESPONSES,
-    )
-    @idempotent
-    def post(self, request):
-        import json
-
-        upload = request.FILES.get("file")
-        if upload is None:
-            raise ApplicationError("Send the CSV as the multipart field `file`.", code="file_required")
-        try:
-            columns = json.loads(request.data.get("columns") or "{}")
-        except ValueError as exc:
-            raise ApplicationError("`columns` is not JSON.", code="invalid_columns") from exc
-        if not isinstance(columns, dict):
-            raise ApplicationError("`columns` maps a field to a header.", code="invalid_columns")
-        batch = intake.intake_csv(
-            tenant=request_tenant(request),
-            actor=actor_for_request(request),
-            kind=request.data.get("kind", ""),
-            data=upload.read(),
-            file_name=upload.name,
-            columns=columns,
-        )
-        return _batch_response(batch)
-
-
-def _batch_response(batch: IntakeBatch) -> Response:
-    code = {"loaded": status.HTTP_201_CREATED, "duplicate": status.HTTP_200_OK}.get(
-        batch.status, status.HTTP_422_UNPROCESSABLE_ENTITY
-    )
-    return Response(FilingBatchOutput(batch).data, status=code)
 
 
 class RuleCatalogApi(APIView):

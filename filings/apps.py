@@ -6,6 +6,7 @@ class FilingsConfig(AppConfig):
     verbose_name = "Regulatory filings"
 
     def ready(self):
-        from filings import config, tasks  # noqa: F401  (Celery registers the tasks)
+        from filings import config, intake, tasks  # noqa: F401  (Celery registers the tasks)
 
         config.register()  # the `filings` section of manage.py apply_config
+        intake.register()  # the loaders of ingestion's parties and cash_transactions kinds

@@ -109,58 +109,6 @@ class FxRate(TenantOwned):
 # --- data in ------------------------------------------------------------------------------------
 
 
-class IntakeBatch(TenantOwned):
-    """One file or push of parties or cash transactions (same semantics as ingestion's batches:
-    sha256 idempotency, every row accepted or rejected with a reason)."""
-
-    class Kind(models.TextChoices):
-        PARTY = "party"
-        CASH = "cash_transaction"
-
-    class Status(models.TextChoices):
-        LOADED = "loaded"
-        REJECTED = "rejected"  # every row rejected
-        DUPLICATE = "duplicate"
-
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    file_name = models.CharField(max_length=255, blank=True)
-    sha256 = models.CharField(max_length=64)
-    status = models.CharField(max_length=12, choices=Status.choices)
-    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT)
-    rows_total = models.IntegerField(default=0)
-    rows_accepted = models.IntegerField(default=0)
-    rows_rejected = models.IntegerField(default=0)
-    created_by = models.CharField(max_length=200)
-    received_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "kind", "sha256"],
-                condition=Q(status="loaded"),
-                name="uniq_intake_loaded_file",
-            ),
-            models.CheckConstraint(
-                condition=Q(rows_total=models.F("rows_accepted") + models.F("rows_rejected")),
-                name="intake_rows_accounted",
-            ),
-        ]
-
-    def __str__(self):
-        return f"intake {self.pk} {self.kind} ({self.status})"
-
-
-class IntakeRejection(TenantOwned):
-    batch = models.ForeignKey(IntakeBatch, on_delete=models.PROTECT, related_name="rejections")
-    line_no = models.IntegerField()
-    raw = models.TextField(blank=True)
-    reason = models.CharField(max_length=32)
-    message = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["batch", "line_no"]
-
-
 class PartyVersion(TenantOwned):
     """A customer as it stood from ``valid_from``: a change is a new version, never an update, so a
     filing keeps the version it was prepared from."""
@@ -192,7 +140,8 @@ class PartyVersion(TenantOwned):
     id_issuer_state = models.CharField(max_length=3, blank=True)
     id_issuer_country = models.CharField(max_length=2, blank=True)
     occupation = models.CharField(max_length=50, blank=True)
-    batch = models.ForeignKey(IntakeBatch, on_delete=models.PROTECT, related_name="+")
+    # The ingestion batch that brought this version (a source of kind parties; docs/filings.md).
+    batch = models.ForeignKey("reconciliation.IngestionBatch", on_delete=models.PROTECT, related_name="+")
     valid_from = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -225,7 +174,8 @@ class CashTransaction(TenantOwned):
     conducted_by = models.CharField(max_length=64, help_text="party key of the person conducting it")
     on_behalf_of = models.CharField(max_length=64, blank=True, help_text="party key (blank: own behalf)")
     detail_code = models.CharField(max_length=3, blank=True, help_text="FinCEN detail type (55 deposit, ...)")
-    batch = models.ForeignKey(IntakeBatch, on_delete=models.PROTECT, related_name="+")
+    # The ingestion batch that brought this version (a source of kind cash_transactions).
+    batch = models.ForeignKey("reconciliation.IngestionBatch", on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         constraints = [

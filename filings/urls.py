@@ -24,8 +24,6 @@ urlpatterns = [
         apis.PackageAcknowledgementApi.as_view(),
         name="filing-package-acknowledgement",
     ),
-    path("data/records/", apis.IntakePushApi.as_view(), name="filing-data-push"),
-    path("data/files/", apis.IntakeUploadApi.as_view(), name="filing-data-upload"),
     path("rules/", apis.RuleCatalogApi.as_view(), name="filing-rules"),
     path("sar/refer/", apis.SarReferApi.as_view(), name="filing-sar-refer"),
     path("<int:filing_id>/sar/", apis.SarEditApi.as_view(), name="filing-sar-edit"),

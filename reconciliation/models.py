@@ -32,6 +32,17 @@ BUSINESS_DATE_OF_KIND = {
 }
 
 
+class HandedOffKind(models.TextChoices):
+    """Source kinds whose rows another app keeps: received, parsed and accounted for by ingestion,
+    stored by the kind's registered loader (reconciliation/ingestion/kinds.py), never records."""
+
+    PARTIES = "parties"  # filings: customers, versioned
+    CASH_TRANSACTIONS = "cash_transactions"  # filings: cash in and out, for CTRs
+
+
+SOURCE_KINDS = [*RecordKind.choices, *HandedOffKind.choices]
+
+
 class DataSource(TenantOwned):
     class Format(models.TextChoices):
         CSV = "csv"
@@ -42,7 +53,7 @@ class DataSource(TenantOwned):
         BAI2 = "bai2"
 
     name = models.SlugField(max_length=64)
-    kind = models.CharField(max_length=16, choices=RecordKind.choices)
+    kind = models.CharField(max_length=24, choices=SOURCE_KINDS)
     format = models.CharField(max_length=16, choices=Format.choices, default=Format.CSV)
     # CSV mapping: {"columns": {field: column}, "date_format": "%Y-%m-%d", "decimal_separator": ".",
     # "sign": {"column": "dc", "debit": "D", "credit": "C"}, "default_currency": "EUR"}

@@ -259,8 +259,6 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "reconciliation.matching.models.SimulationStatus",
         "FilingKindEnum": "filings.models.Filing.Kind",
         "FilingStatusEnum": "filings.models.Filing.Status",
-        "FilingIntakeKindEnum": "filings.models.IntakeBatch.Kind",
-        "FilingIntakeStatusEnum": "filings.models.IntakeBatch.Status",
         "SubscribableReportEnum": "reporting.services.SUBSCRIBABLE",
         "SubscriptionFormatEnum": "reporting.services.SUBSCRIPTION_FORMATS",
     },

@@ -1,16 +1,16 @@
-"""Factory data for the filings tests: a configured tenant, parties and cash transactions loaded
-through the intake services (the same path production data takes)."""
+"""Factory data for the filings tests: a configured tenant, parties and cash transactions pushed
+through ingestion to sources of kind parties and cash_transactions (the path production data takes)."""
 
 from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
 
-from filings import intake
 from filings.config import config_upsert
 from filings.models import Branch, ExemptPerson, FilingInstitution, FxRate
 from jfintech.audit import Actor
 from jfintech.tests.factories import TenantFactory, UserFactory, member
+from reconciliation.ingestion.services import batch_ingest_records, source_upsert
 
 __all__ = ["INSTITUTION", "TenantFactory", "UserFactory", "configure", "load_cash", "load_parties", "member"]
 
@@ -164,8 +164,21 @@ def configure(tenant, *, exempt=(), rates=()) -> FilingInstitution:
     return inst
 
 
+SOURCE_NAMES = {"parties": "filings-parties", "cash_transactions": "filings-cash-transactions"}
+
+
+def data_source(tenant, kind: str, *, format: str = "json", mapping: dict | None = None):
+    """The tenant's ingestion source of ``kind`` (parties or cash_transactions), created once."""
+    source, _ = source_upsert(
+        tenant=tenant, actor=LOADER, name=SOURCE_NAMES[kind], kind=kind, format=format, mapping=mapping
+    )
+    return source
+
+
 def load_parties(tenant, parties=PARTIES):
-    return intake.intake_push(tenant=tenant, actor=LOADER, kind="party", records=list(parties))
+    return batch_ingest_records(
+        tenant=tenant, actor=LOADER, source=data_source(tenant, "parties"), records=list(parties)
+    )
 
 
 def cash(
@@ -196,4 +209,6 @@ def cash(
 
 
 def load_cash(tenant, rows):
-    return intake.intake_push(tenant=tenant, actor=LOADER, kind="cash_transaction", records=list(rows))
+    return batch_ingest_records(
+        tenant=tenant, actor=LOADER, source=data_source(tenant, "cash_transactions"), records=list(rows)
+    )

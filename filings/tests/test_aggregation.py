@@ -10,12 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from filings import services
-from filings.models import CashTransaction, CtrExclusion, Filing, FilingLineage, FilingSubject, IntakeBatch
+from filings.models import CashTransaction, CtrExclusion, Filing, FilingLineage, FilingSubject
 from filings.selectors import subject_role
 from filings.tests.factories import PARTIES, cash, configure, load_cash, member
 from jfintech.audit import Actor
 from jfintech.common.errors import ApplicationError
 from jfintech.tenancy.models import Role
+from reconciliation.models import IngestionBatch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAY = date(2026, 11, 20)
@@ -318,7 +319,7 @@ def test_sql_aggregation_matches_python_oracle(rows, configured, preparer):
     FilingLineage.objects.all().delete()
     Filing.objects.all().delete()
     CashTransaction.objects.all().delete()
-    IntakeBatch.objects.filter(kind="cash_transaction").update(
+    IngestionBatch.objects.filter(source__kind="cash_transactions").update(
         status="duplicate"
     )  # allow the same list again
     configure(configured, rates=[("EUR", "2026-11-21", "1.1000")])

@@ -1,13 +1,12 @@
 """The workflow through the API: data in, prepare, validate, four eyes, the readiness gate and its
 override, package, submit, acknowledgement → BSA ID → amendment."""
 
-import json
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from filings.models import Filing
 from filings.tests.ctr_data import CASH
+from filings.tests.factories import data_source
 from filings.tests.test_workflow import _open_break
 from filings.tests.workflow import People, ack_xml, activity_seqnums
 from jfintech.tests.conftest import client_for
@@ -28,16 +27,13 @@ def test_the_whole_loop_through_the_api(configured, people):
     ana, abe, ada = (
         api(u, configured) for u in (people.analyst_user, people.approver_user, people.admin_user)
     )
-    # Data in (the admin loads; the analyst may not).
-    assert (
-        ana.post(
-            f"{BASE}data/records/", {"kind": "cash_transaction", "records": CASH}, format="json"
-        ).status_code
-        == 403
-    )
-    pushed = ada.post(f"{BASE}data/records/", {"kind": "cash_transaction", "records": CASH}, format="json")
+    # Data in through ingestion's push to the tenant's cash_transactions source (the admin loads;
+    # the analyst may not).
+    push = f"/api/v1/ingestion/sources/{data_source(configured, 'cash_transactions').pk}/records/"
+    assert ana.post(push, {"records": CASH}, format="json").status_code == 403
+    pushed = ada.post(push, {"records": CASH}, format="json")
     assert (pushed.status_code, pushed.json()["rows_accepted"]) == (201, 5)
-    again = ada.post(f"{BASE}data/records/", {"kind": "cash_transaction", "records": CASH}, format="json")
+    again = ada.post(push, {"records": CASH}, format="json")
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
 
     prepared = ana.post(f"{BASE}ctr/prepare/", {"first": "2026-11-20"}, format="json")
@@ -94,20 +90,7 @@ def test_the_whole_loop_through_the_api(configured, people):
     assert [v["id"] for v in child["versions"]] == [ids[0], child["id"]]
 
 
-def test_csv_upload_and_rule_catalog(configured, people):
-    ada = api(people.admin_user, configured)
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    csv = (
-        b"external_id,business_date,branch_code,direction,amount,currency,conducted_by\n"
-        b"X1,2026-11-20,MAIN,in,5,USD,C-1\n"
-    )
-    resp = ada.post(
-        f"{BASE}data/files/",
-        {"kind": "cash_transaction", "file": SimpleUploadedFile("c.csv", csv), "columns": json.dumps({})},
-        format="multipart",
-    )
-    assert (resp.status_code, resp.json()["rows_accepted"]) == (201, 1)
+def test_rule_catalog(configured, people):
     rules = api(people.analyst_user, configured).get(f"{BASE}rules/").json()
     assert rules["version"] == 2
     assert {"CTR-001", "CTR-016"} <= {r["code"] for r in rules["rules"]}

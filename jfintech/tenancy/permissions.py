@@ -81,7 +81,8 @@ PERMISSIONS: dict[str, dict[str, frozenset[str]]] = {
         "transmit": frozenset({ADMIN, INTEGRATION}),
     },
     "filing_config": {"view": DESK, "add": frozenset({ADMIN}), "change": frozenset({ADMIN})},
-    "filing_data": {"view": DESK, "upload": frozenset({ADMIN, INTEGRATION})},
+    # Parties and cash transactions are loaded through ingestion (area "source", verb "upload").
+    "filing_data": {"view": DESK},
     "filing_package": {"view": DESK},
 }
 # Managing who may do what is a person's act: an API key never does it, whatever its role.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from jfintech.common.errors import ApplicationError
-from reconciliation.ingestion.parsers import Parsed, StatementInfo
-from reconciliation.models import DataSource, StatementBalance
+from reconciliation.ingestion.parsers import FileRejected, Parsed, StatementInfo
+from reconciliation.models import DataSource, HandedOffKind, StatementBalance
 
 FORMATS = ("csv", "json", "camt053", "camt054", "mt940", "bai2")
 
@@ -40,6 +40,8 @@ def detect(head: bytes, *, declared: str, source: DataSource) -> str:
 
 def parse(fmt: str, stream, *, source: DataSource) -> Parsed:
     whole_file_limit = settings.INGEST_MAX_WHOLE_FILE_BYTES
+    if fmt not in ("csv", "json") and source.kind in HandedOffKind.values:
+        raise FileRejected("malformed_file", f"a {source.kind} source reads CSV or JSON, not {fmt}")
     if fmt == "csv":
         from reconciliation.ingestion.parsers.csv import parse_csv
 
@@ -49,7 +51,7 @@ def parse(fmt: str, stream, *, source: DataSource) -> Parsed:
         from reconciliation.ingestion.parsers.mt940 import read_capped
 
         document = load_json_document(read_capped(stream, whole_file_limit, "JSON").encode())
-        return parse_json_records(document, mapping=source.mapping)
+        return parse_json_records(document, mapping=source.mapping, kind=source.kind)
     if fmt in ("camt053", "camt054"):
         from reconciliation.ingestion.parsers.camt import parse_camt
 

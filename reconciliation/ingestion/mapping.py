@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass, field
 
 from jfintech.common.errors import ApplicationError
+from reconciliation.ingestion.kinds import KindLoader, loader_for
 from reconciliation.models import RecordKind
 
 # The record fields a source can provide (the parsers' text columns, in order).
@@ -242,7 +243,44 @@ def normalization_for(mapping: dict) -> Normalization:
     )  # fmt: skip
 
 
+# What a handed-off kind's mapping may say (kinds.py): its values are typed by the kind's loader
+# (ISO dates, "." decimals), so the normalisation options of records do not apply.
+KIND_MAPPING_KEYS = {"columns", "delimiter", "encoding", "last_line_break"}
+
+
+def validate_kind_mapping(mapping: dict, loader: KindLoader, *, csv: bool) -> Normalization:
+    """A handed-off kind's mapping: ``columns`` maps the kind's fields to headers (a CSV source
+    must map its required fields; a JSON record names the fields itself)."""
+    extra = sorted(set(mapping) - KIND_MAPPING_KEYS)
+    if extra:
+        raise _invalid(
+            f"a {loader.kind} mapping takes only {', '.join(sorted(KIND_MAPPING_KEYS))}"
+            f" (not {', '.join(extra)})"
+        )
+    columns = mapping.get("columns", {})
+    if not isinstance(columns, dict) or (csv and not columns):
+        raise _invalid("a CSV mapping needs 'columns': {field: column name}")
+    unknown = sorted(set(columns) - set(loader.fields))
+    if unknown:
+        raise _invalid(
+            f"unknown fields in columns: {', '.join(unknown)}"
+            f" (a {loader.kind} row has: {', '.join(loader.fields)})"
+        )
+    for name, column in columns.items():
+        if not (isinstance(column, str) and column.strip()):
+            raise _invalid(f"columns.{name} must be a column name")
+    missing = [f for f in loader.required if f not in columns] if csv else []
+    if missing:
+        raise _invalid(f"columns must map {', '.join(missing)}")
+    if mapping.get("last_line_break", "required") not in ("required", "optional"):
+        raise _invalid("last_line_break must be 'required' or 'optional'")
+    return ISO
+
+
 def validate_csv_mapping(mapping: dict, kind: str) -> Normalization:
+    loader = loader_for(kind)
+    if loader is not None:
+        return validate_kind_mapping(mapping, loader, csv=True)
     columns = mapping.get("columns")
     if not isinstance(columns, dict) or not columns:
         raise ApplicationError("a CSV mapping needs 'columns': {field: column name}", code="invalid_mapping")

@@ -27,6 +27,12 @@ class RejectionReason(models.TextChoices):
     # The partner source (DataSource.re_reports) loaded this entry (same account and account
     # servicer reference) with another amount or currency, or cannot say which record it is.
     RE_REPORT_CONFLICT = "re_report_conflict"
+    # Filings' kinds (parties, cash_transactions; reconciliation/ingestion/kinds.py).
+    MALFORMED_TIME = "malformed_time"
+    MALFORMED_DIRECTION = "malformed_direction"
+    MALFORMED_DETAIL_CODE = "malformed_detail_code"
+    UNKNOWN_COUNTRY = "unknown_country"
+    UNKNOWN_BRANCH = "unknown_branch"
 
 
 class Rejection(TenantOwned):

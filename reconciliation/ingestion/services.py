@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -30,12 +31,19 @@ from jfintech.observability.tracing import current_trace_id
 from jfintech.tenancy import permissions
 from jfintech.tenancy.calendar import tenant_today
 from reconciliation import partitions
-from reconciliation.ingestion import formats, metrics, references
+from reconciliation.ingestion import formats, kinds, metrics, references
 from reconciliation.ingestion.loader import LINK_WINDOW_DAYS, DirectLoad, LoadResult, Staging, StagingNeeded
 from reconciliation.ingestion.parsers import FileRejected, Parsed
 from reconciliation.ingestion.parsers.json_records import parse_json_records
 from reconciliation.ingestion.validation import Validator
-from reconciliation.models import DataSource, IngestionBatch, Record, StatementBalance
+from reconciliation.models import (
+    DataSource,
+    HandedOffKind,
+    IngestionBatch,
+    Record,
+    Rejection,
+    StatementBalance,
+)
 
 log = get_logger(__name__)
 
@@ -192,6 +200,10 @@ def _load(
     timings: dict = {}
     t0 = time.monotonic()
     try:
+        loader = kinds.loader_for(source.kind)
+        if loader is not None:
+            return _load_kind(tenant=tenant, actor=actor, source=source, batch=batch, parse=parse,
+                              started=started, timings=timings, loader=loader)  # fmt: skip
         closed = _load_direct(tenant=tenant, actor=actor, source=source, batch=batch, parse=parse,
                               started=started, timings=timings)  # fmt: skip
         if closed is None:
@@ -353,6 +365,50 @@ def _load_staged(*, tenant, actor, source, batch, parse, started, timings) -> In
                 staging.drop()
 
 
+def _load_kind(*, tenant, actor, source, batch, parse, started, timings, loader) -> IngestionBatch:
+    """A handed-off kind (kinds.py): in one transaction under the source's lock, as the record
+    paths, each row typed by the kind's ``clean`` (or rejected with its reason), a repeated
+    identity rejected (the first occurrence stands), the accepted rows handed to the kind's
+    ``load``, and every rejection — ours and the loader's — written to the rejection table."""
+    t0 = time.monotonic()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if _lock_and_check_duplicate(cursor, source=source, batch=batch):
+            return _finish(batch, actor=actor, status=Status.DUPLICATE, started=started, timings=timings)
+        parsed: Parsed = parse()
+        width = len(loader.fields)
+        accepted, rejections, first_line, total = [], [], {}, 0
+        for line_no, raw, reason, message, *values in parsed.rows:
+            total += 1
+            row = (line_no, raw or "", {})
+            if reason is None:
+                try:
+                    typed = loader.clean(dict(zip(loader.fields, values[:width], strict=True)))
+                    row = (line_no, raw or "", typed)
+                except kinds.RowRejected as exc:
+                    reason, message = exc.reason, exc.message
+            if reason is None:
+                key = loader.key(row[2])
+                first = first_line.setdefault(key, line_no)
+                if first != line_no:
+                    reason, message = "duplicate_key", f"{key} already appears at line {first} of this file"
+            if reason is None:
+                accepted.append(row)
+            else:
+                rejections.append((row, reason, message or ""))
+        _check_not_empty(parsed, total, source)  # a truncated file raised FileRejected while read
+        rejections += loader.load(tenant=tenant, batch=batch, rows=accepted)
+        Rejection.objects.bulk_create(
+            Rejection(tenant=tenant, batch=batch, line_no=line_no, raw=raw, reason=reason, message=message)
+            for (line_no, raw, _values), reason, message in rejections
+        )
+        reasons = Counter(reason for _row, reason, _message in rejections)
+        result = LoadResult(accepted=total - len(rejections), rejected=len(rejections), reasons=dict(reasons))
+        timings["load_s"] = round(time.monotonic() - t0, 3)
+        return _close_loaded(tenant=tenant, actor=actor, source=source, batch=batch, parsed=parsed,
+                             result=result, file_rejection=None, total=total, started=started,
+                             timings=timings)  # fmt: skip
+
+
 @contextmanager
 def _loading(batch_id: int):
     """The batch's loading lock (session level, so it spans the load's own transactions)."""
@@ -406,7 +462,7 @@ def batches_fail_abandoned(*, older_than_s: float = ABANDONED_AFTER_SECONDS) -> 
 def _run(*, tenant, actor, source, sha256, size, file_name, fmt, parse) -> IngestionBatch:
     _check_source(tenant, source)
     started = time.monotonic()
-    if connection.in_atomic_block:
+    if connection.in_atomic_block and source.kind not in HandedOffKind.values:
         # The caller's transaction (an idempotent API request) is open: partitions must exist
         # before its first write (see ensure_partitions_for), so cover the whole tenant window.
         ensure_partitions_for(*tenant_window(tenant))
@@ -496,7 +552,8 @@ def batch_ingest_records(
     canonical = json.dumps(records, sort_keys=True, separators=(",", ":"), default=str).encode()
     return _run(tenant=tenant, actor=actor, source=source, sha256=hashlib.sha256(canonical).hexdigest(),
                 size=len(canonical), file_name=file_name or "records.json", fmt="json",
-                parse=lambda: parse_json_records(records, mapping=source.mapping))  # fmt: skip
+                parse=lambda: parse_json_records(records, mapping=source.mapping,
+                                                 kind=source.kind))  # fmt: skip
 
 
 def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> IngestionBatch:
@@ -511,6 +568,12 @@ def batch_reverse(*, tenant, actor, batch: IngestionBatch, reason: str) -> Inges
         raise ApplicationError("No such batch for this tenant.", code="not_found", status=404)
     if not reason.strip():
         raise ApplicationError("Say why the batch is reversed.", code="reason_required")
+    if batch.source.kind in HandedOffKind.values:
+        # Its rows are another app's (versions a filing may already have been prepared from).
+        raise ApplicationError(
+            f"A {batch.source.kind} batch cannot be reversed: load a correction (a new version).",
+            code="invalid_state", status=409,
+        )  # fmt: skip
     partner = re_report_partner(batch.source)
     with transaction.atomic(), connection.cursor() as cursor:
         _lock_sources(cursor, batch.source_id, *([partner.pk] if partner else []))
@@ -596,20 +659,27 @@ CONNECTOR_TYPES = ("database", "http", "directory")
 
 def source_validate(*, kind: str, format: str, mapping: dict, connector: dict) -> None:
     """Raise ApplicationError (code invalid_source / invalid_mapping) with a message a person can act on."""
-    from reconciliation.ingestion.mapping import json_key_fields, validate_csv_mapping
-    from reconciliation.models import RecordKind
+    from reconciliation.ingestion.mapping import json_key_fields, validate_csv_mapping, validate_kind_mapping
+    from reconciliation.models import SOURCE_KINDS
 
-    if kind not in RecordKind.values:
-        raise ApplicationError(f"kind must be one of {', '.join(RecordKind.values)}", code="invalid_source")
+    kinds_known = [value for value, _label in SOURCE_KINDS]
+    if kind not in kinds_known:
+        raise ApplicationError(f"kind must be one of {', '.join(kinds_known)}", code="invalid_source")
     if format not in DataSource.Format.values:
         raise ApplicationError(
             f"format must be one of {', '.join(DataSource.Format.values)}", code="invalid_source"
         )
     if not isinstance(mapping, dict) or not isinstance(connector, dict):
         raise ApplicationError("mapping and connector must be objects", code="invalid_source")
-    if format == DataSource.Format.CSV:
+    loader = kinds.loader_for(kind)
+    if loader is not None:
+        if format not in (DataSource.Format.CSV, DataSource.Format.JSON):
+            raise ApplicationError(f"a {kind} source reads csv or json, not {format}", code="invalid_source")
+        validate_kind_mapping(mapping, loader, csv=format == DataSource.Format.CSV)
+    elif format == DataSource.Format.CSV:
         validate_csv_mapping(mapping, kind)
-    references.validate(mapping, format)
+    if loader is None:
+        references.validate(mapping, format)
     connector_type = connector.get("type", "database")
     if connector_type not in CONNECTOR_TYPES:
         raise ApplicationError(
@@ -619,7 +689,7 @@ def source_validate(*, kind: str, format: str, mapping: dict, connector: dict) -
         raise ApplicationError("an http connector needs an http(s) url", code="invalid_source")
     if connector_type == "directory" and not connector.get("path"):
         raise ApplicationError("a directory connector needs a path", code="invalid_source")
-    if format == DataSource.Format.JSON or connector_type == "http":
+    if loader is None and (format == DataSource.Format.JSON or connector_type == "http"):
         json_key_fields(mapping)  # JSON records (pushed or pulled) must be able to make the key
 
 

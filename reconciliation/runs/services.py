@@ -35,7 +35,7 @@ from jfintech.tenancy.calendar import tenant_today
 from reconciliation.ingestion.connectors import fetch_for_window
 from reconciliation.matching import approval, engine
 from reconciliation.matching.passes import DEFAULT_RULES, parse_rules
-from reconciliation.models import DataSource, RecordKind
+from reconciliation.models import DataSource, HandedOffKind, RecordKind
 from reconciliation.runs import dispatch, metrics
 from reconciliation.runs.lifecycle import (
     RUNNER,
@@ -110,6 +110,11 @@ def _set_sources(definition: Definition, sources: dict) -> None:
                     raise ApplicationError(f"No source named {source!r}.", code="unknown_source", status=404)
             if source.tenant_id != definition.tenant_id:
                 raise ApplicationError("A source of another tenant.", code="unknown_source", status=404)
+            if source.kind in HandedOffKind.values:
+                raise ApplicationError(
+                    f"{source.name} holds {source.kind}, which filings keep: no run reads them.",
+                    code="invalid_source_kind",
+                )
             if definition.kind == DefinitionKind.THREE_WAY:
                 expected = {
                     Side.POSITION: RecordKind.POSITION,

@@ -22,6 +22,7 @@ import io
 import json
 from operator import itemgetter
 
+from reconciliation.ingestion.kinds import loader_for
 from reconciliation.ingestion.mapping import FIELDS, Normalization, validate_csv_mapping
 from reconciliation.ingestion.parsers import STAGE_COLUMNS, FileRejected, Parsed, malformed, truncated
 
@@ -31,6 +32,9 @@ _EXTERNAL_ID, _SIGN = FIELDS.index("external_id"), FIELDS.index("sign")
 
 def parse_csv(stream, *, mapping: dict, kind: str) -> Parsed:
     normalization = validate_csv_mapping(mapping, kind)
+    loader = loader_for(kind)
+    # A handed-off kind's rows carry its own fields (kinds.py); a record's carry FIELDS.
+    fields = loader.fields if loader is not None else FIELDS
     encoding = mapping.get("encoding", "utf-8")
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"  # skip a byte-order mark
@@ -41,15 +45,15 @@ def parse_csv(stream, *, mapping: dict, kind: str) -> Parsed:
         columns["sign"] = sign["column"]
     break_required = mapping.get("last_line_break", "required") == "required"
     return Parsed(
-        rows=_rows(text, mapping.get("delimiter", ","), columns, normalization, break_required),
+        rows=_rows(text, mapping.get("delimiter", ","), columns, normalization, break_required, fields),
         format="csv",
         normalization=normalization,
     )
 
 
-def _rows(text, delimiter: str, columns: dict, normalization: Normalization, break_required: bool):
+def _rows(text, delimiter: str, columns: dict, normalization: Normalization, break_required: bool, fields):
     try:
-        yield from _read(text, delimiter, columns, normalization, break_required)
+        yield from _read(text, delimiter, columns, normalization, break_required, fields)
     finally:
         # Hand the binary stream back open: the loader may read the file again (services._load).
         text.detach()
@@ -60,7 +64,7 @@ def _unterminated(line: str) -> bool:
     return not line.endswith(("\n", "\r"))
 
 
-def _read(text, delimiter: str, columns: dict, normalization: Normalization, break_required: bool):
+def _read(text, delimiter: str, columns: dict, normalization: Normalization, break_required: bool, fields):
     attribute_names = normalization.attributes
     consumed_lines: list[str] = []
     at_end = []  # [True] once the text is exhausted: a csv.Error then is a quote left open
@@ -97,7 +101,7 @@ def _read(text, delimiter: str, columns: dict, normalization: Normalization, bre
     position[None] = width  # the sign slot's legacy column when the mapping has none (sign_slot)
     # Unmapped fields read index `width`: the "" appended to every row (SQL treats "" as absent).
     # A composite key's external_id slot and the rules' sign slot are filled from their own pickers.
-    pick = itemgetter(*[position[single[f]] if f in single else width for f in FIELDS])
+    pick = itemgetter(*[position[single[f]] if f in single else width for f in fields])
     # Both pick two or more columns (a key has at least two), so itemgetter returns a tuple.
     pick_key = itemgetter(*[position[c] for c in key_columns]) if key_columns else None
     # The sign slot then carries (the legacy sign column's text or "", *each rule's side text).

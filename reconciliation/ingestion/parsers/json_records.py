@@ -16,7 +16,8 @@ from decimal import Decimal
 
 from jfintech.common import inputs
 from jfintech.common.errors import ApplicationError
-from reconciliation.ingestion.mapping import FIELDS, Normalization, json_normalization
+from reconciliation.ingestion.kinds import loader_for
+from reconciliation.ingestion.mapping import FIELDS, ISO, Normalization, json_normalization
 from reconciliation.ingestion.parsers import FileRejected, Parsed, malformed, truncated
 
 _EXTERNAL_ID = FIELDS.index("external_id")
@@ -47,8 +48,11 @@ def _text(value) -> str | None:
     return str(value)
 
 
-def _rows(records: list, normalization: Normalization):
+def _rows(
+    records: list, normalization: Normalization, fields: tuple[str, ...] = FIELDS, attributes_allowed=True
+):
     key_fields = normalization.key_columns
+    allowed = {*fields, "attributes"} if attributes_allowed else set(fields)
     for number, record in enumerate(records, start=1):
         raw = json.dumps(record, default=str)
         if not isinstance(record, dict):
@@ -59,7 +63,7 @@ def _rows(records: list, normalization: Normalization):
         except inputs.HostileInput as exc:
             yield malformed(number, raw, str(exc))
             continue
-        unknown = set(record) - set(FIELDS) - {"attributes"}
+        unknown = set(record) - allowed
         if unknown:
             yield malformed(number, raw, f"unknown fields: {', '.join(sorted(unknown))}")
             continue
@@ -67,7 +71,7 @@ def _rows(records: list, normalization: Normalization):
         if attributes is not None and not isinstance(attributes, dict):
             yield malformed(number, raw, "attributes must be a JSON object")
             continue
-        values = [_text(record.get(f)) for f in FIELDS]
+        values = [_text(record.get(f)) for f in fields]
         if key_fields:
             if values[_EXTERNAL_ID] is not None:
                 yield malformed(
@@ -79,9 +83,13 @@ def _rows(records: list, normalization: Normalization):
         yield (number, raw, None, None, *values, json.dumps(attributes, default=str) if attributes else None)
 
 
-def parse_json_records(records: list, mapping: dict | None = None) -> Parsed:
+def parse_json_records(records: list, mapping: dict | None = None, kind: str = "") -> Parsed:
     """``mapping``: the source's, for a composite key (a key that names no record field rejects
-    the delivery, invalid_mapping: a CSV source's key columns must be mapped to fields)."""
+    the delivery, invalid_mapping: a CSV source's key columns must be mapped to fields).
+    ``kind``: the source's; a handed-off kind's records name its own fields (kinds.py)."""
+    loader = loader_for(kind)
+    if loader is not None:
+        return Parsed(rows=_rows(records, ISO, loader.fields, attributes_allowed=False), format="json")
     try:
         normalization: Normalization = json_normalization(mapping or {})
     except ApplicationError as exc:
