@@ -191,6 +191,40 @@ class _Writer:
         )
 
 
+def institution_address(inst: Institution) -> dict[str, str]:
+    return {
+        "street": inst.street,
+        "city": inst.city,
+        "state": inst.state,
+        "zip_code": inst.zip_code,
+        "country": inst.country,
+    }
+
+
+def institution_parties(w: _Writer, activity, inst: Institution) -> None:
+    """The parties every FinCEN batch activity carries for the filer, in the schema's order:
+    transmitter (35), transmitter contact (37), filing institution (30), contact office (8)."""
+    transmitter = w.party(activity, "35")
+    w.name(transmitter, full=inst.transmitter_name)
+    w.address(transmitter, **institution_address(inst))
+    w.phone(transmitter, inst.transmitter_phone)
+    w.ident(transmitter, "4", inst.transmitter_tin)
+    w.ident(transmitter, "28", inst.transmitter_tcc)
+    w.name(w.party(activity, "37"), full=inst.transmitter_contact)
+
+    filer = w.party(activity, "30", head=[("PrimaryRegulatorTypeCode", inst.regulator_code)])
+    w.name(filer, full=inst.name)
+    w.address(filer, **institution_address(inst))
+    w.ident(filer, "2", inst.ein)
+    if inst.rssd:
+        w.ident(filer, "14", inst.rssd)
+    w.organization(filer, inst.organization_type)
+
+    contact = w.party(activity, "8")
+    w.name(contact, full=inst.contact_office)
+    w.phone(contact, inst.contact_phone)
+
+
 def _activity(w: _Writer, root, a: CtrActivity, inst: Institution, filing_date: date) -> None:
     activity = w.node(root, "Activity", seq=True)
     if a.prior_bsa_id:
@@ -201,32 +235,7 @@ def _activity(w: _Writer, root, a: CtrActivity, inst: Institution, filing_date: 
     w.leaf(assoc, "FinCENDirectBackFileIndicator", "")
     w.leaf(assoc, "InitialReportIndicator", "" if a.prior_bsa_id else "Y")
 
-    inst_address = {
-        "street": inst.street,
-        "city": inst.city,
-        "state": inst.state,
-        "zip_code": inst.zip_code,
-        "country": inst.country,
-    }
-    transmitter = w.party(activity, "35")
-    w.name(transmitter, full=inst.transmitter_name)
-    w.address(transmitter, **inst_address)
-    w.phone(transmitter, inst.transmitter_phone)
-    w.ident(transmitter, "4", inst.transmitter_tin)
-    w.ident(transmitter, "28", inst.transmitter_tcc)
-    w.name(w.party(activity, "37"), full=inst.transmitter_contact)
-
-    filer = w.party(activity, "30", head=[("PrimaryRegulatorTypeCode", inst.regulator_code)])
-    w.name(filer, full=inst.name)
-    w.address(filer, **inst_address)
-    w.ident(filer, "2", inst.ein)
-    if inst.rssd:
-        w.ident(filer, "14", inst.rssd)
-    w.organization(filer, inst.organization_type)
-
-    contact = w.party(activity, "8")
-    w.name(contact, full=inst.contact_office)
-    w.phone(contact, inst.contact_phone)
+    institution_parties(w, activity, inst)
 
     for loc in a.locations:
         head = [

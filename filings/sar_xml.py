@@ -17,7 +17,15 @@ from decimal import Decimal
 
 from lxml import etree
 
-from filings.ctr_xml import Institution, Location, Person, _Writer, dollars
+from filings.ctr_xml import (
+    Institution,
+    Location,
+    Person,
+    _Writer,
+    dollars,
+    institution_address,
+    institution_parties,
+)
 from filings.validation import NS, activity_type
 from filings.validation import SAR_SUBJECT_CODE as SUBJECT
 
@@ -63,37 +71,12 @@ def _activity(w: _Writer, root, a: SarActivity, inst: Institution, filing_date: 
     w.leaf(assoc, "InitialReportIndicator", "" if a.prior_bsa_id else "Y")
     w.leaf(assoc, "JointReportIndicator", "")
 
-    inst_address = {
-        "street": inst.street,
-        "city": inst.city,
-        "state": inst.state,
-        "zip_code": inst.zip_code,
-        "country": inst.country,
-    }
-    transmitter = w.party(activity, "35")
-    w.name(transmitter, full=inst.transmitter_name)
-    w.address(transmitter, **inst_address)
-    w.phone(transmitter, inst.transmitter_phone)
-    w.ident(transmitter, "4", inst.transmitter_tin)
-    w.ident(transmitter, "28", inst.transmitter_tcc)
-    w.name(w.party(activity, "37"), full=inst.transmitter_contact)
-
-    filer = w.party(activity, "30", head=[("PrimaryRegulatorTypeCode", inst.regulator_code)])
-    w.name(filer, full=inst.name)
-    w.address(filer, **inst_address)
-    w.ident(filer, "2", inst.ein)
-    if inst.rssd:
-        w.ident(filer, "14", inst.rssd)
-    w.organization(filer, inst.organization_type)
-
-    contact = w.party(activity, "8")
-    w.name(contact, full=inst.contact_office)
-    w.phone(contact, inst.contact_phone)
+    institution_parties(w, activity, inst)
 
     head = [] if a.branches else [("NoBranchActivityInvolvedIndicator", "Y")]
     where = w.party(activity, "34", head=[*head, ("PrimaryRegulatorTypeCode", inst.regulator_code)])
     w.name(where, full=inst.name)
-    w.address(where, **inst_address)
+    w.address(where, **institution_address(inst))
     w.ident(where, "2", inst.ein)
     if inst.rssd:
         w.ident(where, "14", inst.rssd)
