@@ -100,12 +100,7 @@ class FilingDetailOutput(FilingOutput):
     class Meta(FilingOutput.Meta):
         fields = [
             *FilingOutput.Meta.fields,
-            "detected_on",
-            "referred_case_ids",
-            "accounts",
-            "amount_involved",
-            "activity_subtypes",
-            "narrative",
+            *services.SAR_DRAFT_FIELDS,
             "subjects",
             "lineage",
             "versions",
