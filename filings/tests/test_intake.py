@@ -328,3 +328,32 @@ def test_two_sources_of_one_kind_decide_a_partys_version_one_load_at_a_time(monk
     assert list(PartyVersion.objects.filter(tenant=tenant).values_list("party_key", "version")) == [
         ("C-1", 1)
     ]
+
+
+def test_a_cash_file_uploaded_in_the_admin_lands_with_its_rejections_and_is_not_reversed(
+    configured, client, django_user_model
+):
+    """The desk's way in: the data source's upload page, the batch page with its rejections, and
+    the reverse action refusing a cash batch with the reason (its rows may be in a filing)."""
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+    source = data_source(configured, "cash_transactions", format="csv", mapping={"columns": COLUMNS})
+    upload = {"file": SimpleUploadedFile("cash.csv", CSV.encode()), "format": "auto"}
+    response = client.post(f"/admin/reconciliation/datasource/{source.pk}/upload/", upload)
+    batch = IngestionBatch.objects.get(source=source)
+    assert response.status_code == 302, response.content.decode()[:500]
+    assert (batch.status, batch.rows_total) == ("loaded", 10)
+    assert batch.rows_accepted + batch.rows_rejected == batch.rows_total
+    assert set(CashTransaction.objects.filter(batch=batch).values_list("external_id", flat=True)) == {
+        "T1",
+        "T8",
+    }
+    page = client.get(response.url).content.decode()
+    for reason in ("malformed_date", "malformed_direction", "malformed_amount", "unknown_branch"):
+        assert reason in page, reason
+
+    reverse = {"action": "reverse_batches", "_selected_action": [batch.pk], "apply": "1", "reason": "wrong"}
+    answered = client.post("/admin/reconciliation/ingestionbatch/", reverse, follow=True).content.decode()
+    batch.refresh_from_db()
+    assert batch.status == "loaded"
+    assert f"Batch {batch.pk}:" in answered
+    assert CashTransaction.objects.filter(batch=batch).count() == 2
