@@ -20,6 +20,8 @@ Working state lives in temporary tables dropped at commit:
     _rejected    record sets analysts rejected as suggestions: never proposed again
     _excl        excluded records with their reason
     _brk         breaks: (type, left id, right id), at most one record per side in this issue
+    _dup_u, _dup_cand  the leftovers and their identical records an active match holds, while
+                 duplicates of earlier runs' matches are classified (dropped right after)
 
 See docs/reconciliation.md for the outcomes and the conservation proof.
 """
@@ -227,7 +229,7 @@ def reconcile(
         progress(done, total)
 
     with clock("breaks"):
-        _classify_breaks(rules, left, right)
+        _classify_breaks(rules, base, left, right)
         if ctx.kind == "three_way":
             _position_check(base | {"as_of": ctx.as_of}, sharded_by)
     with clock("persist"):
@@ -241,6 +243,20 @@ def reconcile(
         _conserve(result, base, written)
     progress(total, total)
     return result
+
+
+# The pool columns a side's field_map may fill from another record column (the rest are read as is).
+_MAPPED_COLUMNS = ("account", "instrument", "reference", "counterparty", "trade_date", "value_date")
+
+
+def _pool_column(rules: RuleSet, side: str, name: str, alias: str) -> str:
+    """SQL for pool column ``name`` of record ``alias`` as the side's pool holds it (field_map)."""
+    mapped = rules.field_map.get(side, {})  # validated identifiers (passes.parse_field_map)
+    if name not in _MAPPED_COLUMNS or name not in mapped:
+        return f"{alias}.{name}"
+    if name in TEXT_KEY_FIELDS:
+        return f"coalesce(nullif({alias}.{name}, ''), {alias}.{mapped[name]})"
+    return f"coalesce({alias}.{name}, {alias}.{mapped[name]})"
 
 
 def _load_pools(base: dict, rules: RuleSet, sharded_by: str | None = None) -> int:
@@ -259,13 +275,9 @@ def _load_pools(base: dict, rules: RuleSet, sharded_by: str | None = None) -> in
 
     sign = "-" if rules.amount_sign == "opposite" else ""
     for table, side, amount in (("_l", "left", "r.amount"), ("_r", "right", f"{sign}r.amount")):
-        mapped = rules.field_map.get(side, {})  # validated identifiers (passes.parse_field_map)
 
-        def col(name, mapped=mapped):
-            if name not in mapped:
-                return f"r.{name}"
-            return f"coalesce(nullif(r.{name}, ''), r.{mapped[name]})" if name in TEXT_KEY_FIELDS else (
-                f"coalesce(r.{name}, r.{mapped[name]})")  # fmt: skip
+        def col(name, side=side):
+            return _pool_column(rules, side, name, "r")
 
         _execute(
             f"""
@@ -464,11 +476,13 @@ def _shrink_pools(pass_no: int, left: str, right: str) -> tuple[str, str]:
     return new_left, new_right
 
 
-def _classify_breaks(rules: RuleSet, left: str, right: str) -> None:
+def _classify_breaks(rules: RuleSet, base: dict, left: str, right: str) -> None:
     """What no pass matched becomes a break, each record in exactly one:
 
     1. duplicate: an unmatched record identical (break keys, currency, amount, quantity, value date)
-       to another record of its side in scope that was matched or has a lower id;
+       to another record of its side in scope that was matched or has a lower id, or to an active
+       record of its side in the window that an active match of the definition holds (an earlier
+       run's match: out of this run's scope, yet the copy is still a copy — _duplicates_of_matched);
     2. amount / quantity / date mismatch: the remaining records paired one-to-one by break keys and
        currency (in id order), labelled by the first comparison of the classifying pass they fail;
     3. missing_right / missing_left: the rest.
@@ -489,6 +503,7 @@ def _classify_breaks(rules: RuleSet, left: str, right: str) -> None:
             WHERE (f.id < u.id OR NOT EXISTS (SELECT 1 FROM {pool} x WHERE x.id = f.id)){key_nonblank}
             """
         )
+    _duplicates_of_matched(rules, base, left, right)
     classify = rules.classify_pass
     params: dict = {}
     amount_ok = classify.amount.sql("amount", params, "c_amount") if classify.amount else "true"
@@ -532,6 +547,86 @@ def _classify_breaks(rules: RuleSet, left: str, right: str) -> None:
         SELECT 'missing_left', u.id FROM {right} u WHERE NOT EXISTS (SELECT 1 FROM _brk b WHERE b.r_id = u.id)
         """
     )
+
+
+def _duplicates_of_matched(rules: RuleSet, base: dict, left: str, right: str) -> None:
+    """Leftovers (not yet a duplicate) identical to an active record of their side's sources in
+    the run's window that an active match of the definition holds: a copy of something an earlier
+    run matched stays a duplicate run after run, rather than turning into a missing record (and its
+    case into another break type) once its sibling is out of scope.
+
+    Two steps, so that neither the window's records nor the definition's match items (every match
+    it ever made) are read whole into a hash: the records identical to a leftover (identity as in
+    the in-scope rule, on the columns as each side's pool holds them: field_map) are found by one
+    scan of the window's months, both sides at once, hashed against the few leftovers; only those
+    candidates are then looked up in ``match_item_one_active_match`` (tenant, definition, record,
+    business date). The break keys include the shard column (engine.shard_column), so a shard only
+    ever finds siblings of its own part: sharded and unsharded runs agree."""
+    keys = list(dict.fromkeys([*rules.break_keys, "value_date"]))  # value_date may be a break key
+    key_nonblank = "".join(f" AND {k} <> ''" for k in rules.break_keys if k in TEXT_KEY_FIELDS)
+    leftovers = " UNION ALL ".join(
+        f"SELECT '{side}' AS side, id, {', '.join(keys)}, currency, raw_amount, quantity FROM {pool}"
+        f" WHERE NOT EXISTS (SELECT 1 FROM _brk b WHERE b.{column} = {pool}.id){key_nonblank}"
+        for side, pool, column in (("left", left, "l_id"), ("right", right, "r_id"))
+    )
+
+    if not _execute(f"CREATE TEMP TABLE _dup_u ON COMMIT DROP AS {leftovers}"):
+        _execute("DROP TABLE _dup_u")
+        return
+    # Analyzed, so the planner hashes the leftovers and scans the records once (over a UNION ALL
+    # of the pools it guessed their keys' spread and hashed the two million records instead).
+    _execute("ANALYZE _dup_u")
+    sources = dict(
+        _rows(
+            "SELECT side, array_agg(source_id) FROM reconciliation_definitionsource"
+            " WHERE definition_id = %(definition)s AND side IN ('left', 'right') GROUP BY side",
+            base,
+        )
+    )
+    # The sides' sources as constants: the planner estimates the records read from the column's
+    # statistics, and f's side is known without a join.
+    params = base | {"left_sources": sources.get("left", []), "right_sources": sources.get("right", [])}
+    on_left = "f.source_id = ANY(%(left_sources)s::bigint[])"
+
+    def sibling(k: str) -> str:
+        """Key ``k`` of record f as its side's pool would hold it."""
+        by_side = {side: _pool_column(rules, side, k, "f") for side in ("left", "right")}
+        if by_side["left"] == by_side["right"]:
+            return by_side["left"]
+        return f"CASE WHEN {on_left} THEN {by_side['left']} ELSE {by_side['right']} END"
+
+    same = [f"{sibling(k)} = u.{k}" for k in rules.break_keys]
+    same.append(f"{sibling('value_date')} IS NOT DISTINCT FROM u.value_date")
+    _execute(
+        f"""
+        CREATE TEMP TABLE _dup_cand ON COMMIT DROP AS
+        SELECT u.side, u.id AS u_id, f.id AS f_id, f.business_date AS f_date
+        FROM _dup_u u
+        JOIN reconciliation_record f
+          ON CASE WHEN {on_left} THEN 'left' ELSE 'right' END = u.side AND {" AND ".join(same)}
+         AND f.currency = u.currency AND f.amount = u.raw_amount
+         AND f.quantity IS NOT DISTINCT FROM u.quantity AND f.id <> u.id
+        WHERE f.tenant_id = %(tenant)s AND f.status = 'active'
+          AND f.source_id = ANY(%(left_sources)s::bigint[] || %(right_sources)s::bigint[])
+          AND f.business_date BETWEEN %(date_from)s AND %(date_to)s
+        """,
+        params,
+    )
+    _execute("ANALYZE _dup_cand")
+    _execute(
+        """
+        INSERT INTO _brk (break_type, l_id, r_id)
+        SELECT DISTINCT 'duplicate', CASE WHEN c.side = 'left' THEN c.u_id END,
+               CASE WHEN c.side = 'right' THEN c.u_id END
+        FROM _dup_cand c
+        WHERE EXISTS (
+            SELECT 1 FROM reconciliation_match_item mi
+            WHERE mi.tenant_id = %(tenant)s AND mi.definition_id = %(definition)s AND mi.record_id = c.f_id
+              AND mi.business_date = c.f_date AND mi.is_active AND mi.side = c.side)
+        """,
+        base,
+    )
+    _execute("DROP TABLE _dup_u, _dup_cand")
 
 
 def _position_check(params: dict, sharded_by: str | None = None) -> None:

@@ -29,6 +29,7 @@ from reconciliation.ingestion.tests.test_services import ingest, reasons, write
 from reconciliation.models import IngestionBatch
 from reconciliation.partitions import ensure_partitions, partition_name
 from reconciliation.runs import services
+from reconciliation.runs.models import Break
 from reconciliation.runs.tests.factories import ACTOR, TenantFactory, definition, records, source_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -159,6 +160,21 @@ def test_a_runs_scope_freeze_and_load_read_only_the_windows_months():
         load = scans_of(capture.only(f"CREATE TEMP TABLE {side}"), "reconciliation_record")
         assert {relation for _, relation, _ in load} == WINDOW_PARTITIONS, load
         assert {node for node, _, _ in load} == {"Seq Scan"}, load
+
+    # The next run: a copy of the matched MATCH-1 is a duplicate of it (matching.engine.
+    # _duplicates_of_matched); its candidates are read off the window's months only.
+    (copy,) = records(right, {"reference": "MATCH-1", "amount": "10", "business_date": date(2026, 11, 2)})
+    capture = ExplainEach(lambda sql: "CREATE TEMP TABLE _dup_cand" in sql)
+    again = services.run_start(tenant=tenant, actor=ACTOR, definition=defn, trigger="cli", as_of=WINDOW[1],
+                               date_from=WINDOW[0], date_to=WINDOW[1], dispatch=False)  # fmt: skip
+    with connection.execute_wrapper(capture):
+        again = services.run_execute_inline(again)
+    assert again.status == "completed", again.error
+    assert Break.objects.get(run=again, record_ids=[copy]).break_type == "duplicate"
+    assert len(capture.plans) == 1  # both sides in one statement
+    for _, plan in capture.plans:
+        probe = scans_of(plan, "reconciliation_record")
+        assert {relation for _, relation, _ in probe} == WINDOW_PARTITIONS, probe
 
 
 def clone_cases_to_other_tenants(tenant, copies: int) -> None:

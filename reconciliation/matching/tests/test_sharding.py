@@ -138,6 +138,24 @@ def test_a_sharded_run_in_this_process_gives_the_unsharded_outcome():
         ids = Match.objects.filter(run_id=run.pk).values_list("id", flat=True)
         assert (run.first_match_id, run.last_match_id) == (min(ids), max(ids))
     assert set(baseline.breaks_by_type) == {"amount_mismatch", "duplicate", "missing_left", "missing_right"}
+
+
+def test_the_next_run_keeps_copies_of_matched_records_duplicates_sharded_as_unsharded():
+    """L9 is a copy of L8, which the first run matched: out of the next run's scope, L9 is still a
+    duplicate, found through L8's active match by every shard as by the unsharded run."""
+    plain, sharded = two_definitions()
+    services.run_execute_inline(start(plain))
+    sharding.run_execute_sharded_inline(start(sharded), shard_count=3)
+    baseline = services.run_execute_inline(start(plain))
+    split = sharding.run_execute_sharded_inline(start(sharded), shard_count=3)
+    assert split.status == "completed", split.error
+    assert outcome(split) == outcome(baseline)
+    assert counts(split) == counts(baseline)
+    assert split.conservation["ok"]
+    assert baseline.conservation["ok"]
+    copies = {ext: got for ext, got in outcome(baseline).items() if ext.endswith("-L9")}
+    assert len(copies) == 12
+    assert copies == {ext: f"duplicate:{ext}" for ext in copies}
     assert baseline.suggested == 24
     # A shard delivered again does nothing.
     assert sharding.run_match_shard(run_id=split.pk, shard_no=1, shard_count=3) == "terminal"

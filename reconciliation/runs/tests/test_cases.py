@@ -6,10 +6,19 @@ from decimal import Decimal
 import pytest
 
 from exceptions.models import Case
+from exceptions.selectors import case_history
 from reconciliation.runs import services
 from reconciliation.runs.models import Break, RunStatus
-from reconciliation.runs.tests.factories import AS_OF, TenantFactory, amend, definition, records, source_of
-from reconciliation.runs.tests.test_matching import reconcile
+from reconciliation.runs.tests.factories import (
+    ACTOR,
+    AS_OF,
+    TenantFactory,
+    amend,
+    definition,
+    records,
+    source_of,
+)
+from reconciliation.runs.tests.test_matching import outcome_of, reconcile
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,3 +86,46 @@ def test_position_break_carries_forward_by_account_and_instrument_and_resolves_w
     assert second.breaks_by_type == {}
     case = Case.objects.get(definition_id=defn.pk)
     assert (case.status, case.resolution_reason) == ("resolved", "auto_matched")
+
+
+def test_a_copy_of_a_record_an_earlier_run_matched_stays_a_duplicate_on_the_same_case():
+    """The matched sibling is out of every later run's scope (it is in an active match); the copy is
+    still a copy: a `duplicate` break run after run, on the same case, not a new `missing_left`."""
+    tenant = TenantFactory()
+    defn = definition(tenant)
+    left, right = source_of(defn, "left"), source_of(defn, "right")
+    row = {"reference": "A", "amount": "100.00", "value_date": AS_OF}
+    (l1,) = records(left, row)
+    r1, r1_copy = records(right, row, row)
+
+    first = reconcile(defn)
+    assert outcome_of(first) == {l1: "matched:exact_ref", r1: "matched:exact_ref", r1_copy: "duplicate"}
+    case = Case.objects.get(definition_id=defn.pk)
+    assert (case.break_type, case.record_ids) == ("duplicate", [r1_copy])
+
+    def later_run(days: int):
+        run = services.run_start(
+            tenant=tenant, actor=ACTOR, definition=defn, trigger="cli", as_of=AS_OF + timedelta(days=days),
+            dispatch=False,
+        )  # fmt: skip
+        return services.run_execute_inline(run)
+
+    for days in (0, 1):  # the same window again, then the next day's (which still holds AS_OF)
+        run = later_run(days)
+        assert run.status == RunStatus.COMPLETED, run.error
+        assert outcome_of(run) == {r1_copy: "duplicate"}
+        assert run.breaks_by_type == {"duplicate": 1}
+        assert run.conservation["ok"]
+        assert run.conservation["in_scope"] == 1
+        assert run.cases == {"opened": 0, "reopened": 0, "updated": 1, "resolved": 0}  # seen again
+        again = Case.objects.get(definition_id=defn.pk)
+        assert (again.pk, again.break_type, again.status, again.last_run_id) == (
+            case.pk, "duplicate", "open", run.pk)  # fmt: skip
+    events = set(case_history(case=case).values_list("action", flat=True))
+    assert events == {"case.opened"}, events
+
+    # A copy that arrives after its sibling was matched is a duplicate from its first run; a record
+    # that differs from the matched one in amount is not (it is an open item of its own).
+    r1_late, r1_other = records(right, row, row | {"amount": "100.01"})
+    got = outcome_of(later_run(1))
+    assert got == {r1_copy: "duplicate", r1_late: "duplicate", r1_other: "missing_left"}

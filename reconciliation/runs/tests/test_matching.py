@@ -297,8 +297,8 @@ def test_a_run_that_fails_conservation_ends_failed_and_writes_nothing(monkeypatc
     records(rsrc, {"reference": "A", "amount": "1"})
     real = engine._classify_breaks
 
-    def lose_one_record(rules, left, right):  # a bug that silently drops a break
-        real(rules, left, right)
+    def lose_one_record(rules, base, left, right):  # a bug that silently drops a break
+        real(rules, base, left, right)
         engine._execute("DELETE FROM _brk WHERE break_type = 'missing_right'")
 
     monkeypatch.setattr(engine, "_classify_breaks", lose_one_record)
@@ -431,6 +431,32 @@ def test_field_map_compares_a_side_s_own_column_in_place_of_a_key():
     with pytest.raises(ApplicationError, match="field_map"):
         parse_rules({"passes": [{"name": "x", "type": "exact", "keys": ["reference"]}],
                      "field_map": {"left": {"reference": "value_date"}}})  # fmt: skip
+
+
+def test_copies_of_records_an_earlier_run_matched_are_duplicates_compared_as_the_pools_map_them():
+    # The left side's reference is read from its instrument where blank: the copy's sibling, out of
+    # scope in an active match, is compared by the mapped value too (each side by its own map).
+    # value_date is a break key as well as part of the identity.
+    defn, lsrc, rsrc = two_way(
+        field_map={"left": {"reference": "instrument"}}, break_keys=["reference", "value_date"]
+    )
+    left_row = {"reference": "", "instrument": "TR-1", "amount": "10", "value_date": AS_OF}
+    l1, l1_copy, l2 = records(
+        lsrc, left_row, left_row, {"reference": "", "instrument": "TR-2", "amount": "5", "value_date": AS_OF}
+    )
+    r1, r2, r2_copy = records(
+        rsrc,
+        {"reference": "TR-1", "amount": "10", "value_date": AS_OF},
+        *[{"reference": "TR-2", "amount": "5", "value_date": AS_OF}] * 2,
+    )
+    first = outcome_of(reconcile(defn))
+    assert {rid: first[rid] for rid in (l1, l2, r1, r2)} == dict.fromkeys(
+        (l1, l2, r1, r2), "matched:exact_ref"
+    )
+    assert (first[l1_copy], first[r2_copy]) == ("duplicate", "duplicate")
+    second = reconcile(defn)
+    assert outcome_of(second) == {l1_copy: "duplicate", r2_copy: "duplicate"}
+    assert (second.records_in_scope, second.in_breaks, second.conservation["ok"]) == (2, 2, True)
 
 
 def _started(defn) -> Run:
