@@ -190,6 +190,39 @@ class _Writer:
             self.node(party, "OrganizationClassificationTypeSubtype", seq=True), "OrganizationTypeID", type_id
         )
 
+    def person(self, activity, code: str, p: Person, *, amounts=(), tin_unknown: bool = False):
+        """A person or entity party (a CTR's person involved, a SAR's subject) in the schema's order:
+        birth date, the form's ``amounts`` head elements, the entity flag, then name, address, TIN
+        (or, with ``tin_unknown``, TINUnknownIndicator Y when there is none), ID and occupation."""
+        head = []
+        if p.birth_date and not p.is_entity:
+            head.append(("IndividualBirthDateText", p.birth_date.strftime("%Y%m%d")))
+        head.extend(amounts)
+        if p.is_entity:
+            head.append(("PartyAsEntityOrganizationIndicator", "Y"))
+        party = self.party(activity, code, head=head)
+        if p.is_entity:
+            self.name(party, last=p.last_name)
+        else:
+            self.name(party, last=p.last_name, first=p.first_name, middle=p.middle_name)
+        if p.street or p.city:
+            self.address(
+                party, street=p.street, city=p.city, state=p.state, zip_code=p.zip_code, country=p.country
+            )
+        if p.tin:
+            self.ident(party, p.tin_type or "1", p.tin)
+        elif tin_unknown:
+            self.leaf(self.node(party, "PartyIdentification", seq=True), "TINUnknownIndicator", "Y")
+        if p.id_number:
+            self.ident(
+                party, p.id_type or "999", p.id_number, state=p.id_issuer_state, country=p.id_issuer_country
+            )
+        if p.occupation:
+            self.leaf(
+                self.node(party, "PartyOccupationBusiness", seq=True), "OccupationBusinessText", p.occupation
+            )
+        return party
+
 
 def institution_address(inst: Institution) -> dict[str, str]:
     return {
@@ -258,37 +291,12 @@ def _activity(w: _Writer, root, a: CtrActivity, inst: Institution, filing_date: 
         w.organization(location, inst.organization_type)
 
     for s in a.subjects:
-        p = s.person or Person()
-        head = []
-        if p.birth_date and not p.is_entity:
-            head.append(("IndividualBirthDateText", p.birth_date.strftime("%Y%m%d")))
-        if dollars(s.cash_in):
-            head.append(("IndividualEntityCashInAmountText", str(dollars(s.cash_in))))
-        if dollars(s.cash_out):
-            head.append(("IndividualEntityCashOutAmountText", str(dollars(s.cash_out))))
-        if s.transactions > 1:
-            head.append(("MultipleTransactionsPersonsIndividualsIndicator", "Y"))
-        if p.is_entity:
-            head.append(("PartyAsEntityOrganizationIndicator", "Y"))
-        subject = w.party(activity, s.role, head=head)
-        if p.is_entity:
-            w.name(subject, last=p.last_name)
-        else:
-            w.name(subject, last=p.last_name, first=p.first_name, middle=p.middle_name)
-        if p.street or p.city:
-            w.address(
-                subject, street=p.street, city=p.city, state=p.state, zip_code=p.zip_code, country=p.country
-            )
-        if p.tin:
-            w.ident(subject, p.tin_type or "1", p.tin)
-        if p.id_number:
-            w.ident(
-                subject, p.id_type or "999", p.id_number, state=p.id_issuer_state, country=p.id_issuer_country
-            )
-        if p.occupation:
-            w.leaf(
-                w.node(subject, "PartyOccupationBusiness", seq=True), "OccupationBusinessText", p.occupation
-            )
+        amounts = [
+            ("IndividualEntityCashInAmountText", str(dollars(s.cash_in))) if dollars(s.cash_in) else None,
+            ("IndividualEntityCashOutAmountText", str(dollars(s.cash_out))) if dollars(s.cash_out) else None,
+            ("MultipleTransactionsPersonsIndividualsIndicator", "Y") if s.transactions > 1 else None,
+        ]
+        subject = w.person(activity, s.role, s.person or Person(), amounts=[h for h in amounts if h])
         for number, direction in s.accounts:
             account = w.node(subject, "Account", seq=True)
             w.leaf(account, "AccountNumberText", number)

@@ -126,30 +126,7 @@ def _subject(w: _Writer, activity, s: SarSubject, inst: Institution) -> None:
     if p is None:
         w.party(activity, SUBJECT, head=[("AllCriticalSubjectInformationUnavailableIndicator", "Y")])
         return
-    head = []
-    if p.birth_date and not p.is_entity:
-        head.append(("IndividualBirthDateText", p.birth_date.strftime("%Y%m%d")))
-    if p.is_entity:
-        head.append(("PartyAsEntityOrganizationIndicator", "Y"))
-    subject = w.party(activity, SUBJECT, head=head)
-    if p.is_entity:
-        w.name(subject, last=p.last_name)
-    else:
-        w.name(subject, last=p.last_name, first=p.first_name, middle=p.middle_name)
-    if p.street or p.city:
-        w.address(
-            subject, street=p.street, city=p.city, state=p.state, zip_code=p.zip_code, country=p.country
-        )
-    if p.tin:
-        w.ident(subject, p.tin_type or "1", p.tin)
-    else:
-        w.leaf(w.node(subject, "PartyIdentification", seq=True), "TINUnknownIndicator", "Y")
-    if p.id_number:
-        w.ident(
-            subject, p.id_type or "999", p.id_number, state=p.id_issuer_state, country=p.id_issuer_country
-        )
-    if p.occupation:
-        w.leaf(w.node(subject, "PartyOccupationBusiness", seq=True), "OccupationBusinessText", p.occupation)
+    subject = w.person(activity, SUBJECT, p, tin_unknown=True)
     # The subjects are the account holders and transactors of the referred accounts: customers.
     relation = w.node(subject, "PartyAssociation", seq=True)
     w.leaf(relation, "CustomerIndicator", "Y")
