@@ -23,13 +23,14 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from jfintech.audit import Actor, record
+from jfintech.common.redis_client import shared_client
 
 log = structlog.get_logger(__name__)
 ACTOR = Actor.for_system("login-throttle")
 
 
 def _redis():
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return shared_client(settings.REDIS_URL, timeout_s=2)
 
 
 def _key(username: str) -> str:

@@ -27,19 +27,16 @@ from django.conf import settings
 
 from jfintech.api.metrics import QUEUE_FULL_REFUSALS
 from jfintech.common.errors import ApplicationError
+from jfintech.common.redis_client import shared_client
 from jfintech.observability.logging import get_logger
 from jfintech.observability.platform import broker_queue_keys
 
 log = get_logger(__name__)
-_client = None
 _depths: dict[str, tuple[float, int | None]] = {}  # queue -> (monotonic time read, depth or None)
 
 
 def _broker():
-    global _client  # one connection pool per process
-    if _client is None:
-        _client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
-    return _client
+    return shared_client(settings.CELERY_BROKER_URL, timeout_s=1)
 
 
 def queue_of(task_name: str) -> str:

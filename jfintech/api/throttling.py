@@ -14,16 +14,13 @@ from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
 from jfintech.api.permissions import request_api_key
+from jfintech.common.redis_client import shared_client
 
 log = structlog.get_logger(__name__)
-_client = None
 
 
 def _redis():
-    global _client  # one connection pool per process
-    if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    return _client
+    return shared_client(settings.REDIS_URL, timeout_s=1)
 
 
 class ApiKeyRateThrottle(BaseThrottle):

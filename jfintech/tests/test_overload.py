@@ -195,13 +195,9 @@ def test_the_depth_is_read_once_per_cache_period_and_an_unreachable_broker_admit
 
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     admission._depths.clear()
-    admission._client = None
-    try:
-        settings.API_QUEUE_DEPTH_LIMIT = 1
-        assert admission.queue_depth("fetch") is None
-        admission.admit("fetch")  # admitted: the run's row is its own outbox (see the module)
-    finally:
-        admission._client = None
+    settings.API_QUEUE_DEPTH_LIMIT = 1
+    assert admission.queue_depth("fetch") is None
+    admission.admit("fetch")  # admitted: the run's row is its own outbox (see the module)
 
 
 # --- Pool exhaustion under a real gunicorn ---------------------------------------------------------
