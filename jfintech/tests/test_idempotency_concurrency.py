@@ -1,6 +1,8 @@
 """Idempotency under real concurrency: a gunicorn subprocess and a pool of HTTP clients, and a
 repeat that has to wait for an in-flight first request."""
 
+import json
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -39,6 +41,10 @@ def server(tmp_path):
         yield url
     finally:
         process.stop()
+        # Shown by pytest only when the test fails: the server's errors, tracebacks included.
+        for record in process.log_records():
+            if record.get("level") == "error":
+                sys.stderr.write(json.dumps(record) + "\n")
 
 
 @pytest.mark.slow
