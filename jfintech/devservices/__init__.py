@@ -214,8 +214,17 @@ def export_missing(base: Path = DEFAULT_DIR) -> None:
     urls = ensure(base)
     for key, value in urls.items():
         os.environ.setdefault(key, value)
-    # Lets `manage.py serve` know the servers are ours to stop when the demo ends.
-    os.environ.setdefault("JFINTECH_EMBEDDED_SERVICES", str(base))
+    # Lets `manage.py serve` know the servers are its own to stop when the demo ends. The pid says
+    # which process claimed them: a child inherits the variable, and a serve started by the test
+    # suite on the suite's embedded servers must not stop them under the rest of the suite.
+    os.environ.setdefault("JFINTECH_EMBEDDED_SERVICES", f"{os.getpid()}:{base}")
+
+
+def claimed_here() -> Path | None:
+    """The embedded servers' directory when this very process filled DATABASE_URL/REDIS_URL from
+    them (see export_missing); None when they were configured, or claimed by a parent process."""
+    pid, _, base = os.environ.get("JFINTECH_EMBEDDED_SERVICES", "").partition(":")
+    return Path(base) if base and pid == str(os.getpid()) else None
 
 
 def stop(base: Path = DEFAULT_DIR) -> list[str]:

@@ -1,5 +1,9 @@
 """The embedded path a fresh machine takes: PostgreSQL 18 with contrib, and Redis, from wheels."""
 
+import os
+import subprocess
+import sys
+
 import psycopg
 import pytest
 import redis
@@ -24,3 +28,17 @@ def test_embedded_services_start_are_reused_and_stop(tmp_path):
     assert set(stopped) == {"postgres", "redis"}
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(urls["DATABASE_URL"], connect_timeout=2)
+
+
+def test_only_the_process_that_claimed_the_embedded_servers_may_stop_them(monkeypatch, tmp_path):
+    """`serve` stops the embedded servers when its own process claimed them (the demo), never when
+    it inherited them from a parent (a test suite running on them)."""
+    monkeypatch.setenv("JFINTECH_EMBEDDED_SERVICES", f"{os.getpid()}:{tmp_path}")
+    assert devservices.claimed_here() == tmp_path
+    child = subprocess.run(
+        [sys.executable, "-c", "from jfintech import devservices; print(devservices.claimed_here())"],
+        capture_output=True, text=True, check=True, env=dict(os.environ),
+    )  # fmt: skip
+    assert child.stdout.strip() == "None"
+    monkeypatch.delenv("JFINTECH_EMBEDDED_SERVICES")
+    assert devservices.claimed_here() is None

@@ -7,6 +7,9 @@ import signal
 import sys
 
 import pytest
+import redis
+from django.conf import settings
+from django.db import connection
 
 from jfintech.health import services as health
 from jfintech.supervisor import CrashLoop, Supervisor
@@ -29,7 +32,7 @@ def _alive(pid: int) -> bool:
         return stat.read().split()[2] != "Z"
 
 
-@pytest.mark.slow  # a whole serve (web, workers, beat); not in the embedded pass, whose servers serve manages
+@pytest.mark.slow  # a whole serve: web, workers and beat
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.workers
 def test_a_worker_killed_under_serve_is_restarted_and_nothing_else_stops(tmp_path):
@@ -71,6 +74,13 @@ def test_a_worker_killed_under_serve_is_restarted_and_nothing_else_stops(tmp_pat
         serve.stop(timeout=60)
     assert "stopped" in serve.tail(5)
     assert not any(_alive(pid) for _, pid in _started(serve))
+    # serve stopped its children only, never the servers it inherited: on a fresh machine those are
+    # the suite's own embedded PostgreSQL and Redis, which the rest of the suite still needs.
+    assert "stopped embedded services" not in serve.tail(5)
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5).ping()
 
 
 @pytest.mark.slow  # stops everything serve started: in the embedded pass, the session's own servers

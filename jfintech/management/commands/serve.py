@@ -88,9 +88,9 @@ class Command(BaseCommand):
             stopping = True
             self.stdout.write("stopping: " + ", ".join(supervisor.children))
             supervisor.stop()
-            embedded = os.environ.get("JFINTECH_EMBEDDED_SERVICES")
+            embedded = devservices.claimed_here()
             if embedded:
-                self.stdout.write("stopped embedded services: " + ", ".join(devservices.stop(Path(embedded))))
+                self.stdout.write("stopped embedded services: " + ", ".join(devservices.stop(embedded)))
             self.stdout.write("stopped")
 
         signal.signal(signal.SIGINT, stop)
