@@ -9,7 +9,6 @@ takes the CTR's workflow (``filings.services``; XML in ``filings.sar_xml``). Cas
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -18,13 +17,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Min, Sum
 from django.db.models.functions import Abs
 from django.utils import timezone
-from lxml import etree
 
 from exceptions import selectors as exception_selectors
 from filings.models import CashTransaction, Filing, FilingSubject, PartyVersion
 from filings.validation import SAR_NARRATIVE_LIMIT as NARRATIVE_LIMIT
 from filings.validation import SAR_SUBJECT_CODE as SUBJECT_ROLE
-from filings.validation import SCHEMAS
+from filings.validation import activity_subtype_codes
 from jfintech import audit
 from jfintech.audit.models import AuditEvent
 from jfintech.common.errors import ApplicationError
@@ -33,15 +31,6 @@ from jfintech.tenancy.permissions import require
 SAR_DUE_DAYS, SAR_DUE_DAYS_NO_SUBJECT = 30, 60  # 31 CFR 1020.320(b)(3)
 # What XML 1.0 (and PostgreSQL text) cannot carry, and DEL: the narrative keeps only printable text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-@functools.cache
-def activity_subtype_codes() -> frozenset[str]:
-    """SuspiciousActivitySubtypeID values the vendored SARX schema allows."""
-    xs = "{http://www.w3.org/2001/XMLSchema}"
-    root = etree.parse(str(SCHEMAS["sar"])).getroot()
-    node = root.find(f"{xs}simpleType[@name='ValidateSuspiciousActivitySubtypeID']")
-    return frozenset(e.get("value") for e in node.iter(f"{xs}enumeration"))
 
 
 def _actor_key(actor) -> str:

@@ -11,6 +11,7 @@ from filings.models import Filing
 from filings.tests.factories import cash, load_cash
 from filings.tests.test_workflow import _open_break
 from filings.tests.workflow import People
+from filings.validation import activity_subtype_codes, other_activity_codes
 from jfintech.common.errors import ApplicationError
 from jfintech.tests.conftest import client_for
 
@@ -62,7 +63,7 @@ def test_edits_are_checked_and_kept_as_history(configured, people):
             tenant=configured, actor=people.admin, filing_id=filing.pk, activity_subtypes=["99999"]
         )
     assert exc.value.code == "invalid_activity_code"
-    code = sorted(sar.activity_subtype_codes())[0]
+    code = sorted(activity_subtype_codes())[0]
     sar.sar_update(
         tenant=configured,
         actor=people.admin,
@@ -95,3 +96,11 @@ def test_refer_and_edit_through_the_api(configured, people):
     assert edited.json()["narrative"] == "Cash just under 10k daily."
     history = ana.get(f"/api/v1/filings/{fid}/history/").json()
     assert [h["action"] for h in history] == ["filing.sar_refer", "filing.sar_update"]
+
+
+def test_the_other_codes_are_those_the_schema_annotates_other():
+    # Checked against the XSD, not assumed: its "Other" annotations are exactly the x999 codes, and
+    # 917 ("Counterfeit Instrument (other)") is a subtype of its own.
+    assert other_activity_codes() == {c for c in activity_subtype_codes() if c.endswith("999")}
+    assert len(other_activity_codes()) == 11
+    assert "917" in activity_subtype_codes() - other_activity_codes()

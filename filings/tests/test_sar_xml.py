@@ -145,6 +145,13 @@ def _classification(root, i):
     return _suspicious(root).findall(q("SuspiciousActivityClassification"))[i]
 
 
+def _describe_a_plain_code(root):
+    """A description on 114, no "Other" code: the schema allows it on any subtype, FinCEN does not."""
+    text = etree.Element(q("OtherSuspiciousActivityTypeText"))
+    text.text = "Cash left in night deposit bags"
+    _classification(root, 0).insert(0, text)
+
+
 MUTATIONS = {
     "SAR-001": lambda root: root.set("TotalAmount", str(int(root.get("TotalAmount")) + 1)),
     "SAR-002": lambda root: root.set("ActivityCount", "2"),
@@ -170,6 +177,7 @@ MUTATIONS = {
     "SAR-020": _set(lambda r: next(r.iter(q("RawCityText"))), "Springfield\x7f"),
     "SAR-021": _set(lambda r: _suspicious(r).find(q("SuspiciousActivityFromDateText")), "20260231"),
     "SAR-022": _set(lambda r: _suspicious(r).find(q("TotalSuspiciousAmountText")), "018501"),
+    "SAR-023": _describe_a_plain_code,
 }
 # The schema requires a classification too (SuspiciousActivityClassification minOccurs 1): the rule
 # stays in the catalog so the report names FinCEN's item, and the XSD error comes with it.
