@@ -424,6 +424,14 @@ class SarEditInput(serializers.Serializer):
     activity_subtypes = serializers.ListField(
         child=serializers.CharField(max_length=8), required=False, max_length=99
     )
+    # "Other" code → its description. Untrimmed, one character over the limit and blank allowed:
+    # the service refuses a bad description by name (activity_text_invalid) rather than hide it.
+    activity_other_texts = serializers.DictField(
+        child=serializers.CharField(
+            allow_blank=True, trim_whitespace=False, max_length=sar.OTHER_TEXT_LIMIT + 1
+        ),
+        required=False,
+    )
     amount_involved = SarAmountField(required=False, allow_null=True)
     period_start = serializers.DateField(required=False)
     period_end = serializers.DateField(required=False)

@@ -270,3 +270,36 @@ def test_libxml2_agrees_on_the_sarx_schema(batch):
         assert libxml2.validate(etree.fromstring(xml)) == (not xsd_violations(xml, kind="sar")) == valid
     text = SCHEMAS["sar"].read_text()
     assert not any(f"<xsd:{c}" in text for c in ("assert", "alternative", "openContent", "override"))
+
+
+def test_an_other_code_is_written_with_its_description_first(configured, people, draft):
+    text = "Cash in night deposit bags, " + "x" * 22  # RestrictString50's most
+    filing = sar.sar_update(
+        tenant=configured,
+        actor=people.analyst,
+        filing_id=draft.pk,
+        activity_subtypes=["114", "807", "1999"],
+        activity_other_texts={"1999": text},
+    )
+    xml = _xml(configured, filing)
+    assert validate_batch(xml, kind="sar") == []  # the XSD (1.1) and every rule
+    classifications = {
+        c.findtext(q("SuspiciousActivitySubtypeID")): [etree.QName(el).localname for el in c]
+        for c in _suspicious(etree.fromstring(xml)).findall(q("SuspiciousActivityClassification"))
+    }
+    plain = ["SuspiciousActivitySubtypeID", "SuspiciousActivityTypeID"]
+    assert classifications == {
+        "114": plain,
+        "807": plain,
+        "1999": ["OtherSuspiciousActivityTypeText", *plain],
+    }
+    assert etree.fromstring(xml).findtext(f".//{q('OtherSuspiciousActivityTypeText')}") == text
+    # Without its description the "Other" code breaks SAR-023 alone (the schema does not mind).
+    for mutate in ("remove", "empty"):
+        root = etree.fromstring(xml)
+        description = next(root.iter(q("OtherSuspiciousActivityTypeText")))
+        if mutate == "remove":
+            description.getparent().remove(description)
+        else:
+            description.text = ""
+        assert {v.code for v in validate_batch(etree.tostring(root), kind="sar")} == {"SAR-023"}
