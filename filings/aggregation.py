@@ -166,13 +166,13 @@ WITH ins AS (
     INSERT INTO filings_filing (
         tenant_id, kind, status, subject_key, period_start, period_end, due_date, version, prior_bsa_id,
         bsa_id, total_cash_in, total_cash_out, errors, preparer_id, preparer, approver, gate_override,
-        prepared_at, referred_case_ids, accounts, activity_subtypes, narrative)
+        prepared_at, referred_case_ids, accounts, activity_subtypes, activity_other_texts, narrative)
     SELECT %(tenant)s, 'ctr', 'draft', g.grp, g.business_date, g.business_date,
            g.business_date + %(due_days)s, 1, '', '',
            COALESCE(SUM(t.usd) FILTER (WHERE t.direction = 'in'), 0),
            COALESCE(SUM(t.usd) FILTER (WHERE t.direction = 'out'), 0),
            '[]'::jsonb, %(preparer_id)s, %(preparer)s, '', '{}'::jsonb, %(now)s, '[]'::jsonb, '[]'::jsonb,
-           '[]'::jsonb, ''
+           '[]'::jsonb, '{}'::jsonb, ''
     FROM ctr_gt g JOIN ctr_t t ON t.txn_id = g.txn_id
     GROUP BY g.grp, g.business_date
     ORDER BY g.business_date, g.grp

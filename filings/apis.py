@@ -7,7 +7,7 @@ honour ``Idempotency-Key``; errors have the standard shape (docs/api.md).
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -409,14 +409,30 @@ class SarReferApi(APIView):
         return Response(FilingDetailOutput(filing).data, status=status.HTTP_201_CREATED)
 
 
+# drf-spectacular documents a decimal as ^-?\d{0,22}(?:\.\d{0,2})?$, which "-" and "" match and the
+# field refuses: the documented shape says what is accepted (at least one digit; 22 + 2 digits).
+@extend_schema_field(
+    {"type": "string", "format": "decimal", "pattern": r"^-?(?:\d{1,22}(?:\.\d{0,2})?|\.\d{1,2})$"}
+)
+class SarAmountField(serializers.DecimalField):
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=24, decimal_places=2, **kwargs)
+
+
 class SarEditInput(serializers.Serializer):
     narrative = serializers.CharField(required=False, allow_blank=True, max_length=sar.NARRATIVE_LIMIT + 1)
     activity_subtypes = serializers.ListField(
         child=serializers.CharField(max_length=8), required=False, max_length=99
     )
-    amount_involved = serializers.DecimalField(
-        max_digits=24, decimal_places=2, required=False, allow_null=True
+    # "Other" code → its description. Untrimmed, one character over the limit and blank allowed:
+    # the service refuses a bad description by name (activity_text_invalid) rather than hide it.
+    activity_other_texts = serializers.DictField(
+        child=serializers.CharField(
+            allow_blank=True, trim_whitespace=False, max_length=sar.OTHER_TEXT_LIMIT + 1
+        ),
+        required=False,
     )
+    amount_involved = SarAmountField(required=False, allow_null=True)
     period_start = serializers.DateField(required=False)
     period_end = serializers.DateField(required=False)
     detected_on = serializers.DateField(required=False)

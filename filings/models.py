@@ -249,6 +249,11 @@ class Filing(TenantOwned):
     activity_subtypes = models.JSONField(
         default=list, blank=True, help_text="SuspiciousActivitySubtypeID codes"
     )
+    activity_other_texts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='"Other" subtype code → its description (OtherSuspiciousActivityTypeText)',
+    )
     narrative = models.TextField(blank=True)
 
     class Meta:

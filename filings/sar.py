@@ -9,7 +9,6 @@ takes the CTR's workflow (``filings.services``; XML in ``filings.sar_xml``). Cas
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -18,13 +17,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Min, Sum
 from django.db.models.functions import Abs
 from django.utils import timezone
-from lxml import etree
 
 from exceptions import selectors as exception_selectors
 from filings.models import CashTransaction, Filing, FilingSubject, PartyVersion
 from filings.validation import SAR_NARRATIVE_LIMIT as NARRATIVE_LIMIT
+from filings.validation import SAR_OTHER_TEXT_LIMIT as OTHER_TEXT_LIMIT
 from filings.validation import SAR_SUBJECT_CODE as SUBJECT_ROLE
-from filings.validation import SCHEMAS
+from filings.validation import activity_subtype_codes, clean_text, other_activity_codes
 from jfintech import audit
 from jfintech.audit.models import AuditEvent
 from jfintech.common.errors import ApplicationError
@@ -33,15 +32,6 @@ from jfintech.tenancy.permissions import require
 SAR_DUE_DAYS, SAR_DUE_DAYS_NO_SUBJECT = 30, 60  # 31 CFR 1020.320(b)(3)
 # What XML 1.0 (and PostgreSQL text) cannot carry, and DEL: the narrative keeps only printable text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-@functools.cache
-def activity_subtype_codes() -> frozenset[str]:
-    """SuspiciousActivitySubtypeID values the vendored SARX schema allows."""
-    xs = "{http://www.w3.org/2001/XMLSchema}"
-    root = etree.parse(str(SCHEMAS["sar"])).getroot()
-    node = root.find(f"{xs}simpleType[@name='ValidateSuspiciousActivitySubtypeID']")
-    return frozenset(e.get("value") for e in node.iter(f"{xs}enumeration"))
 
 
 def _actor_key(actor) -> str:
@@ -53,6 +43,7 @@ def _snapshot(f: Filing) -> dict:
         "status": f.status,
         "narrative": f.narrative,
         "activity_subtypes": f.activity_subtypes,
+        "activity_other_texts": f.activity_other_texts,
         "amount_involved": str(f.amount_involved) if f.amount_involved is not None else None,
         "period_start": str(f.period_start),
         "period_end": str(f.period_end),
@@ -155,11 +146,14 @@ def sar_update(*, tenant, actor, filing_id: int, **changes) -> Filing:
     """Compliance edits a SAR draft; every edit is an audit event with before and after (the
     draft's history). A validated SAR that is edited goes back to draft. ``prior_bsa_id`` (14
     digits, or blank) makes an original SAR a continuing-activity report on that prior SAR; an
-    amendment's prior BSA ID is its parent's and is not edited."""
+    amendment's prior BSA ID is its parent's and is not edited. ``activity_other_texts`` maps each
+    "Other" subtype code of the draft to its description (FinCEN's OtherSuspiciousActivityTypeText),
+    which every "Other" code needs and no other code takes; it is sent whole, like the codes."""
     require(tenant=tenant, actor=actor, area="filing", verb="prepare")
     allowed = {
         "narrative",
         "activity_subtypes",
+        "activity_other_texts",
         "amount_involved",
         "period_start",
         "period_end",
@@ -183,11 +177,16 @@ def sar_update(*, tenant, actor, filing_id: int, **changes) -> Filing:
         raise ApplicationError(
             f"Unknown suspicious activity subtype codes: {bad}", code="invalid_activity_code"
         )
-    other = sorted(c for c in map(str, changes.get("activity_subtypes") or []) if c.endswith("999"))
-    if other:  # FinCEN wants the "Other" codes described; the draft has no field for it yet
+    texts = changes.get("activity_other_texts", {})
+    if not isinstance(texts, dict) or not all(isinstance(t, str) for t in texts.values()):
+        raise ApplicationError("activity_other_texts maps codes to descriptions (text).", code="invalid")
+    # RestrictString50, and not empty: FinCEN wants a description, not an empty element.
+    bad = sorted(str(c) for c, t in texts.items() if not (0 < len(t) <= OTHER_TEXT_LIMIT and clean_text(t)))
+    if bad:
         raise ApplicationError(
-            f"The 'Other' codes {other} need a description, which a SAR draft cannot hold yet.",
-            code="invalid_activity_code",
+            f"The descriptions of {bad} must be 1-{OTHER_TEXT_LIMIT} printable characters without "
+            "leading or trailing spaces.",
+            code="activity_text_invalid",
         )
     if not re.fullmatch(r"([0-9]{14})?", changes.get("prior_bsa_id", "")):
         raise ApplicationError("A prior BSA ID is 14 digits.", code="invalid_bsa_id")
@@ -204,8 +203,25 @@ def sar_update(*, tenant, actor, filing_id: int, **changes) -> Filing:
         before = _snapshot(filing)
         if "activity_subtypes" in changes:
             changes["activity_subtypes"] = sorted(set(map(str, changes["activity_subtypes"])))
+        if "activity_other_texts" in changes:
+            changes["activity_other_texts"] = dict(sorted((str(c), t) for c, t in texts.items()))
         for name, value in changes.items():
             setattr(filing, name, value)
+        # Codes and descriptions are checked together, as the draft now holds them: either may be
+        # the one edited.
+        others = set(filing.activity_subtypes) & other_activity_codes()
+        undescribed = sorted(others - set(filing.activity_other_texts))
+        if undescribed:
+            raise ApplicationError(
+                f"The 'Other' codes {undescribed} need a description (activity_other_texts).",
+                code="invalid_activity_code",
+            )
+        misplaced = sorted(set(filing.activity_other_texts) - others)
+        if misplaced:
+            raise ApplicationError(
+                f"Only the draft's 'Other' codes take a description, not {misplaced}.",
+                code="invalid_activity_code",
+            )
         if filing.period_end < filing.period_start:
             raise ApplicationError("The activity ends before it starts.", code="invalid_period")
         if "detected_on" in changes:

@@ -11,7 +11,7 @@ or one subject with AllCriticalSubjectInformationUnavailableIndicator when none 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
@@ -50,6 +50,7 @@ class SarActivity:
     branches: tuple[Location, ...] = ()
     prior_bsa_id: str = ""
     amends: bool = False  # corrects/amends the prior report; a prior BSA ID without it: continuing
+    other_texts: dict[str, str] = field(default_factory=dict)  # "Other" subtype → its description
 
 
 def narrative_blocks(text: str) -> list[str]:
@@ -111,6 +112,10 @@ def _activity(w: _Writer, root, a: SarActivity, inst: Institution, filing_date: 
         w.leaf(suspicious, "TotalSuspiciousAmountText", str(amount))
     for code in a.subtypes:
         classification = w.node(suspicious, "SuspiciousActivityClassification", seq=True)
+        # Written as the draft holds it (the service gives every "Other" code, and only those, a
+        # description); SAR-023 is the check. The schema puts it before the subtype.
+        if code in a.other_texts:
+            w.leaf(classification, "OtherSuspiciousActivityTypeText", a.other_texts[code])
         w.leaf(classification, "SuspiciousActivitySubtypeID", code)
         w.leaf(classification, "SuspiciousActivityTypeID", activity_type(code))
 

@@ -296,6 +296,7 @@ def sar_activities(*, filings: list[Filing]) -> list[SarActivity]:
                 branches=tuple(Location(**{n: getattr(b, n) for n in _BRANCH_FIELDS}) for b in branches),
                 prior_bsa_id=f.prior_bsa_id,
                 amends=f.parent_id is not None,
+                other_texts=dict(f.activity_other_texts),
             )
         )
     return activities

@@ -532,6 +532,7 @@ SAR_DRAFT_FIELDS = (
     "accounts",
     "amount_involved",
     "activity_subtypes",
+    "activity_other_texts",
     "narrative",
 )
 

@@ -311,13 +311,18 @@ def check_aggregated_indicator(tree, facts) -> Found:
     return found
 
 
+def clean_text(value: str) -> bool:
+    """A value FinCEN accepts: no leading or trailing spaces, nothing non-printable (CTR-019, SAR-020)."""
+    return value == value.strip() and bool(_PRINTABLE.fullmatch(value))
+
+
 def check_clean_text(tree, facts, skip: tuple[str, ...] = ()) -> Found:
     found, skipped = [], set(map(_q, skip))
     for el in tree.getroot().iter():
         values = [el.text or ""] if len(el) == 0 and el.tag not in skipped else []
         values += list(el.attrib.values())
         for value in values:
-            if value != value.strip() or not _PRINTABLE.fullmatch(value):
+            if not clean_text(value):
                 found.append((el, f"{value!r}"))
     return found
 
@@ -461,6 +466,7 @@ CHECKS: dict[str, Callable] = {
 SAR_SUBJECT_CODE = "33"  # ActivityPartyTypeCode of a SAR subject
 SAR_SUBJECT = {SAR_SUBJECT_CODE}
 SAR_NARRATIVE_LIMIT = 17000  # the XSD's fifth narrative block covers characters 16001-17000
+SAR_OTHER_TEXT_LIMIT = 50  # OtherSuspiciousActivityTypeText is a RestrictString50
 _SAR_FILING_TYPE = (
     "ContinuingActivityReportIndicator",
     "CorrectsAmendsPriorReportIndicator",
@@ -478,6 +484,32 @@ _SAR_AMOUNT_TAGS = (
     "LossToFinancialAmountText",
 )
 _DATE = re.compile(r"[0-9]{8}")
+
+
+@functools.cache
+def _subtype_annotations() -> dict[str, str]:
+    """SuspiciousActivitySubtypeID values the vendored SARX schema allows, each with its annotation."""
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    root = etree.parse(str(SCHEMAS["sar"])).getroot()
+    node = root.find(f"{xs}simpleType[@name='ValidateSuspiciousActivitySubtypeID']")
+    return {
+        e.get("value"): (e.findtext(f"{xs}annotation/{xs}documentation") or "").strip()
+        for e in node.iter(f"{xs}enumeration")
+    }
+
+
+@functools.cache
+def activity_subtype_codes() -> frozenset[str]:
+    return frozenset(_subtype_annotations())
+
+
+@functools.cache
+def other_activity_codes() -> frozenset[str]:
+    """The "Other" subtypes, which FinCEN wants described (OtherSuspiciousActivityTypeText): those
+    the schema annotates "Other". Today that is exactly the x999 codes (1999, 3999 ... 12999; 917,
+    "Counterfeit Instrument (other)", is a subtype of its own), but the annotation is the schema's
+    word for it, the numbering only our reading of it."""
+    return frozenset(c for c, doc in _subtype_annotations().items() if doc.startswith("Other"))
 
 
 def activity_type(subtype: str) -> str:
@@ -614,6 +646,18 @@ def check_sar_classification_type(tree, facts) -> Found:
     ]
 
 
+def check_sar_other_text(tree, facts) -> Found:
+    found = []
+    for c in tree.getroot().iter(_q("SuspiciousActivityClassification")):
+        sub = _text(c, "SuspiciousActivitySubtypeID") or ""
+        text = _text(c, "OtherSuspiciousActivityTypeText")
+        if sub in other_activity_codes() and not text:
+            found.append((c, f"'Other' subtype {sub} without its description"))
+        elif sub not in other_activity_codes() and text is not None:
+            found.append((c, f"subtype {sub} is not an 'Other' code but carries a description"))
+    return found
+
+
 CHECKS.update(
     {
         "SAR-001": check_sar_total_amount,
@@ -641,6 +685,7 @@ CHECKS.update(
         "SAR-020": functools.partial(check_clean_text, skip=("ActivityNarrativeText",)),
         "SAR-021": functools.partial(check_dates, tags=_SAR_DATE_TAGS),
         "SAR-022": functools.partial(check_amount_format, tags=_SAR_AMOUNT_TAGS),
+        "SAR-023": check_sar_other_text,
     }
 )
 

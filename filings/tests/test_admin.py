@@ -4,6 +4,7 @@ deadline filter, the rule catalog page; and the approval path in a real Chromium
 import pytest
 from django.test import Client
 
+from filings import sar
 from filings.models import Filing
 from filings.tests.sar_data import prepare_sar
 from filings.tests.workflow import People, to_pending
@@ -56,6 +57,19 @@ def test_a_sar_through_the_admin_actions(configured, staff):
     assert "Package " in page.content.decode()
     filing.refresh_from_db()
     assert (filing.status, filing.approver, filing.package.kind) == (S.PACKAGED, "abe", "sar")
+
+
+def test_the_filing_page_shows_the_other_codes_descriptions(configured, staff):
+    filing = prepare_sar(configured, staff.analyst)
+    sar.sar_update(
+        tenant=configured,
+        actor=staff.analyst,
+        filing_id=filing.pk,
+        activity_subtypes=["114", "1999"],
+        activity_other_texts={"1999": "Cash split across two branches"},
+    )
+    page = _client(staff.analyst_user).get(f"/admin/filings/filing/{filing.pk}/change/").content.decode()
+    assert "Cash split across two branches" in page
 
 
 def test_deadline_filter_and_rule_catalog_page(configured, staff):

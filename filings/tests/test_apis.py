@@ -92,7 +92,7 @@ def test_the_whole_loop_through_the_api(configured, people):
 
 def test_rule_catalog(configured, people):
     rules = api(people.analyst_user, configured).get(f"{BASE}rules/").json()
-    assert rules["version"] == 2
+    assert rules["version"] == 3
     assert {"CTR-001", "CTR-016"} <= {r["code"] for r in rules["rules"]}
 
 

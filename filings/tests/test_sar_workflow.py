@@ -43,7 +43,12 @@ def test_sar_four_eyes_package_ack_and_amendment_through_the_api(configured, peo
     assert invalid["status"] == "draft"
     assert {e["code"] for e in invalid["errors"]} >= {"SAR-015", "SAR-018"}
 
-    edit = {"narrative": NARRATIVE, "activity_subtypes": ["114"], "period_start": "2026-11-18"}
+    edit = {
+        "narrative": NARRATIVE,
+        "activity_subtypes": ["114", "1999"],
+        "activity_other_texts": {"1999": "Cash split across two branches"},
+        "period_start": "2026-11-18",
+    }
     assert (
         ana.post(f"{BASE}{fid}/sar/", {**edit, "period_end": "2026-11-19"}, format="json").status_code == 200
     )
@@ -85,7 +90,11 @@ def test_sar_four_eyes_package_ack_and_amendment_through_the_api(configured, peo
         fid,
     )
     # The draft is carried into the correction, and the correction's XML says what it corrects.
-    assert (child["narrative"], child["activity_subtypes"]) == (NARRATIVE, ["114"])
+    assert (child["narrative"], child["activity_subtypes"], child["activity_other_texts"]) == (
+        NARRATIVE,
+        ["114", "1999"],
+        {"1999": "Cash split across two branches"},
+    )
     assert [s["party_key"] for s in child["subjects"]] == ["C-2", "C-3"]
     assert ana.post(f"{BASE}{child['id']}/validate/").json()["status"] == "validated"
     child_xml = services.batch_xml(
@@ -94,6 +103,7 @@ def test_sar_four_eyes_package_ack_and_amendment_through_the_api(configured, peo
     assert b"<fc2:EFilingPriorDocumentNumber>31000000000021<" in child_xml
     assert b"<fc2:CorrectsAmendsPriorReportIndicator>Y<" in child_xml
     assert b"<fc2:InitialReportIndicator></fc2:InitialReportIndicator>" in child_xml
+    assert b"<fc2:OtherSuspiciousActivityTypeText>Cash split across two branches<" in child_xml
     assert [v["id"] for v in child["versions"]] == [fid, child["id"]]
 
 

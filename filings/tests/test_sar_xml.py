@@ -145,6 +145,13 @@ def _classification(root, i):
     return _suspicious(root).findall(q("SuspiciousActivityClassification"))[i]
 
 
+def _describe_a_plain_code(root):
+    """A description on 114, no "Other" code: the schema allows it on any subtype, FinCEN does not."""
+    text = etree.Element(q("OtherSuspiciousActivityTypeText"))
+    text.text = "Cash left in night deposit bags"
+    _classification(root, 0).insert(0, text)
+
+
 MUTATIONS = {
     "SAR-001": lambda root: root.set("TotalAmount", str(int(root.get("TotalAmount")) + 1)),
     "SAR-002": lambda root: root.set("ActivityCount", "2"),
@@ -170,6 +177,7 @@ MUTATIONS = {
     "SAR-020": _set(lambda r: next(r.iter(q("RawCityText"))), "Springfield\x7f"),
     "SAR-021": _set(lambda r: _suspicious(r).find(q("SuspiciousActivityFromDateText")), "20260231"),
     "SAR-022": _set(lambda r: _suspicious(r).find(q("TotalSuspiciousAmountText")), "018501"),
+    "SAR-023": _describe_a_plain_code,
 }
 # The schema requires a classification too (SuspiciousActivityClassification minOccurs 1): the rule
 # stays in the catalog so the report names FinCEN's item, and the XSD error comes with it.
@@ -262,3 +270,36 @@ def test_libxml2_agrees_on_the_sarx_schema(batch):
         assert libxml2.validate(etree.fromstring(xml)) == (not xsd_violations(xml, kind="sar")) == valid
     text = SCHEMAS["sar"].read_text()
     assert not any(f"<xsd:{c}" in text for c in ("assert", "alternative", "openContent", "override"))
+
+
+def test_an_other_code_is_written_with_its_description_first(configured, people, draft):
+    text = "Cash in night deposit bags, " + "x" * 22  # RestrictString50's most
+    filing = sar.sar_update(
+        tenant=configured,
+        actor=people.analyst,
+        filing_id=draft.pk,
+        activity_subtypes=["114", "807", "1999"],
+        activity_other_texts={"1999": text},
+    )
+    xml = _xml(configured, filing)
+    assert validate_batch(xml, kind="sar") == []  # the XSD (1.1) and every rule
+    classifications = {
+        c.findtext(q("SuspiciousActivitySubtypeID")): [etree.QName(el).localname for el in c]
+        for c in _suspicious(etree.fromstring(xml)).findall(q("SuspiciousActivityClassification"))
+    }
+    plain = ["SuspiciousActivitySubtypeID", "SuspiciousActivityTypeID"]
+    assert classifications == {
+        "114": plain,
+        "807": plain,
+        "1999": ["OtherSuspiciousActivityTypeText", *plain],
+    }
+    assert etree.fromstring(xml).findtext(f".//{q('OtherSuspiciousActivityTypeText')}") == text
+    # Without its description the "Other" code breaks SAR-023 alone (the schema does not mind).
+    for mutate in ("remove", "empty"):
+        root = etree.fromstring(xml)
+        description = next(root.iter(q("OtherSuspiciousActivityTypeText")))
+        if mutate == "remove":
+            description.getparent().remove(description)
+        else:
+            description.text = ""
+        assert {v.code for v in validate_batch(etree.tostring(root), kind="sar")} == {"SAR-023"}

@@ -98,7 +98,7 @@ def test_readiness_gate_blocks_until_an_override_names_every_break(configured, p
 def test_package_is_write_once_and_regenerates_byte_identical(configured, people):
     _filings, package = to_submitted(configured, people)
     assert package.manifest["xml_sha256"] == package.sha256
-    assert package.manifest["rule_catalog_version"] == 2
+    assert package.manifest["rule_catalog_version"] == 3
     assert [f["approver"] for f in package.manifest["filings"]] == ["abe", "abe"]
     assert services.package_regenerate(tenant=configured, package=package) == bytes(package.xml)
     with pytest.raises(IntegrityError.__mro__[1]), transaction.atomic():  # DatabaseError from the trigger
