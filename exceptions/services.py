@@ -272,6 +272,7 @@ def cases_sync_for_run(
                 tenant=tenant,
                 definition_id=definition_id,
                 run_id=run_id,
+                trace_id=trace_id,
                 matched_fingerprints=matched_fingerprints,
                 actor=actor,
             )
@@ -308,14 +309,14 @@ WITH target AS (
 )
 UPDATE exceptions_case c SET status = 'resolved', resolution_reason = 'auto_matched',
     resolution_note = %(note)s, resolved_at = %(now)s, resolved_by = %(by)s, updated_at = %(now)s,
-    last_run_id = %(run_id)s
+    last_run_id = %(run_id)s, trace_id = %(trace_id)s   -- the case links the run that resolved it
 FROM target WHERE c.id = target.id
 RETURNING c.id, c.fingerprint, target.status
 """
 
 
 def cases_resolve_matched(
-    *, tenant, definition_id: int, run_id: int, matched_fingerprints: list[str], actor
+    *, tenant, definition_id: int, run_id: int, trace_id: str, matched_fingerprints: list[str], actor
 ) -> int:
     """Resolve (auto_matched) every unresolved case of the definition whose records run ``run_id`` matched.
 
@@ -334,6 +335,7 @@ def cases_resolve_matched(
                     "definition_id": definition_id,
                     "fingerprints": fingerprints,
                     "run_id": run_id,
+                    "trace_id": trace_id or "",
                     "now": now,
                     "note": f"records matched in run {run_id}",
                     "by": actor.display,

@@ -102,6 +102,7 @@ def test_matched_fingerprints_resolve_their_cases_auto_matched_once(tenant, syst
     assert counts == {"opened": 0, "reopened": 0, "updated": 1, "resolved": 1}
     case = Case.objects.get(fingerprint=fixed.fingerprint)
     assert (case.status, case.resolution_reason, case.last_run_id) == ("resolved", "auto_matched", 11)
+    assert case.trace_id == f"{11:032x}"  # the run that resolved it, as its last_run_id says
     assert case.resolved_at is not None
     assert case_events(case, "case.resolved").get().after["resolution_reason"] == "auto_matched"
     assert Case.objects.get(fingerprint=still_broken.fingerprint).status == CaseStatus.OPEN
@@ -109,6 +110,7 @@ def test_matched_fingerprints_resolve_their_cases_auto_matched_once(tenant, syst
         tenant=tenant,
         definition_id=DEF,
         run_id=11,
+        trace_id=f"{11:032x}",
         matched_fingerprints=[fixed.fingerprint],
         actor=system_actor,
     )
@@ -126,12 +128,18 @@ def test_resolve_matched_leaves_other_definitions_and_tenants_alone(tenant, syst
         tenant=tenant,
         definition_id=DEF + 1,
         run_id=11,
+        trace_id=f"{11:032x}",
         matched_fingerprints=[b.fingerprint],
         actor=system_actor,
     )
     assert n == 0
     services.cases_resolve_matched(
-        tenant=tenant, definition_id=DEF, run_id=11, matched_fingerprints=[b.fingerprint], actor=system_actor
+        tenant=tenant,
+        definition_id=DEF,
+        run_id=11,
+        trace_id=f"{11:032x}",
+        matched_fingerprints=[b.fingerprint],
+        actor=system_actor,
     )
     assert Case.objects.get(tenant=tenant).status == CaseStatus.RESOLVED
     assert Case.objects.get(tenant=other).status == CaseStatus.OPEN
@@ -161,7 +169,12 @@ def test_a_resolution_by_an_older_run_does_not_close_a_case_a_newer_run_saw(tena
     sync(tenant, system_actor, 12, [b])
 
     n = services.cases_resolve_matched(
-        tenant=tenant, definition_id=DEF, run_id=11, matched_fingerprints=[b.fingerprint], actor=system_actor
+        tenant=tenant,
+        definition_id=DEF,
+        run_id=11,
+        trace_id=f"{11:032x}",
+        matched_fingerprints=[b.fingerprint],
+        actor=system_actor,
     )
     assert n == 0
     assert Case.objects.get().status == CaseStatus.OPEN

@@ -259,6 +259,7 @@ def test_auto_match_withdraws_a_pending_write_off(tenant, analyst, threshold):
         tenant=tenant,
         definition_id=1,
         run_id=2,
+        trace_id="",
         matched_fingerprints=[case.fingerprint],
         actor=Actor.for_system("recon"),
     )

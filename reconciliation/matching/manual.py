@@ -115,13 +115,14 @@ def resolve_cases_of(*, tenant, definition_id: int, record_ids: list[int], actor
         fingerprints = [row[0] for row in cursor.fetchall()]
     if not fingerprints:
         return 0
-    last_run = (
-        Run.objects.filter(definition_id=definition_id).order_by("-pk").values_list("pk", flat=True).first()
-    )
+    last_run_id, last_trace_id = Run.objects.filter(definition_id=definition_id).order_by("-pk").values_list(
+        "pk", "trace_id"
+    ).first() or (0, "")
     return cases.cases_resolve_matched(
         tenant=tenant,
         definition_id=definition_id,
-        run_id=last_run or 0,
+        run_id=last_run_id,
+        trace_id=last_trace_id,
         matched_fingerprints=fingerprints,
         actor=actor,
     )
